@@ -1,0 +1,1 @@
+"""The ``learnloop`` command: thin click commands, each one library call."""

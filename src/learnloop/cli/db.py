@@ -1,0 +1,98 @@
+"""``learnloop db status|start|stop|url`` and ``learnloop migrate``."""
+
+from __future__ import annotations
+
+import click
+
+from ..config import get_settings
+from ._common import echo_json, json_flag, table
+
+
+@click.group()
+def db() -> None:
+    """The embedded PostgreSQL server (for psql users and long sessions)."""
+
+
+def _server() -> object:
+    from ..store.embedded import EmbeddedServer
+
+    s = get_settings()
+    if s.database_url:
+        raise click.ClickException("LEARNLOOP_DATABASE_URL is set: the embedded server is not in use.")
+    return EmbeddedServer(s)
+
+
+@db.command()
+@json_flag
+def status(as_json: bool) -> None:
+    """Is the embedded server running, where is its data, how to reach it."""
+    st = _server().status()  # type: ignore[attr-defined]
+    if as_json:
+        echo_json(st.__dict__)
+        return
+    click.echo(f"data dir: {st.data_dir}")
+    click.echo(f"running:  {'yes (pid %s)' % st.pid if st.running else 'no'}")
+    if st.url:
+        click.echo(f"url:      {st.url}")
+    click.echo(f"stays up: {'yes (learnloop db stop to stop it)' if st.keep_running else 'no (stops when the last client exits)'}")
+
+
+@db.command()
+def start() -> None:
+    """Start the embedded server and keep it running until `learnloop db stop`."""
+    url = _server().ensure_running(keep_running=True)  # type: ignore[attr-defined]
+    click.echo(url)
+
+
+@db.command()
+def stop() -> None:
+    """Stop the embedded server (fast shutdown: open sessions are rolled back)."""
+    was = _server().stop()  # type: ignore[attr-defined]
+    click.echo("stopped" if was else "not running")
+
+
+@db.command()
+def url() -> None:
+    """Print the connection URL (starts the server if needed): psql "$(learnloop db url)"."""
+    st = _server().status()  # type: ignore[attr-defined]
+    click.echo(st.url if st.running else _server().ensure_running(keep_running=True))  # type: ignore[attr-defined]
+
+
+@click.command()
+@click.option("--list", "list_", is_flag=True, help="List migrations and whether each is applied.")
+@json_flag
+@click.pass_context
+def migrate(ctx: click.Context, list_: bool, as_json: bool) -> None:
+    """Apply pending schema migrations (under an advisory lock)."""
+    import psycopg
+
+    from ..store import migrations
+    from ..store.database import check_server
+
+    o = ctx.find_root().obj
+    s = get_settings()
+    url = o.get("database_url") or s.database_url
+    if not url:
+        from ..store.embedded import EmbeddedServer
+
+        url = EmbeddedServer(s).ensure_running()
+    with psycopg.connect(url, autocommit=True) as conn:
+        check_server(conn)
+        if list_:
+            rows = [
+                {"set": m.set_name, "name": m.name, "applied_at": m.applied_at.isoformat() if m.applied_at else None}
+                for m in migrations.status(conn)
+            ]
+            if as_json:
+                echo_json(rows)
+            else:
+                table(rows, ["set", "name", "applied_at"], title="migrations")
+            return
+        done = migrations.apply(conn)
+    if as_json:
+        echo_json([{"set": m.set_name, "name": m.name} for m in done])
+    elif done:
+        for m in done:
+            click.echo(f"applied {m.set_name}/{m.name}")
+    else:
+        click.echo("nothing to apply: the schema is up to date")

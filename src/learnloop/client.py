@@ -1,0 +1,177 @@
+"""The client: one object an app holds, scoped to a tenant and project.
+
+    import learnloop
+    ll = learnloop.connect()                      # embedded server, default tenant/project
+    g = ll.log(kind="image", prompt="...", config={"style_preset": "CYBERPUNK_DARK"})
+    ll.feedback(g.id, sentiment="NEGATIVE", tags=["TOO_DARK"])
+    ll.analytics.failure_rate(by="style_preset")
+
+``ll.scoped(tenant=..., project=...)`` returns a client on another tenant/project that
+shares the same pool. Every method is a thin call into the capability modules with this
+client's scope; those modules are where the SQL lives.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from .config import Settings, get_settings
+from .ledger import feedback as _feedback
+from .ledger import generations as _gen
+from .ledger import lineage as _lineage
+from .ledger.models import Feedback, FeedbackIn, Generation, GenerationIn
+from .store import migrations as _migrations
+from .store.database import Database
+from .store.tenancy import Scope, resolve
+
+
+class Client:
+    def __init__(self, db: Database, settings: Settings, tenant: str, project: str) -> None:
+        self.db = db
+        self.settings = settings
+        self.tenant = tenant
+        self.project = project
+        self._scope: Scope | None = None
+        self._lock = threading.Lock()
+
+    # -- scope ---------------------------------------------------------------------------
+    @property
+    def scope(self) -> Scope:
+        if self._scope is None:
+            with self._lock:
+                if self._scope is None:
+                    with self.db.connection() as conn:
+                        self._scope = resolve(conn, self.tenant, self.project)
+        return self._scope
+
+    def scoped(self, *, tenant: str | None = None, project: str | None = None) -> Client:
+        return Client(self.db, self.settings, tenant or self.tenant, project or self.project)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- ledger --------------------------------------------------------------------------
+    def log(self, data: GenerationIn | dict[str, Any] | None = None, /, *, project: str | None = None,
+            **fields: Any) -> Generation:
+        """Record one AI attempt. Pass a dict/GenerationIn or keyword fields."""
+        payload = data if data is not None else fields
+        with self.db.connection() as conn:
+            return _gen.log(conn, self.scope, payload, project=project)
+
+    def bulk_log(self, rows: Iterable[GenerationIn | dict[str, Any]], *, skip_existing: bool = False) -> list[UUID]:
+        """Many generations in one transaction (binary COPY); returns ids in input order."""
+        with self.db.connection() as conn:
+            return _gen.bulk_log(conn, self.scope, rows, skip_existing=skip_existing)
+
+    def get(self, generation_id: UUID | str) -> Generation:
+        with self.db.connection() as conn:
+            return _gen.get(conn, self.scope, generation_id)
+
+    def find(self, **filters: Any) -> list[Generation]:
+        """Filter by ``links={"loan": "456"}``, kind, user_ref, session_ref, model."""
+        with self.db.connection() as conn:
+            return _gen.find(conn, self.scope, **filters)
+
+    def tree(self, generation_id: UUID | str) -> dict[str, Any]:
+        with self.db.connection() as conn:
+            return _lineage.tree(conn, self.scope, generation_id)
+
+    def path(self, generation_id: UUID | str) -> list[Generation]:
+        with self.db.connection() as conn:
+            return _lineage.path(conn, self.scope, generation_id)
+
+    def feedback(self, generation_id: UUID | str | None = None, /, **fields: Any) -> Feedback:
+        """Attach feedback: sentiment, rating, thumbs, tags, comment, instruction, ..."""
+        data: FeedbackIn | dict[str, Any] = {"generation_id": generation_id, **fields} if generation_id is not None else fields
+        if generation_id is not None:
+            data["generation_id"] = str(_gen.as_uuid(generation_id, "generation id"))  # type: ignore[index]
+        with self.db.connection() as conn:
+            return _feedback.add(conn, self.scope, data)
+
+    def bulk_feedback(self, rows: Iterable[FeedbackIn | dict[str, Any]]) -> int:
+        with self.db.connection() as conn:
+            return _feedback.bulk_add(conn, self.scope, rows)
+
+    def feedback_for(self, generation_id: UUID | str) -> list[Feedback]:
+        with self.db.connection() as conn:
+            return _feedback.for_generation(conn, self.scope, generation_id)
+
+    def review_queue(self, **options: Any) -> list[dict[str, Any]]:
+        with self.db.connection() as conn:
+            return _feedback.pending_review(conn, self.scope, **options)
+
+    def mark_reviewed(self, feedback_id: UUID | str, *, notes: str | None = None,
+                      improved: bool | None = None, by: str | None = None) -> Feedback:
+        with self.db.connection() as conn:
+            return _feedback.mark_processed(conn, self.scope, feedback_id, notes=notes, improved=improved, by=by)
+
+    # -- analytics -----------------------------------------------------------------------
+    @property
+    def analytics(self) -> Analytics:
+        return Analytics(self)
+
+    # -- admin ---------------------------------------------------------------------------
+    def migrations(self) -> list[_migrations.MigrationState]:
+        with self.db.connection() as conn:
+            return _migrations.status(conn)
+
+
+class Analytics:
+    """``client.analytics.*``: see :mod:`learnloop.analytics.ledger` for definitions."""
+
+    def __init__(self, client: Client) -> None:
+        self._c = client
+
+    def failure_rate(self, by: str | Sequence[str], **opts: Any) -> list[dict[str, Any]]:
+        from .analytics import ledger as a
+
+        with self._c.db.connection() as conn:
+            return a.failure_rate(conn, self._c.scope, by, **opts)
+
+    def golden(self, where: Sequence[Any] = (), **opts: Any) -> list[dict[str, Any]]:
+        from .analytics import ledger as a
+
+        conds = [a.parse_condition(w) if isinstance(w, str) else w for w in where]
+        with self._c.db.connection() as conn:
+            return a.golden(conn, self._c.scope, conds, **opts)
+
+    def tags(self, *, since: datetime | None = None, until: datetime | None = None, **opts: Any) -> list[dict[str, Any]]:
+        from .analytics import ledger as a
+
+        with self._c.db.connection() as conn:
+            return a.tag_frequencies(conn, self._c.scope, since=since, until=until, **opts)
+
+    def corrections(self, **opts: Any) -> dict[str, Any]:
+        from .analytics import ledger as a
+
+        with self._c.db.connection() as conn:
+            return a.corrections(conn, self._c.scope, **opts)
+
+
+def connect(
+    url: str | None = None,
+    *,
+    tenant: str | None = None,
+    project: str | None = None,
+    migrate: bool = True,
+    **settings: Any,
+) -> Client:
+    """Open a client.
+
+    No ``url`` and no ``LEARNLOOP_DATABASE_URL``: the embedded PostgreSQL + pgvector under
+    ``LEARNLOOP_HOME`` is started if needed. Pending migrations are applied unless
+    ``migrate=False`` (then a schema that is behind raises ConfigurationError).
+    """
+    s = get_settings(**settings)
+    db = Database.open(s, url=url, migrate=migrate)
+    return Client(db, s, tenant or s.tenant, project or s.project)

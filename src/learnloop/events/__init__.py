@@ -1,0 +1,1 @@
+"""Events: the transactional outbox (here), archive and live stream (later)."""

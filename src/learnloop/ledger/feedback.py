@@ -1,0 +1,192 @@
+"""Feedback on generations and the admin review queue (seed 001 #7).
+
+Feedback is append-only: several rows per generation are normal (a vote, then a rating, then
+a correction). Review state (processed, notes, improved) is the only thing that changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+from uuid import UUID
+
+import psycopg
+
+from ..errors import Conflict, InvalidInput, NotFound
+from ..events.outbox import emit, emit_many
+from ..store.ids import uuid7
+from ..store.tenancy import Scope
+from .generations import _page, as_uuid
+from .models import Feedback, FeedbackIn, parse
+
+_ADD_SQL = """
+WITH ins AS (
+    INSERT INTO learnloop.feedback (
+        tenant_id, id, generation_id, project_id, sentiment, rating, thumbs, tags, comment,
+        instruction, corrected_output, source, author_ref, created_at)
+    SELECT g.tenant_id, %(id)s, g.id, g.project_id, %(sentiment)s, %(rating)s, %(thumbs)s,
+        %(tags)s, %(comment)s, %(instruction)s, %(corrected_output)s, %(source)s,
+        %(author_ref)s, coalesce(%(created_at)s, now())
+    FROM learnloop.generations g
+    WHERE g.tenant_id = %(tenant_id)s AND g.id = %(generation_id)s
+    RETURNING *
+),
+ev AS (
+    INSERT INTO learnloop.events (tenant_id, project_id, entity_type, entity_id, event_type, payload, actor)
+    SELECT tenant_id, project_id, 'feedback', id::text, 'feedback.added',
+        jsonb_build_object('generation_id', generation_id, 'sentiment', sentiment,
+                           'rating', rating, 'thumbs', thumbs, 'tags', to_jsonb(tags),
+                           'source', source),
+        author_ref
+    FROM ins
+)
+SELECT * FROM ins
+"""
+
+
+def _params(scope: Scope, f: FeedbackIn, fid: UUID) -> dict[str, Any]:
+    return {
+        "tenant_id": scope.tenant_id, "id": fid, "generation_id": f.generation_id,
+        "sentiment": f.sentiment, "rating": f.rating, "thumbs": f.thumbs, "tags": f.tags,
+        "comment": f.comment, "instruction": f.instruction,
+        "corrected_output": f.corrected_output, "source": f.source,
+        "author_ref": f.author_ref, "created_at": f.created_at,
+    }
+
+
+def add(conn: psycopg.Connection, scope: Scope, data: FeedbackIn | dict[str, Any]) -> Feedback:
+    f = parse(FeedbackIn, data)
+    try:
+        row = conn.execute(_ADD_SQL, _params(scope, f, f.id or uuid7())).fetchone()
+    except psycopg.errors.UniqueViolation:
+        raise Conflict(f"feedback {f.id} already exists") from None
+    if row is None:
+        raise NotFound(f"generation {f.generation_id} does not exist in this tenant")
+    return Feedback.model_validate(row)
+
+
+def for_generation(conn: psycopg.Connection, scope: Scope, generation_id: UUID | str) -> list[Feedback]:
+    gid = as_uuid(generation_id, "generation id")
+    rows = conn.execute(
+        "SELECT * FROM learnloop.feedback WHERE tenant_id = %s AND generation_id = %s ORDER BY created_at, id",
+        (scope.tenant_id, gid),
+    ).fetchall()
+    return [Feedback.model_validate(r) for r in rows]
+
+
+COPY_COLUMNS = (
+    "tenant_id", "id", "generation_id", "project_id", "sentiment", "rating", "thumbs", "tags",
+    "comment", "instruction", "corrected_output", "source", "author_ref", "created_at",
+)
+COPY_TYPES = [
+    "uuid", "uuid", "uuid", "uuid", "text", "int2", "int2", "text[]", "text", "text", "text",
+    "text", "text", "timestamptz",
+]
+
+
+def bulk_add(conn: psycopg.Connection, scope: Scope, rows: Iterable[FeedbackIn | dict[str, Any]]) -> int:
+    """Many feedback rows in one transaction (binary COPY); every generation must exist."""
+    items = [parse(FeedbackIn, r) for r in rows]
+    if not items:
+        return 0
+    with conn.transaction():
+        wanted = list({f.generation_id for f in items})
+        found = {
+            r["id"]: r["project_id"]
+            for r in conn.execute(
+                "SELECT id, project_id FROM learnloop.generations WHERE tenant_id = %s AND id = ANY(%s)",
+                (scope.tenant_id, wanted),
+            ).fetchall()
+        }
+        missing = [g for g in wanted if g not in found]
+        if missing:
+            raise NotFound(f"generation {missing[0]} does not exist in this tenant ({len(missing)} unknown)")
+        now = conn.execute("SELECT now() AS now").fetchone()["now"]  # type: ignore[index]
+        events = []
+        with conn.cursor() as cur, cur.copy(
+            "COPY learnloop.feedback (" + ", ".join(COPY_COLUMNS) + ") FROM STDIN (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(COPY_TYPES)
+            for f in items:
+                fid = f.id or uuid7()
+                pid = found[f.generation_id]
+                copy.write_row((
+                    scope.tenant_id, fid, f.generation_id, pid, f.sentiment, f.rating, f.thumbs,
+                    f.tags, f.comment, f.instruction, f.corrected_output, f.source, f.author_ref,
+                    f.created_at or now,
+                ))
+                events.append((
+                    scope.tenant_id, pid, "feedback", fid, "feedback.added",
+                    {"generation_id": str(f.generation_id), "sentiment": f.sentiment, "rating": f.rating,
+                     "thumbs": f.thumbs, "tags": f.tags, "source": f.source, "bulk": True},
+                    f.author_ref,
+                ))
+        emit_many(conn, events)
+    return len(items)
+
+
+# -- review queue --------------------------------------------------------------------------
+
+def pending_review(
+    conn: psycopg.Connection,
+    scope: Scope,
+    *,
+    sentiment: str | None = "NEGATIVE",
+    include_processed: bool = False,
+    all_projects: bool = False,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """Feedback waiting for an admin (default: negative and unprocessed), oldest first,
+    with the generation's prompt and output so the reviewer has the whole story."""
+    limit, offset = _page(limit, offset)
+    where = ["f.tenant_id = %s"]
+    params: list[Any] = [scope.tenant_id]
+    if not all_projects:
+        where.append("f.project_id = %s")
+        params.append(scope.project_id)
+    if sentiment is not None:
+        sentiment = parse(FeedbackIn, {"generation_id": UUID(int=0), "sentiment": sentiment}).sentiment
+        where.append("f.sentiment = %s")
+        params.append(sentiment)
+    if not include_processed:
+        where.append("NOT f.processed")
+    sql = (
+        "SELECT f.*, g.kind, g.prompt, g.output_text, g.output_url, g.model, g.config"
+        " FROM learnloop.feedback f JOIN learnloop.generations g"
+        "   ON g.tenant_id = f.tenant_id AND g.id = f.generation_id"
+        " WHERE " + " AND ".join(where) + " ORDER BY f.created_at, f.id LIMIT %s OFFSET %s"
+    )
+    return conn.execute(sql, [*params, limit, offset]).fetchall()  # type: ignore[arg-type]
+
+
+def mark_processed(
+    conn: psycopg.Connection,
+    scope: Scope,
+    feedback_id: UUID | str,
+    *,
+    notes: str | None = None,
+    improved: bool | None = None,
+    by: str | None = None,
+) -> Feedback:
+    fid = as_uuid(feedback_id, "feedback id")
+    if improved is not None and not isinstance(improved, bool):
+        raise InvalidInput("improved must be true or false", field="improved")
+    for name, val in (("notes", notes), ("by", by)):
+        if val is not None:
+            if not isinstance(val, str):
+                raise InvalidInput(f"{name} must be a string", field=name)
+            if "\x00" in val:
+                raise InvalidInput(f"{name} contains a NUL character (U+0000), which cannot be stored", field=name)
+    with conn.transaction():
+        row = conn.execute(
+            "UPDATE learnloop.feedback SET processed = true, processed_at = now(), processed_by = %s,"
+            " review_notes = %s, improved = %s WHERE tenant_id = %s AND id = %s RETURNING *",
+            (by, notes, improved, scope.tenant_id, fid),
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"feedback {fid} does not exist in this tenant")
+        emit(conn, scope.tenant_id, "feedback", fid, "feedback.reviewed",
+             {"generation_id": str(row["generation_id"]), "improved": improved},
+             project_id=row["project_id"], actor=by)
+    return Feedback.model_validate(row)

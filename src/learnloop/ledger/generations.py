@@ -1,0 +1,314 @@
+"""Logging generations: one at a time (one round trip) or in bulk (binary COPY).
+
+Single log: a single statement inserts the generation and its outbox event, deriving
+``root_id``/``iteration`` from the parent inside the same statement; if the parent is
+unknown (or in another tenant) nothing is inserted and ``NotFound`` is raised.
+
+Bulk log: the whole call is one transaction. Parents may be earlier rows of the same call
+or rows already stored; lineage is resolved in Python, then rows and events go in by COPY.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from ..errors import Conflict, InvalidInput, NotFound
+from ..events.outbox import emit_many
+from ..store.ids import uuid7
+from ..store.tenancy import Scope, ensure_project
+from .models import Generation, GenerationIn, parse
+
+COLUMNS = (
+    "tenant_id", "id", "project_id", "external_id", "kind", "user_ref", "session_ref",
+    "parent_id", "root_id", "iteration", "context", "config", "prompt", "negative_prompt",
+    "messages", "output_text", "output_url", "output_meta", "model", "provider", "tokens_in",
+    "tokens_out", "latency_ms", "cost", "retrieved", "links", "created_at",
+)
+COPY_TYPES = [
+    "uuid", "uuid", "uuid", "text", "text", "text", "text",
+    "uuid", "uuid", "int4", "jsonb", "jsonb", "text", "text",
+    "jsonb", "text", "text", "jsonb", "text", "text", "int4",
+    "int4", "float8", "numeric", "jsonb", "jsonb", "timestamptz",
+]
+
+_SELECT = (
+    "SELECT g.*, p.name AS project FROM learnloop.generations g"
+    " JOIN learnloop.projects p ON p.tenant_id = g.tenant_id AND p.id = g.project_id"
+)
+
+_LOG_SQL = """
+WITH parent AS (
+    SELECT root_id, iteration FROM learnloop.generations
+    WHERE tenant_id = %(tenant_id)s AND id = %(parent_id)s
+),
+ins AS (
+    INSERT INTO learnloop.generations (
+        tenant_id, id, project_id, external_id, kind, user_ref, session_ref, parent_id,
+        root_id, iteration, context, config, prompt, negative_prompt, messages, output_text,
+        output_url, output_meta, model, provider, tokens_in, tokens_out, latency_ms, cost,
+        retrieved, links, created_at)
+    SELECT %(tenant_id)s, %(id)s, %(project_id)s, %(external_id)s, %(kind)s, %(user_ref)s,
+        %(session_ref)s, %(parent_id)s,
+        coalesce((SELECT root_id FROM parent), %(id)s),
+        coalesce((SELECT iteration + 1 FROM parent), 1),
+        %(context)s, %(config)s, %(prompt)s, %(negative_prompt)s, %(messages)s, %(output_text)s,
+        %(output_url)s, %(output_meta)s, %(model)s, %(provider)s, %(tokens_in)s, %(tokens_out)s,
+        %(latency_ms)s, %(cost)s, %(retrieved)s, %(links)s, coalesce(%(created_at)s, now())
+    WHERE %(parent_id)s::uuid IS NULL OR EXISTS (SELECT 1 FROM parent)
+    RETURNING *
+),
+ev AS (
+    INSERT INTO learnloop.events (tenant_id, project_id, entity_type, entity_id, event_type, payload, actor)
+    SELECT tenant_id, project_id, 'generation', id::text, 'generation.logged',
+        jsonb_build_object('kind', kind, 'model', model, 'parent_id', parent_id,
+                           'root_id', root_id, 'iteration', iteration, 'user_ref', user_ref,
+                           'links', links),
+        %(actor)s
+    FROM ins
+)
+SELECT * FROM ins
+"""
+
+
+def _params(scope: Scope, project_id: UUID, g: GenerationIn, gid: UUID) -> dict[str, Any]:
+    return {
+        "tenant_id": scope.tenant_id,
+        "id": gid,
+        "project_id": project_id,
+        "external_id": g.external_id,
+        "kind": g.kind,
+        "user_ref": g.user_ref,
+        "session_ref": g.session_ref,
+        "parent_id": g.parent_id,
+        "context": Jsonb(g.context),
+        "config": Jsonb(g.config),
+        "prompt": g.prompt,
+        "negative_prompt": g.negative_prompt,
+        "messages": Jsonb(g.messages) if g.messages is not None else None,
+        "output_text": g.output_text,
+        "output_url": g.output_url,
+        "output_meta": Jsonb(g.output_meta),
+        "model": g.model,
+        "provider": g.provider,
+        "tokens_in": g.tokens_in,
+        "tokens_out": g.tokens_out,
+        "latency_ms": g.latency_ms,
+        "cost": g.cost,
+        "retrieved": Jsonb(g.retrieved),
+        "links": Jsonb(g.links),
+        "created_at": g.created_at,
+        "actor": g.user_ref,
+    }
+
+
+def log(conn: psycopg.Connection, scope: Scope, data: GenerationIn | dict[str, Any], *, project: str | None = None) -> Generation:
+    g = parse(GenerationIn, data)
+    project_id = scope.project_id if project in (None, scope.project) else ensure_project(conn, scope.tenant_id, project)  # type: ignore[arg-type]
+    gid = g.id or uuid7()
+    try:
+        row = conn.execute(_LOG_SQL, _params(scope, project_id, g, gid)).fetchone()
+    except psycopg.errors.UniqueViolation as exc:
+        raise _duplicate(exc, g) from None
+    if row is None:
+        raise NotFound(f"parent generation {g.parent_id} does not exist in this tenant")
+    row["project"] = project or scope.project
+    return Generation.model_validate(row)
+
+
+def _duplicate(exc: psycopg.errors.UniqueViolation, g: GenerationIn) -> Conflict:
+    if exc.diag.constraint_name == "generations_external_idx":
+        return Conflict(f"a generation with external_id {g.external_id!r} already exists in this project")
+    return Conflict(f"a generation with id {g.id} already exists")
+
+
+def get(conn: psycopg.Connection, scope: Scope, generation_id: UUID | str) -> Generation:
+    gid = as_uuid(generation_id, "generation id")
+    row = conn.execute(_SELECT + " WHERE g.tenant_id = %s AND g.id = %s", (scope.tenant_id, gid)).fetchone()
+    if row is None:
+        raise NotFound(f"generation {gid} does not exist in this tenant")
+    return Generation.model_validate(row)
+
+
+def find(
+    conn: psycopg.Connection,
+    scope: Scope,
+    *,
+    links: dict[str, Any] | None = None,
+    kind: str | None = None,
+    user_ref: str | None = None,
+    session_ref: str | None = None,
+    model: str | None = None,
+    all_projects: bool = False,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[Generation]:
+    """Generations matching every given condition, newest first ("every conversation about loan 456")."""
+    where = ["g.tenant_id = %s"]
+    params: list[Any] = [scope.tenant_id]
+    if not all_projects:
+        where.append("g.project_id = %s")
+        params.append(scope.project_id)
+    if links:
+        norm = GenerationIn(links=links).links
+        where.append("g.links @> %s")
+        params.append(Jsonb(norm))
+    for col, val in (("kind", kind), ("user_ref", user_ref), ("session_ref", session_ref), ("model", model)):
+        if val is not None:
+            where.append(f"g.{col} = %s")
+            params.append(val)
+    limit, offset = _page(limit, offset)
+    sql = _SELECT + " WHERE " + " AND ".join(where) + " ORDER BY g.created_at DESC, g.id DESC LIMIT %s OFFSET %s"
+    rows = conn.execute(sql, [*params, limit, offset]).fetchall()  # type: ignore[arg-type]
+    return [Generation.model_validate(r) for r in rows]
+
+
+def _page(limit: int, offset: int) -> tuple[int, int]:
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 10_000:
+        raise InvalidInput("limit must be a whole number from 1 to 10000", field="limit")
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise InvalidInput("offset must be a whole number >= 0", field="offset")
+    return limit, offset
+
+
+def as_uuid(value: Any, what: str) -> UUID:
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(str(value))
+    except (ValueError, TypeError, AttributeError):
+        raise InvalidInput(f"{what} {value!r} is not a valid id (expected a UUID)") from None
+
+
+# -- bulk ----------------------------------------------------------------------------------
+
+def bulk_log(
+    conn: psycopg.Connection,
+    scope: Scope,
+    rows: Iterable[GenerationIn | dict[str, Any]],
+    *,
+    skip_existing: bool = False,
+    batch_size: int = 10_000,
+) -> list[UUID]:
+    """Insert many generations in one transaction; return their ids in input order.
+
+    With ``skip_existing``, rows whose ``external_id`` is already stored in the project are
+    skipped (and their stored id returned), which makes re-running an import a no-op.
+    """
+    ids: list[UUID] = []
+    with conn.transaction():
+        known: dict[UUID, tuple[UUID, int]] = {}  # id -> (root_id, iteration), this call
+        projects: dict[str, UUID] = {scope.project: scope.project_id}
+        for batch in _batches(rows, batch_size):
+            parsed = [parse(GenerationIn, r) for r in batch]
+            ids.extend(_bulk_batch(conn, scope, parsed, known, projects, skip_existing))
+    return ids
+
+
+def _batches(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for r in rows:
+        batch.append(r)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _bulk_batch(
+    conn: psycopg.Connection,
+    scope: Scope,
+    items: list[GenerationIn],
+    known: dict[UUID, tuple[UUID, int]],
+    projects: dict[str, UUID],
+    skip_existing: bool,
+) -> list[UUID]:
+    pid = scope.project_id
+    out_ids: list[UUID] = []
+    existing: dict[str, UUID] = {}
+    if skip_existing:
+        ext = [g.external_id for g in items if g.external_id]
+        if ext:
+            for r in conn.execute(
+                "SELECT external_id, id, root_id, iteration FROM learnloop.generations"
+                " WHERE tenant_id = %s AND project_id = %s AND external_id = ANY(%s)",
+                (scope.tenant_id, pid, ext),
+            ).fetchall():
+                existing[r["external_id"]] = r["id"]
+                known[r["id"]] = (r["root_id"], r["iteration"])
+
+    # Parents stored before this call.
+    outside = {g.parent_id for g in items if g.parent_id and g.parent_id not in known}
+    batch_ids = {g.id for g in items if g.id}
+    outside -= batch_ids
+    if outside:
+        for r in conn.execute(
+            "SELECT id, root_id, iteration FROM learnloop.generations WHERE tenant_id = %s AND id = ANY(%s)",
+            (scope.tenant_id, list(outside)),
+        ).fetchall():
+            known[r["id"]] = (r["root_id"], r["iteration"])
+
+    records: list[tuple[Any, ...]] = []
+    events: list[tuple[Any, ...]] = []
+    seen_ext: set[str] = set()
+    for g in items:
+        if g.external_id and g.external_id in existing:
+            out_ids.append(existing[g.external_id])
+            continue
+        if g.external_id:
+            if g.external_id in seen_ext:
+                raise Conflict(f"external_id {g.external_id!r} appears twice in this import")
+            seen_ext.add(g.external_id)
+        gid = g.id or uuid7()
+        if gid in known:
+            raise Conflict(f"generation id {gid} appears twice in this import")
+        if g.parent_id is None:
+            root, it = gid, 1
+        else:
+            if g.parent_id not in known:
+                raise NotFound(
+                    f"parent generation {g.parent_id} does not exist in this tenant "
+                    "(in a bulk import, a parent must come before its children)"
+                )
+            proot, pit = known[g.parent_id]
+            root, it = proot, pit + 1
+        known[gid] = (root, it)
+        out_ids.append(gid)
+        records.append((
+            scope.tenant_id, gid, pid, g.external_id, g.kind, g.user_ref, g.session_ref,
+            g.parent_id, root, it, Jsonb(g.context), Jsonb(g.config), g.prompt, g.negative_prompt,
+            Jsonb(g.messages) if g.messages is not None else None, g.output_text, g.output_url,
+            Jsonb(g.output_meta), g.model, g.provider, g.tokens_in, g.tokens_out, g.latency_ms,
+            g.cost, Jsonb(g.retrieved), Jsonb(g.links), g.created_at,
+        ))
+        events.append((
+            scope.tenant_id, pid, "generation", gid, "generation.logged",
+            {"kind": g.kind, "model": g.model, "parent_id": str(g.parent_id) if g.parent_id else None,
+             "root_id": str(root), "iteration": it, "user_ref": g.user_ref, "links": g.links,
+             "bulk": True},
+            g.user_ref,
+        ))
+    if not records:
+        return out_ids
+    now = conn.execute("SELECT now() AS now").fetchone()["now"]  # type: ignore[index]
+    try:
+        with conn.cursor() as cur, cur.copy(
+            "COPY learnloop.generations (" + ", ".join(COLUMNS) + ") FROM STDIN (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(COPY_TYPES)
+            for rec in records:
+                if rec[-1] is None:
+                    rec = (*rec[:-1], now)
+                copy.write_row(rec)
+    except psycopg.errors.UniqueViolation as exc:
+        raise Conflict(
+            "this import holds a generation whose id or external_id is already stored "
+            f"({exc.diag.message_detail or 'duplicate key'}); nothing was imported"
+        ) from None
+    emit_many(conn, events)
+    return out_ids

@@ -1,0 +1,78 @@
+"""Lineage: the tree of regenerations an attempt belongs to, and the path to a node.
+
+Every node stores its ``root_id``, so a whole tree is one indexed query; the path from the
+root is a short recursive walk up ``parent_id``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import psycopg
+
+from ..errors import NotFound
+from ..store.tenancy import Scope
+from .generations import _SELECT, as_uuid
+from .models import Generation
+
+_VERDICT = (
+    ", v.verdict, v.positives, v.negatives, v.avg_rating"
+)
+
+
+def tree(conn: psycopg.Connection, scope: Scope, generation_id: UUID | str) -> dict[str, Any]:
+    """The whole lineage tree containing ``generation_id``, as nested dicts from the root.
+
+    Each node: the generation's fields, its feedback verdict, and ``children`` (oldest first).
+    """
+    gid = as_uuid(generation_id, "generation id")
+    rows = conn.execute(
+        _SELECT.replace("SELECT g.*", "SELECT g.*" + _VERDICT)
+        + " LEFT JOIN learnloop.generation_verdicts v ON v.tenant_id = g.tenant_id AND v.generation_id = g.id"
+        " WHERE g.tenant_id = %(t)s AND g.root_id = ("
+        "   SELECT root_id FROM learnloop.generations WHERE tenant_id = %(t)s AND id = %(id)s)"
+        " ORDER BY g.iteration, g.created_at, g.id",
+        {"t": scope.tenant_id, "id": gid},
+    ).fetchall()
+    if not rows:
+        raise NotFound(f"generation {gid} does not exist in this tenant")
+    nodes: dict[UUID, dict[str, Any]] = {}
+    root: dict[str, Any] | None = None
+    for r in rows:
+        node = Generation.model_validate(r).model_dump(mode="json")
+        node.update(verdict=r["verdict"], positives=r["positives"] or 0,
+                    negatives=r["negatives"] or 0, avg_rating=r["avg_rating"], children=[])
+        nodes[r["id"]] = node
+        if r["parent_id"] is None:
+            root = node
+        else:
+            nodes[r["parent_id"]]["children"].append(node)
+    assert root is not None
+    return root
+
+
+def path(conn: psycopg.Connection, scope: Scope, generation_id: UUID | str) -> list[Generation]:
+    """Generations from the root down to ``generation_id`` (inclusive)."""
+    gid = as_uuid(generation_id, "generation id")
+    rows = conn.execute(
+        "WITH RECURSIVE up AS ("
+        "  SELECT g.*, 0 AS depth FROM learnloop.generations g WHERE g.tenant_id = %(t)s AND g.id = %(id)s"
+        "  UNION ALL"
+        "  SELECT g.*, up.depth + 1 FROM learnloop.generations g"
+        "  JOIN up ON g.tenant_id = up.tenant_id AND g.id = up.parent_id"
+        ") SELECT up.*, p.name AS project FROM up"
+        " JOIN learnloop.projects p ON p.tenant_id = up.tenant_id AND p.id = up.project_id"
+        " ORDER BY depth DESC",
+        {"t": scope.tenant_id, "id": gid},
+    ).fetchall()
+    if not rows:
+        raise NotFound(f"generation {gid} does not exist in this tenant")
+    return [Generation.model_validate(r) for r in rows]
+
+
+def flatten(node: dict[str, Any]) -> list[dict[str, Any]]:
+    out = [node]
+    for c in node["children"]:
+        out.extend(flatten(c))
+    return out

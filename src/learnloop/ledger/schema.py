@@ -1,0 +1,163 @@
+"""Ledger tables: generations with lineage, feedback with its review state.
+
+Invariants kept by the tables themselves:
+
+* a parent is in the same tenant (the foreign key includes ``tenant_id``);
+* ``root_id`` and ``iteration`` are derived from the parent at insert and never change,
+  and ``parent_id`` cannot be updated, so lineage can never form a cycle;
+* ``generation_verdicts`` is the one definition of "this generation was rated good/bad"
+  used by every analytics query.
+"""
+
+from ..store.migrations import Migration, MigrationSet
+
+M001_GENERATIONS = """
+CREATE TABLE learnloop.generations (
+    tenant_id       uuid NOT NULL REFERENCES learnloop.tenants (id) ON DELETE CASCADE,
+    id              uuid NOT NULL,
+    project_id      uuid NOT NULL,
+    external_id     text,
+    kind            text NOT NULL CHECK (length(kind) BETWEEN 1 AND 50),
+    user_ref        text,
+    session_ref     text,
+    parent_id       uuid,
+    root_id         uuid NOT NULL,
+    iteration       integer NOT NULL DEFAULT 1 CHECK (iteration >= 1),
+    context         jsonb NOT NULL DEFAULT '{}'::jsonb,
+    config          jsonb NOT NULL DEFAULT '{}'::jsonb,
+    prompt          text,
+    negative_prompt text,
+    messages        jsonb,
+    output_text     text,
+    output_url      text,
+    output_meta     jsonb NOT NULL DEFAULT '{}'::jsonb,
+    model           text,
+    provider        text,
+    tokens_in       integer CHECK (tokens_in >= 0),
+    tokens_out      integer CHECK (tokens_out >= 0),
+    latency_ms      double precision CHECK (latency_ms >= 0),
+    cost            numeric(18, 8) CHECK (cost >= 0),
+    retrieved       jsonb NOT NULL DEFAULT '[]'::jsonb,
+    links           jsonb NOT NULL DEFAULT '{}'::jsonb,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id),
+    FOREIGN KEY (tenant_id, project_id) REFERENCES learnloop.projects (tenant_id, id),
+    FOREIGN KEY (tenant_id, parent_id) REFERENCES learnloop.generations (tenant_id, id),
+    CHECK (jsonb_typeof(context) = 'object'),
+    CHECK (jsonb_typeof(config) = 'object'),
+    CHECK (jsonb_typeof(output_meta) = 'object'),
+    CHECK (jsonb_typeof(links) = 'object'),
+    CHECK (jsonb_typeof(retrieved) = 'array'),
+    CHECK (messages IS NULL OR jsonb_typeof(messages) = 'array'),
+    CHECK ((parent_id IS NULL) = (iteration = 1))
+);
+COMMENT ON TABLE learnloop.generations IS 'Every AI attempt with its full context (the ledger).';
+COMMENT ON COLUMN learnloop.generations.external_id IS 'The app''s own id for this attempt; unique per project.';
+COMMENT ON COLUMN learnloop.generations.kind IS 'image, chat, completion, call, code, ...';
+COMMENT ON COLUMN learnloop.generations.user_ref IS 'Who asked (the app''s user id).';
+COMMENT ON COLUMN learnloop.generations.session_ref IS 'Conversation or thread the attempt belongs to.';
+COMMENT ON COLUMN learnloop.generations.parent_id IS 'The attempt this one regenerates/corrects.';
+COMMENT ON COLUMN learnloop.generations.root_id IS 'Original attempt of the lineage (itself for an original).';
+COMMENT ON COLUMN learnloop.generations.iteration IS '1 = original, 2 = first correction, ...';
+COMMENT ON COLUMN learnloop.generations.context IS 'Input context snapshot, e.g. telemetry {"demand_kw": 385, "efficiency": 0.06}.';
+COMMENT ON COLUMN learnloop.generations.config IS 'Engine config, e.g. {"audience": "INVESTOR", "style_preset": "CYBERPUNK_DARK"}.';
+COMMENT ON COLUMN learnloop.generations.messages IS 'Chat messages sent to the model, [{"role": ..., "content": ...}].';
+COMMENT ON COLUMN learnloop.generations.output_meta IS 'Output metadata, e.g. {"seed": 12345}.';
+COMMENT ON COLUMN learnloop.generations.cost IS 'Cost of the call in the app''s currency.';
+COMMENT ON COLUMN learnloop.generations.retrieved IS 'Documents/chunks/examples used as context: [{"type": "chunk", "id": ...}].';
+COMMENT ON COLUMN learnloop.generations.links IS 'Business entities, e.g. {"client": "123", "loan": "456"}.';
+
+CREATE UNIQUE INDEX generations_external_idx
+    ON learnloop.generations (tenant_id, project_id, external_id) WHERE external_id IS NOT NULL;
+CREATE INDEX generations_project_created_idx ON learnloop.generations (tenant_id, project_id, created_at);
+CREATE INDEX generations_root_idx ON learnloop.generations (tenant_id, root_id);
+CREATE INDEX generations_parent_idx ON learnloop.generations (tenant_id, parent_id) WHERE parent_id IS NOT NULL;
+CREATE INDEX generations_session_idx ON learnloop.generations (tenant_id, session_ref) WHERE session_ref IS NOT NULL;
+CREATE INDEX generations_links_idx ON learnloop.generations USING gin (links jsonb_path_ops);
+CREATE INDEX generations_config_idx ON learnloop.generations USING gin (config jsonb_path_ops);
+CREATE INDEX generations_context_idx ON learnloop.generations USING gin (context jsonb_path_ops);
+
+-- Lineage is fixed at insert: moving a node could create a cycle or orphan its subtree.
+CREATE FUNCTION learnloop.forbid_lineage_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.parent_id IS DISTINCT FROM OLD.parent_id
+       OR NEW.root_id IS DISTINCT FROM OLD.root_id
+       OR NEW.iteration IS DISTINCT FROM OLD.iteration
+       OR NEW.id IS DISTINCT FROM OLD.id
+       OR NEW.tenant_id IS DISTINCT FROM OLD.tenant_id THEN
+        RAISE EXCEPTION 'lineage of a generation cannot be changed' USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER generations_lineage_fixed BEFORE UPDATE ON learnloop.generations
+    FOR EACH ROW EXECUTE FUNCTION learnloop.forbid_lineage_change();
+"""
+
+M002_FEEDBACK = """
+CREATE TABLE learnloop.feedback (
+    tenant_id        uuid NOT NULL REFERENCES learnloop.tenants (id) ON DELETE CASCADE,
+    id               uuid NOT NULL,
+    generation_id    uuid NOT NULL,
+    project_id       uuid NOT NULL,
+    sentiment        text CHECK (sentiment IN ('POSITIVE', 'NEGATIVE', 'NEUTRAL')),
+    rating           smallint CHECK (rating BETWEEN 1 AND 5),
+    thumbs           smallint CHECK (thumbs IN (-1, 1)),
+    tags             text[] NOT NULL DEFAULT '{}',
+    comment          text,
+    instruction      text,
+    corrected_output text,
+    source           text NOT NULL DEFAULT 'user' CHECK (source IN ('user', 'admin', 'automatic')),
+    author_ref       text,
+    processed        boolean NOT NULL DEFAULT false,
+    processed_at     timestamptz,
+    processed_by     text,
+    review_notes     text,
+    improved         boolean,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id),
+    FOREIGN KEY (tenant_id, generation_id) REFERENCES learnloop.generations (tenant_id, id) ON DELETE CASCADE
+);
+COMMENT ON TABLE learnloop.feedback IS 'Votes, ratings, tags, comments and corrections on a generation; several per generation.';
+COMMENT ON COLUMN learnloop.feedback.sentiment IS 'POSITIVE/NEGATIVE/NEUTRAL; derived from rating or thumbs when not given.';
+COMMENT ON COLUMN learnloop.feedback.rating IS '1-5 stars.';
+COMMENT ON COLUMN learnloop.feedback.thumbs IS '+1 up, -1 down.';
+COMMENT ON COLUMN learnloop.feedback.tags IS 'Structured labels, e.g. {TOO_DARK, TEXT_GLITCH}.';
+COMMENT ON COLUMN learnloop.feedback.instruction IS 'What the user asked to change (correction instruction).';
+COMMENT ON COLUMN learnloop.feedback.corrected_output IS 'The output as the user says it should have been.';
+COMMENT ON COLUMN learnloop.feedback.source IS 'user, admin or automatic (an evaluator).';
+COMMENT ON COLUMN learnloop.feedback.processed IS 'Review queue: an admin has handled this feedback.';
+COMMENT ON COLUMN learnloop.feedback.improved IS 'Review queue: the system was improved because of it.';
+
+CREATE INDEX feedback_generation_idx ON learnloop.feedback (tenant_id, generation_id);
+CREATE INDEX feedback_review_idx ON learnloop.feedback (tenant_id, processed, created_at);
+CREATE INDEX feedback_created_idx ON learnloop.feedback (tenant_id, created_at);
+CREATE INDEX feedback_tags_idx ON learnloop.feedback USING gin (tags);
+
+CREATE VIEW learnloop.generation_verdicts AS
+SELECT tenant_id,
+       generation_id,
+       count(*) AS feedback_count,
+       count(*) FILTER (WHERE sentiment = 'POSITIVE') AS positives,
+       count(*) FILTER (WHERE sentiment = 'NEGATIVE') AS negatives,
+       avg(rating)::double precision AS avg_rating,
+       CASE
+           WHEN count(*) FILTER (WHERE sentiment = 'POSITIVE') > count(*) FILTER (WHERE sentiment = 'NEGATIVE')
+               THEN 'POSITIVE'
+           WHEN count(*) FILTER (WHERE sentiment = 'NEGATIVE') > count(*) FILTER (WHERE sentiment = 'POSITIVE')
+               THEN 'NEGATIVE'
+           WHEN count(*) FILTER (WHERE sentiment IS NOT NULL) > 0 THEN 'NEUTRAL'
+       END AS verdict,
+       max(created_at) AS last_feedback_at
+FROM learnloop.feedback
+GROUP BY tenant_id, generation_id;
+COMMENT ON VIEW learnloop.generation_verdicts IS
+    'One verdict per rated generation: POSITIVE if positive feedback outnumbers negative, NEGATIVE if the reverse, else NEUTRAL.';
+"""
+
+MIGRATIONS = MigrationSet(
+    "ledger",
+    [
+        Migration("m001_generations", M001_GENERATIONS),
+        Migration("m002_feedback", M002_FEEDBACK),
+    ],
+)

@@ -1,0 +1,1 @@
+"""Storage: the server (embedded or by URL), migrations, tenancy, shared validation."""

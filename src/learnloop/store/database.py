@@ -1,0 +1,137 @@
+"""Connections: which server, the pgvector check, the pool.
+
+``Database.open(settings)`` picks the server (embedded unless a URL is given), checks
+PostgreSQL >= 15 and pgvector >= 0.8, applies pending migrations (unless told not to) and
+opens a pool whose connections have pgvector registered once, in the ``configure`` hook.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from ..config import Settings
+from ..errors import ConfigurationError, DatabaseUnavailable
+from . import migrations
+from .embedded import EmbeddedServer
+
+log = logging.getLogger(__name__)
+
+MIN_SERVER = 150000
+MIN_VECTOR = (0, 8)
+
+
+def _parse_version(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in text.split(".") if p.isdigit())
+
+
+def check_server(conn: psycopg.Connection) -> str:
+    """Raise ConfigurationError with the exact fix if this server cannot host learnloop."""
+    if conn.info.server_version < MIN_SERVER:
+        raise ConfigurationError(
+            f"PostgreSQL {conn.info.server_version // 10000} is too old: learnloop needs 15 or newer."
+        )
+    row = conn.execute(
+        "SELECT default_version, installed_version FROM pg_available_extensions WHERE name = 'vector'"
+    ).fetchone()
+    if row is None:
+        raise ConfigurationError(
+            "pgvector is not installed on this PostgreSQL server. Install pgvector >= 0.8 "
+            "(https://github.com/pgvector/pgvector#installation), or unset "
+            "LEARNLOOP_DATABASE_URL to use the embedded server that ships with it."
+        )
+    available, installed = row[0], row[1]
+    version = installed or available
+    if _parse_version(version) < MIN_VECTOR:
+        fix = (
+            "run ALTER EXTENSION vector UPDATE as a superuser"
+            if installed and _parse_version(available) >= MIN_VECTOR
+            else "upgrade the pgvector package on the server, then ALTER EXTENSION vector UPDATE"
+        )
+        raise ConfigurationError(
+            f"pgvector {version} is too old: learnloop needs 0.8 or newer "
+            f"(iterative index scans); {fix}."
+        )
+    return str(version)
+
+
+class Database:
+    """A pool on one PostgreSQL server, plus the embedded server handle if we own it."""
+
+    def __init__(self, url: str, pool: ConnectionPool, server: EmbeddedServer | None) -> None:
+        self.url = url
+        self.pool = pool
+        self.server = server
+
+    @classmethod
+    def open(cls, settings: Settings, *, url: str | None = None, migrate: bool = True) -> Database:
+        server: EmbeddedServer | None = None
+        url = url or settings.database_url
+        if not url:
+            server = EmbeddedServer(settings)
+            url = server.ensure_running()
+        try:
+            with psycopg.connect(url, autocommit=True, connect_timeout=int(settings.connect_timeout)) as conn:
+                check_server(conn)
+                if migrate:
+                    migrations.apply(conn)
+                else:
+                    todo = migrations.pending(conn)
+                    if todo:
+                        names = ", ".join(f"{m.set_name}/{m.name}" for m in todo[:3])
+                        raise ConfigurationError(
+                            f"the database schema is behind ({len(todo)} pending: {names}...); "
+                            "run `learnloop migrate`."
+                        )
+        except psycopg.OperationalError as exc:
+            raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {_first_line(exc)}") from exc
+
+        pool = ConnectionPool(
+            url,
+            min_size=settings.pool_min,
+            max_size=settings.pool_max,
+            kwargs={"autocommit": True, "row_factory": dict_row},
+            configure=_configure,
+            check=ConnectionPool.check_connection,
+            open=False,
+            name="learnloop",
+        )
+        pool.open(wait=False)
+        return cls(url, pool, server)
+
+    @contextmanager
+    def connection(self, timeout: float | None = None) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled autocommit connection with dict rows; errors become our own."""
+        try:
+            with self.pool.connection(timeout=timeout) as conn:
+                yield conn
+        except PoolTimeout as exc:
+            raise DatabaseUnavailable(
+                "no database connection became available in time; is PostgreSQL up?"
+            ) from exc
+        except psycopg.OperationalError as exc:
+            raise DatabaseUnavailable(f"database connection failed: {_first_line(exc)}") from exc
+
+    @contextmanager
+    def transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        with self.connection() as conn, conn.transaction():
+            yield conn
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def _configure(conn: psycopg.Connection) -> None:
+    from pgvector.psycopg import register_vector
+
+    register_vector(conn)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -1,0 +1,67 @@
+"""Core tables: tenants, projects and the event outbox.
+
+Tenancy invariant (for Citus distribution by tenant): every tenant-owned table has a
+``tenant_id`` column, its primary key starts with it, and foreign keys between tenant
+tables include it. ``tenants`` itself is the (reference) table of tenants.
+"""
+
+from .migrations import Migration, MigrationSet
+
+M001_EXTENSION = """
+CREATE EXTENSION IF NOT EXISTS vector;
+"""
+
+M002_TENANTS = """
+CREATE TABLE learnloop.tenants (
+    id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    name        text NOT NULL UNIQUE CHECK (length(name) BETWEEN 1 AND 200),
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE learnloop.tenants IS 'Isolation boundary: every other table carries tenant_id.';
+COMMENT ON COLUMN learnloop.tenants.name IS 'Human name; "default" for local use.';
+
+CREATE TABLE learnloop.projects (
+    tenant_id   uuid NOT NULL REFERENCES learnloop.tenants (id) ON DELETE CASCADE,
+    id          uuid NOT NULL DEFAULT gen_random_uuid(),
+    name        text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id),
+    UNIQUE (tenant_id, name)
+);
+COMMENT ON TABLE learnloop.projects IS 'An app or feature inside a tenant (e.g. the image engine).';
+"""
+
+M003_EVENTS = """
+CREATE TABLE learnloop.events (
+    tenant_id    uuid NOT NULL REFERENCES learnloop.tenants (id) ON DELETE CASCADE,
+    id           bigint GENERATED ALWAYS AS IDENTITY,
+    project_id   uuid,
+    entity_type  text NOT NULL,
+    entity_id    text NOT NULL,
+    event_type   text NOT NULL,
+    payload      jsonb NOT NULL DEFAULT '{}'::jsonb,
+    actor        text,
+    txid         xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id)
+);
+COMMENT ON TABLE learnloop.events IS
+    'Transactional outbox: one row per change, written in the same transaction as the change.';
+COMMENT ON COLUMN learnloop.events.entity_type IS 'generation, feedback, review, ...';
+COMMENT ON COLUMN learnloop.events.event_type IS 'Dotted name, e.g. generation.logged.';
+COMMENT ON COLUMN learnloop.events.actor IS 'Who caused it (user reference, admin, api key id).';
+COMMENT ON COLUMN learnloop.events.txid IS
+    'Writing transaction; lets the archiver wait for transactions that commit late.';
+CREATE INDEX events_id_idx ON learnloop.events (id);
+CREATE INDEX events_entity_idx ON learnloop.events (tenant_id, entity_type, entity_id, created_at);
+CREATE INDEX events_type_idx ON learnloop.events (tenant_id, event_type, created_at);
+"""
+
+MIGRATIONS = MigrationSet(
+    "core",
+    [
+        Migration("m001_vector_extension", M001_EXTENSION),
+        Migration("m002_tenants_projects", M002_TENANTS),
+        Migration("m003_event_outbox", M003_EVENTS),
+    ],
+)
