@@ -120,6 +120,42 @@ class Client:
     def analytics(self) -> Analytics:
         return Analytics(self)
 
+    # -- other capabilities (each facade lives in its own package) ------------------------
+    @property
+    def knowledge(self) -> Any:
+        """Documents, app entities, embeddings and search (``learnloop.knowledge.client``)."""
+        from .knowledge.client import Knowledge
+
+        return Knowledge(self)
+
+    @property
+    def training(self) -> Any:
+        """Datasets, exports, fine-tuning jobs, provenance (``learnloop.training.client``)."""
+        from .training.client import Training
+
+        return Training(self)
+
+    @property
+    def dictionary(self) -> Any:
+        """Semantic dictionary and field catalog (``learnloop.dictionary.client``)."""
+        from .dictionary.client import Dictionary
+
+        return Dictionary(self)
+
+    @property
+    def predictions(self) -> Any:
+        """Model predictions and outcomes (``learnloop.predictions.client``)."""
+        from .predictions.client import Predictions
+
+        return Predictions(self)
+
+    @property
+    def events(self) -> Any:
+        """Outbox, archive, live stream (``learnloop.events.client``)."""
+        from .events.client import Events
+
+        return Events(self)
+
     # -- admin ---------------------------------------------------------------------------
     def migrations(self) -> list[_migrations.MigrationState]:
         with self.db.connection() as conn:

@@ -29,6 +29,9 @@ LOCK_KEY = 7_162_024_001
 SETS: list[str] = [
     "learnloop.store.schema:MIGRATIONS",
     "learnloop.ledger.schema:MIGRATIONS",
+    "learnloop.knowledge.schema:MIGRATIONS",
+    "learnloop.training.schema:MIGRATIONS",
+    "learnloop.events.schema:MIGRATIONS",
 ]
 
 

@@ -1,0 +1,1 @@
+"""predictions (see docs/)."""
