@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     maintenance_work_mem: str = "1GB"
     work_mem: str = "16MB"
     max_connections: int = 200
+    # Fine-tuning provider (OpenAI-compatible); the key falls back to OPENAI_API_KEY.
+    finetune_base_url: str | None = None
+    finetune_api_key: str | None = None
+    finetune_timeout: float = 60.0
 
     @property
     def pgdata(self) -> Path:
