@@ -1,0 +1,163 @@
+"""The store: embedded server lifecycle, server checks, migrations under a lock, tenancy."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+
+import learnloop
+from learnloop import ConfigurationError, DatabaseUnavailable
+from learnloop.store import migrations
+
+
+def _cli(home, *args):
+    env = dict(os.environ, LEARNLOOP_HOME=str(home))
+    env.pop("LEARNLOOP_DATABASE_URL", None)
+    return subprocess.run([sys.executable, "-m", "learnloop.cli.main", *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_embedded_server_starts_on_first_use_is_shared_and_stops_with_the_last_client(tmp_path):
+    home = tmp_path / "home"
+    code = (
+        "import learnloop, sys, time\n"
+        "ll = learnloop.connect()\n"
+        "ll.log(kind='chat', prompt=sys.argv[1])\n"
+        "print(ll.db.url, flush=True)\n"
+        "time.sleep(float(sys.argv[2]))\n"
+    )
+    env = dict(os.environ, LEARNLOOP_HOME=str(home))
+    env.pop("LEARNLOOP_DATABASE_URL", None)
+    slow = subprocess.Popen([sys.executable, "-c", code, "slow", "4"], env=env, stdout=subprocess.PIPE, text=True)
+    url = slow.stdout.readline().strip()
+    fast = subprocess.run([sys.executable, "-c", code, "fast", "0"], env=env, capture_output=True, text=True, timeout=60)
+    assert fast.returncode == 0, fast.stderr
+    # The fast process exited while the slow one still holds the server: it must still run.
+    status = _cli(home, "db", "status", "--json")
+    assert '"running": true' in status.stdout
+    with psycopg.connect(url) as conn:
+        prompts = {r[0] for r in conn.execute("SELECT prompt FROM learnloop.generations")}
+    assert prompts == {"slow", "fast"}
+    assert slow.wait(timeout=60) == 0
+    time.sleep(0.5)
+    assert '"running": false' in _cli(home, "db", "status", "--json").stdout
+    assert (home / "pgdata" / "PG_VERSION").exists()  # data kept for next time
+
+
+def test_db_start_keeps_it_running_until_db_stop(tmp_path):
+    home = tmp_path / "home2"
+    url = _cli(home, "db", "start").stdout.strip()
+    assert url.startswith("postgresql://")
+    assert _cli(home, "log", "--prompt", "kept").returncode == 0
+    assert '"running": true' in _cli(home, "db", "status", "--json").stdout  # survived the client
+    assert _cli(home, "db", "url").stdout.strip() == url
+    assert "stopped" in _cli(home, "db", "stop").stdout
+    assert '"running": false' in _cli(home, "db", "status", "--json").stdout
+    assert "not running" in _cli(home, "db", "stop").stdout
+
+
+def test_embedded_tuning_is_applied(pg_server):
+    with psycopg.connect(pg_server) as conn:
+        assert conn.execute("SHOW jit").fetchone()[0] == "off"
+        assert conn.execute("SELECT default_version FROM pg_available_extensions WHERE name = 'vector'").fetchone()[0] >= "0.8"
+
+
+def test_a_server_without_pgvector_is_refused_with_the_fix():
+    # The machine's system PostgreSQL has no pgvector: exactly the case to explain.
+    url = "postgresql://postgres@127.0.0.1:5432/postgres"
+    try:
+        psycopg.connect(url, connect_timeout=3).close()
+    except psycopg.OperationalError:
+        pytest.skip("no system PostgreSQL on 127.0.0.1:5432 on this machine")
+    with pytest.raises(ConfigurationError, match=r"pgvector is not installed.*0\.8"):
+        learnloop.connect(url)
+
+
+def test_an_unreachable_server_is_database_unavailable():
+    with pytest.raises(DatabaseUnavailable, match="cannot connect"):
+        learnloop.connect("postgresql://nobody@127.0.0.1:1/none", connect_timeout=2)
+
+
+def test_migrations_race_safely_under_the_advisory_lock(pg_server):
+    name = "race_db"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name}")
+    url = make_conninfo(pg_server, dbname=name)
+    errors, applied = [], []
+
+    def worker():
+        try:
+            with psycopg.connect(url, autocommit=True) as c:
+                applied.append(len(migrations.apply(c)))
+        except Exception as exc:  # noqa: BLE001 - the test reports any failure
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    total = len(list(migrations.iter_migrations()))
+    assert sorted(applied) == [0, 0, 0, total]  # exactly one worker applied everything
+    with psycopg.connect(url) as c:
+        rows = c.execute("SELECT set_name, name FROM learnloop.migrations").fetchall()
+    assert len(rows) == len(set(rows)) == total
+
+
+def test_schema_lives_beside_an_apps_own_tables(pg_server):
+    """Seed 004: learnloop inside an app's existing database, next to its own tables."""
+    name = "app_db"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name}")
+    url = make_conninfo(pg_server, dbname=name)
+    with psycopg.connect(url, autocommit=True) as c:
+        c.execute("CREATE TABLE public.generations (id int primary key, note text)")
+        c.execute("INSERT INTO public.generations VALUES (1, 'the app''s own')")
+    ll = learnloop.connect(url)
+    ll.log(kind="chat", prompt="ours")
+    with psycopg.connect(url) as c:
+        assert c.execute("SELECT note FROM public.generations").fetchall() == [("the app's own",)]
+        assert c.execute("SELECT count(*) FROM learnloop.generations").fetchone()[0] == 1
+        tables = {r[0] for r in c.execute("SELECT table_schema FROM information_schema.tables WHERE table_name = 'feedback'")}
+        assert tables == {"learnloop"}
+    ll.close()
+
+
+def test_connect_without_migrate_says_what_to_run(pg_server):
+    name = "behind_db"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name}")
+    with pytest.raises(ConfigurationError, match="learnloop migrate"):
+        learnloop.connect(make_conninfo(pg_server, dbname=name), migrate=False)
+
+
+def test_every_tenant_table_leads_its_primary_key_with_tenant_id(client):
+    """Citus-ready: every table but the global ones carries tenant_id first in its key."""
+    global_tables = {"tenants", "migrations", "vector_indexes"}
+    with client.db.connection() as conn:
+        rows = conn.execute("""
+            SELECT c.relname AS table, (SELECT a.attname FROM pg_attribute a
+                     WHERE a.attrelid = c.oid AND a.attnum = i.indkey[0]) AS first_key_column
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
+            WHERE n.nspname = 'learnloop' AND c.relkind = 'r'
+        """).fetchall()
+        no_pk = conn.execute("""
+            SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = 'learnloop' AND c.relkind = 'r'
+              AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
+        """).fetchall()
+    assert no_pk == []
+    wrong = [r for r in rows if r["table"] not in global_tables and r["first_key_column"] != "tenant_id"]
+    assert wrong == []
+    assert len(rows) >= 6
