@@ -37,10 +37,39 @@ class Settings(BaseSettings):
     maintenance_work_mem: str = "1GB"
     work_mem: str = "16MB"
     max_connections: int = 200
+    # Search (learnloop.knowledge.search); see docs/retrieval.md for how they were chosen.
+    search_ef_search: int = Field(default=40, description="HNSW candidate list size (hnsw.ef_search) per search.")
+    search_exact_threshold: int = Field(
+        default=2000, description="Filters matching fewer rows than this are searched exactly (B-tree + sort).")
+    search_max_scan_tuples: int = Field(default=20000, description="hnsw.max_scan_tuples for iterative scans.")
+    slow_search_ms: float = Field(default=200.0, description="Searches slower than this log a warning.")
+    # Service (events/api): archive location (folder or pyarrow URI), broker, HTTP limits.
+    archive_root: str | None = None
+    archive_interval: float = 60.0
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    api_max_body_bytes: int = 10_000_000
+    api_db_timeout: float = 5.0
     # Fine-tuning provider (OpenAI-compatible); the key falls back to OPENAI_API_KEY.
     finetune_base_url: str | None = None
     finetune_api_key: str | None = None
     finetune_timeout: float = 60.0
+    # Embeddings (learnloop.embeddings): "local" = the packaged all-MiniLM-L6-v2, or "openai".
+    embedding_provider: str = "local"
+    embedding_model: str | None = Field(default=None, description="Model id; default depends on the provider.")
+    embedding_dimensions: int | None = Field(default=None, description="Dimensions of an unknown OpenAI-compatible model.")
+    embedding_batch_size: int = 64
+    openai_base_url: str | None = None
+    openai_api_key: str | None = None
+    openai_timeout: float = 30.0
+    openai_max_retries: int = 2
+    # Documents (learnloop.knowledge): limits for parsing untrusted files in a subprocess.
+    max_file_bytes: int = 50 * 1024 * 1024
+    extract_timeout: float = 60.0
+    extract_cpu_seconds: int = 30
+    extract_memory_mb: int = 1024
+    max_extracted_chars: int = 5_000_000
+    chunk_tokens: int = 200
+    chunk_overlap: int = 32
 
     @property
     def pgdata(self) -> Path:
