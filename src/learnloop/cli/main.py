@@ -22,6 +22,12 @@ COMMANDS: dict[str, str] = {
     "review": "learnloop.cli.ledger:review",
     "import": "learnloop.cli.ledger:import_cmd",
     "stats": "learnloop.cli.stats:stats",
+    "dataset": "learnloop.cli.training:dataset",
+    "export": "learnloop.cli.training:export_cmd",
+    "finetune": "learnloop.cli.training:finetune",
+    "dict": "learnloop.cli.dictionary:dict_group",
+    "catalog": "learnloop.cli.dictionary:catalog",
+    "predict": "learnloop.cli.predictions:predict",
 }
 
 
