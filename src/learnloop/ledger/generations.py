@@ -18,7 +18,6 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from ..errors import Conflict, InvalidInput, NotFound
-from ..events.outbox import emit_many
 from ..store.ids import uuid7
 from ..store.tenancy import Scope, ensure_project
 from .models import Generation, GenerationIn, parse
@@ -254,7 +253,6 @@ def _bulk_batch(
             known[r["id"]] = (r["root_id"], r["iteration"])
 
     records: list[tuple[Any, ...]] = []
-    events: list[tuple[Any, ...]] = []
     seen_ext: set[str] = set()
     for g in items:
         if g.external_id and g.external_id in existing:
@@ -286,13 +284,6 @@ def _bulk_batch(
             Jsonb(g.output_meta), g.model, g.provider, g.tokens_in, g.tokens_out, g.latency_ms,
             g.cost, Jsonb(g.retrieved), Jsonb(g.links), g.created_at,
         ))
-        events.append((
-            scope.tenant_id, pid, "generation", gid, "generation.logged",
-            {"kind": g.kind, "model": g.model, "parent_id": str(g.parent_id) if g.parent_id else None,
-             "root_id": str(root), "iteration": it, "user_ref": g.user_ref, "links": g.links,
-             "bulk": True},
-            g.user_ref,
-        ))
     if not records:
         return out_ids
     now = conn.execute("SELECT now() AS now").fetchone()["now"]  # type: ignore[index]
@@ -310,5 +301,14 @@ def _bulk_batch(
             "this import holds a generation whose id or external_id is already stored "
             f"({exc.diag.message_detail or 'duplicate key'}); nothing was imported"
         ) from None
-    emit_many(conn, events)
+    # Events are built by the server from the rows just copied: no second serialisation here.
+    conn.execute(
+        "INSERT INTO learnloop.events (tenant_id, project_id, entity_type, entity_id, event_type, payload, actor)"
+        " SELECT tenant_id, project_id, 'generation', id::text, 'generation.logged',"
+        "   jsonb_build_object('kind', kind, 'model', model, 'parent_id', parent_id, 'root_id', root_id,"
+        "                      'iteration', iteration, 'user_ref', user_ref, 'links', links, 'bulk', true),"
+        "   user_ref"
+        " FROM learnloop.generations WHERE tenant_id = %s AND id = ANY(%s) ORDER BY id",
+        (scope.tenant_id, [r[1] for r in records]),
+    )
     return out_ids

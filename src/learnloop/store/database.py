@@ -10,10 +10,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from typing import Any
 
+import orjson
 import psycopg
 from psycopg.rows import dict_row
+from psycopg.types.json import set_json_dumps
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..config import Settings
@@ -127,10 +130,23 @@ class Database:
         self.pool.close()
 
 
+def _dumps(obj: Any) -> bytes:
+    # Values were validated as JSON before they get here (NaN, NUL refused); orjson is
+    # ~5x faster than the stdlib encoder, which shows on the bulk path.
+    return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS, default=_json_default)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, Decimal):
+        return float(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
 def _configure(conn: psycopg.Connection) -> None:
     from pgvector.psycopg import register_vector
 
     register_vector(conn)
+    set_json_dumps(_dumps, context=conn)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -6,13 +6,16 @@ name, so nothing is half-written and the user knows which value to fix.
 
 from __future__ import annotations
 
-import math
+import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from ..errors import InvalidInput
 
 MAX_NAME = 200
+# \u0000 in encoder output is a NUL only if preceded by an even number of backslashes.
+_ESCAPED_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
 def check_name(value: object, what: str) -> str:
@@ -30,28 +33,22 @@ def check_text(value: str, field: str) -> str:
     return value
 
 
-def check_json(value: Any, field: str, _depth: int = 0) -> Any:
-    """Walk a JSON-like value: NUL-free strings, finite numbers, string keys, bounded depth."""
-    if _depth > 64:
-        raise InvalidInput(f"{field} is nested too deeply (more than 64 levels)", field=field)
-    if isinstance(value, str):
-        check_text(value, field)
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidInput(f"{field} contains {value}, which is not valid JSON", field=field)
-    elif isinstance(value, Mapping):
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise InvalidInput(f"{field} has a non-string key {k!r}", field=field)
-            check_text(k, field)
-            check_json(v, f"{field}.{k}", _depth + 1)
-    elif isinstance(value, list | tuple):
-        for i, v in enumerate(value):
-            check_json(v, f"{field}[{i}]", _depth + 1)
-    elif value is None or isinstance(value, bool | int):
-        pass
-    else:
-        raise InvalidInput(f"{field} holds a {type(value).__name__}, which is not JSON", field=field)
+def check_json(value: Any, field: str) -> Any:
+    """A JSON-able value with finite numbers and no NUL anywhere (keys included).
+
+    Serialising with the C encoder and scanning its output is an order of magnitude faster
+    than walking the value in Python, which matters on the bulk path.
+    """
+    try:
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
+    except ValueError as exc:
+        raise InvalidInput(f"{field} contains a NaN or infinite number, which is not valid JSON", field=field) from exc
+    except TypeError as exc:
+        raise InvalidInput(f"{field} holds a value that is not JSON ({exc})", field=field) from exc
+    except RecursionError:
+        raise InvalidInput(f"{field} is nested too deeply", field=field) from None
+    if "\\u0000" in text and _ESCAPED_NUL.search(text):
+        raise InvalidInput(f"{field} contains a NUL character (U+0000), which cannot be stored", field=field)
     return value
 
 

@@ -1,0 +1,109 @@
+"""Logging throughput: generations/s for single inserts and for the bulk path.
+
+Targets (issue 2, on a 2-core machine): bulk >= 20,000 rows/s, single >= 1,000/s.
+Baselines in the same process and server: a bare parameterised INSERT of the same row
+(single) and a bare binary COPY of the same rows into the same table (bulk), both without
+validation, lineage resolution or outbox events — the ratio is learnloop's overhead.
+
+Env: BENCH_ROWS (default 100000), BENCH_SINGLE_ROWS (default = BENCH_ROWS).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+import uuid
+
+from psycopg.types.json import Jsonb
+
+from benchmarks.common import bench_client, save
+
+STYLES = ["CYBERPUNK_DARK", "MINIMAL", "BLUEPRINT", "WATERCOLOR"]
+
+
+def make_rows(n: int, rnd: random.Random) -> list[dict]:
+    rows = []
+    for i in range(n):
+        rows.append({
+            "kind": "image",
+            "prompt": f"Subject: pyrolysis plant {i}, isometric, {rnd.choice(STYLES).lower()}",
+            "negative_prompt": "blurry, text",
+            "config": {"audience": rnd.choice(["INVESTOR", "ENGINEER"]), "style_preset": rnd.choice(STYLES)},
+            "context": {"demand_kw": rnd.randint(100, 900), "cost_eur": rnd.randint(50_000, 500_000),
+                        "efficiency": round(rnd.uniform(0.02, 0.2), 4)},
+            "output_url": f"https://cdn.example/{i}.png",
+            "output_meta": {"seed": rnd.randint(0, 2**31), "model": "dall-e-3"},
+            "model": "dall-e-3", "provider": "openai", "tokens_in": 42, "latency_ms": 812.0,
+            "user_ref": f"user-{i % 500}", "links": {"project": str(i % 100)},
+        })
+    return rows
+
+
+def main() -> None:
+    n = int(os.environ.get("BENCH_ROWS", 100_000))
+    n_single = int(os.environ.get("BENCH_SINGLE_ROWS", n))
+    rnd = random.Random(1)
+    rows = make_rows(n, rnd)
+    results: dict[str, float] = {}
+    with bench_client() as ll:
+        scope = ll.scope
+
+        # bulk, baseline: bare binary COPY of the same rows (no validation, lineage, events)
+        with ll.db.connection() as conn:
+            t0 = time.perf_counter()
+            with conn.transaction(), conn.cursor() as cur, cur.copy(
+                "COPY learnloop.generations (tenant_id, id, project_id, kind, root_id, prompt, negative_prompt,"
+                " config, context, output_url, output_meta, model, provider, tokens_in, latency_ms, user_ref, links)"
+                " FROM STDIN (FORMAT BINARY)"
+            ) as copy:
+                copy.set_types(["uuid", "uuid", "uuid", "text", "uuid", "text", "text", "jsonb", "jsonb", "text",
+                                "jsonb", "text", "text", "int4", "float8", "text", "jsonb"])
+                for r in rows:
+                    gid = uuid.uuid4()
+                    copy.write_row((scope.tenant_id, gid, scope.project_id, r["kind"], gid, r["prompt"],
+                                    r["negative_prompt"], Jsonb(r["config"]), Jsonb(r["context"]), r["output_url"],
+                                    Jsonb(r["output_meta"]), r["model"], r["provider"], r["tokens_in"],
+                                    r["latency_ms"], r["user_ref"], Jsonb(r["links"])))
+            results["bulk_baseline_rows_s"] = n / (time.perf_counter() - t0)
+
+        # bulk, learnloop: validation + lineage + outbox events, one transaction
+        t0 = time.perf_counter()
+        ids = ll.bulk_log(rows)
+        results["bulk_rows_s"] = len(ids) / (time.perf_counter() - t0)
+
+        # single, baseline: a bare INSERT per row, autocommit
+        single = rows[:n_single]
+        with ll.db.connection() as conn:
+            t0 = time.perf_counter()
+            for r in single:
+                gid = uuid.uuid4()
+                conn.execute(
+                    "INSERT INTO learnloop.generations (tenant_id, id, project_id, kind, root_id, prompt, config, context,"
+                    " output_url, output_meta, model, user_ref, links) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                    (scope.tenant_id, gid, scope.project_id, r["kind"], gid, r["prompt"], Jsonb(r["config"]),
+                     Jsonb(r["context"]), r["output_url"], Jsonb(r["output_meta"]), r["model"], r["user_ref"],
+                     Jsonb(r["links"])),
+                )
+            results["single_baseline_rows_s"] = len(single) / (time.perf_counter() - t0)
+
+        # single, learnloop: client.log per row (validation, lineage, event, one round trip)
+        t0 = time.perf_counter()
+        parent = None
+        for i, r in enumerate(single):
+            g = ll.log(r if i % 10 else {**r, "parent_id": parent} if parent else r)
+            parent = g.id
+        results["single_rows_s"] = len(single) / (time.perf_counter() - t0)
+
+    results["bulk_overhead_ratio"] = results["bulk_baseline_rows_s"] / results["bulk_rows_s"]
+    results["single_overhead_ratio"] = results["single_baseline_rows_s"] / results["single_rows_s"]
+    print(f"rows: bulk {n}, single {n_single}  (2 cores, embedded PostgreSQL 18, synchronous_commit on)")
+    print(f"bulk   learnloop {results['bulk_rows_s']:>9,.0f} rows/s   bare COPY   {results['bulk_baseline_rows_s']:>9,.0f} rows/s"
+          f"   overhead x{results['bulk_overhead_ratio']:.2f}   target >= 20,000")
+    print(f"single learnloop {results['single_rows_s']:>9,.0f} rows/s   bare INSERT {results['single_baseline_rows_s']:>9,.0f} rows/s"
+          f"   overhead x{results['single_overhead_ratio']:.2f}   target >= 1,000")
+    save("logging", {"rows": n, "single_rows": n_single, **results})
+
+
+if __name__ == "__main__":
+    main()
