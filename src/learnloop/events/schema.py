@@ -1,5 +1,103 @@
-"""Service tables (API keys, archive state, live stream trigger) — filled in by the service issue."""
+"""Service tables: API keys, idempotency keys, archive and relay positions, the NOTIFY trigger.
 
-from ..store.migrations import MigrationSet
+Positions in the outbox are ``(txid, id)`` pairs, never a bare ``id``: identity values are
+handed out when a row is inserted, not when its transaction commits, so id 10 can become
+visible after id 11. Every consumer (archive, relay, live stream) only reads events whose
+``txid`` is below ``pg_snapshot_xmin(pg_current_snapshot())``: those transactions are over,
+so nothing can appear later *behind* the position. See :mod:`learnloop.events.cursor`.
 
-MIGRATIONS = MigrationSet("service", [])
+``archive_state`` and ``relay_state`` are process state of the whole installation (like
+``migrations``), not tenant data: one archiver and one relay serve every tenant.
+"""
+
+from ..store.migrations import Migration, MigrationSet
+
+M001_SERVICE = """
+CREATE TABLE learnloop.api_keys (
+    tenant_id    uuid NOT NULL REFERENCES learnloop.tenants (id) ON DELETE CASCADE,
+    id           uuid NOT NULL,
+    name         text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+    scopes       text[] NOT NULL CHECK (scopes <@ ARRAY['ingest', 'read', 'admin']::text[]
+                                        AND cardinality(scopes) > 0),
+    salt         bytea NOT NULL,
+    hash         bytea NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    revoked_at   timestamptz,
+    last_used_at timestamptz,
+    PRIMARY KEY (tenant_id, id)
+);
+COMMENT ON TABLE learnloop.api_keys IS
+    'HTTP API keys. The secret is never stored: only HMAC-SHA256(salt, secret).';
+COMMENT ON COLUMN learnloop.api_keys.scopes IS 'ingest (write), read, admin (keys; implies the others).';
+-- The key itself carries its id, so authentication finds the row before knowing the tenant.
+CREATE UNIQUE INDEX api_keys_id_idx ON learnloop.api_keys (id);
+
+CREATE TABLE learnloop.idempotency_keys (
+    tenant_id     uuid NOT NULL REFERENCES learnloop.tenants (id) ON DELETE CASCADE,
+    key           text NOT NULL CHECK (length(key) BETWEEN 1 AND 200),
+    request_hash  text NOT NULL,
+    status_code   integer,
+    response      jsonb,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, key)
+);
+COMMENT ON TABLE learnloop.idempotency_keys IS
+    'Idempotency-Key header of HTTP writes: written in the same transaction as the write, '
+    'so a retried request replays the stored response instead of writing twice.';
+CREATE INDEX idempotency_created_idx ON learnloop.idempotency_keys (created_at);
+
+-- Consumers scan by transaction id; per tenant (stream) and across tenants (archive, relay).
+CREATE INDEX events_tenant_txid_idx ON learnloop.events (tenant_id, txid, id);
+CREATE INDEX events_txid_idx ON learnloop.events (txid, id);
+
+CREATE TABLE learnloop.archive_state (
+    name         text PRIMARY KEY DEFAULT 'default',
+    watermark    xid8 NOT NULL DEFAULT '0'::xid8,
+    archived     bigint NOT NULL DEFAULT 0,
+    updated_at   timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE learnloop.archive_state IS
+    'Every event with txid < watermark is in the Parquet archive (installation state).';
+
+CREATE TABLE learnloop.archive_batches (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    state_name   text NOT NULL REFERENCES learnloop.archive_state (name),
+    from_xid     xid8 NOT NULL,
+    to_xid       xid8 NOT NULL,
+    status       text NOT NULL DEFAULT 'writing' CHECK (status IN ('writing', 'done')),
+    events       bigint,
+    files        integer,
+    started_at   timestamptz NOT NULL DEFAULT now(),
+    finished_at  timestamptz
+);
+COMMENT ON TABLE learnloop.archive_batches IS
+    'Archive passes. A batch is recorded before its files are written; a crashed batch is '
+    'redone with the same bounds and file names, so re-running never duplicates.';
+
+CREATE TABLE learnloop.relay_state (
+    name         text PRIMARY KEY,
+    last_txid    xid8 NOT NULL DEFAULT '0'::xid8,
+    last_id      bigint NOT NULL DEFAULT 0,
+    published    bigint NOT NULL DEFAULT 0,
+    updated_at   timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE learnloop.relay_state IS
+    'Broker relay position: events up to (last_txid, last_id) were confirmed by the broker.';
+
+-- One notification per inserting statement and tenant (not per row: bulk imports write
+-- thousands). Listeners re-read the outbox; the payload is only a wake-up call.
+CREATE FUNCTION learnloop.notify_events() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    t uuid;
+BEGIN
+    FOR t IN SELECT DISTINCT tenant_id FROM new_events LOOP
+        PERFORM pg_notify('learnloop_events', t::text);
+    END LOOP;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER events_notify AFTER INSERT ON learnloop.events
+    REFERENCING NEW TABLE AS new_events
+    FOR EACH STATEMENT EXECUTE FUNCTION learnloop.notify_events();
+"""
+
+MIGRATIONS = MigrationSet("service", [Migration("m001_keys_archive_relay_notify", M001_SERVICE)])

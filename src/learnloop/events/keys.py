@@ -1,0 +1,151 @@
+"""API keys: created once, stored as salted hashes, checked in constant time, revocable.
+
+A key reads ``llk_<key id hex>_<secret>``. The id part finds the row (the tenant is not
+known before the key is); the secret is 32 random bytes, of which only
+``HMAC-SHA256(salt, secret)`` is stored. Because the secret is long and random, a slow
+password hash would add latency to every request without adding safety. Nothing is
+cached: a revoked key fails on the very next request.
+
+Scopes: ``ingest`` (writes), ``read`` (reads), ``admin`` (managing keys; implies both).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import psycopg
+
+from ..errors import InvalidInput, NotFound, PermissionDenied
+from ..store.ids import uuid7
+from ..store.validation import check_name
+
+SCOPES = ("ingest", "read", "admin")
+PREFIX = "llk_"
+KEY_RE = re.compile(r"llk_([0-9a-f]{32})_([A-Za-z0-9_-]{20,100})")
+# Used to redact keys from any log line, wherever they appear.
+REDACT_RE = re.compile(r"llk_[0-9a-f]{32}_[A-Za-z0-9_-]+")
+
+
+class Unauthenticated(PermissionDenied):
+    """No key, a malformed key, an unknown key or a revoked key (HTTP 401)."""
+
+    status = 401
+    code = "unauthenticated"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a key of one tenant with its scopes."""
+
+    key_id: UUID
+    tenant_id: UUID
+    tenant: str
+    name: str
+    scopes: frozenset[str]
+
+    def allows(self, scope: str) -> bool:
+        return "admin" in self.scopes or scope in self.scopes
+
+    def require(self, scope: str) -> None:
+        if not self.allows(scope):
+            raise PermissionDenied(f"this API key lacks the {scope!r} scope")
+
+
+def _digest(salt: bytes, secret: str) -> bytes:
+    return hmac.new(salt, secret.encode(), hashlib.sha256).digest()
+
+
+def check_scopes(scopes: Any) -> list[str]:
+    if isinstance(scopes, str):
+        scopes = [s.strip() for s in scopes.split(",") if s.strip()]
+    if not isinstance(scopes, list | tuple) or not scopes:
+        raise InvalidInput("scopes must be a non-empty list of ingest, read, admin", field="scopes")
+    out: list[str] = []
+    for s in scopes:
+        if s not in SCOPES:
+            raise InvalidInput(f"unknown scope {s!r}: use ingest, read or admin", field="scopes")
+        if s not in out:
+            out.append(s)
+    return out
+
+
+def create(conn: psycopg.Connection, tenant_id: UUID, name: str, scopes: Any) -> tuple[dict[str, Any], str]:
+    """Create a key; returns (its record, the full key). The key is never retrievable again."""
+    from .outbox import emit
+
+    check_name(name, "key name")
+    scope_list = check_scopes(scopes)
+    key_id = uuid7()
+    secret = secrets.token_urlsafe(32)
+    salt = secrets.token_bytes(16)
+    with conn.transaction():
+        row = conn.execute(
+            "INSERT INTO learnloop.api_keys (tenant_id, id, name, scopes, salt, hash)"
+            " VALUES (%s, %s, %s, %s, %s, %s)"
+            " RETURNING id, name, scopes, created_at, revoked_at, last_used_at",
+            (tenant_id, key_id, name, scope_list, salt, _digest(salt, secret)),
+        ).fetchone()
+        emit(conn, tenant_id, "api_key", key_id, "api_key.created", {"name": name, "scopes": scope_list})
+    assert row is not None
+    return dict(row), f"{PREFIX}{key_id.hex}_{secret}"
+
+
+def list_keys(conn: psycopg.Connection, tenant_id: UUID) -> list[dict[str, Any]]:
+    return conn.execute(
+        "SELECT id, name, scopes, created_at, revoked_at, last_used_at FROM learnloop.api_keys"
+        " WHERE tenant_id = %s ORDER BY created_at, id",
+        (tenant_id,),
+    ).fetchall()
+
+
+def revoke(conn: psycopg.Connection, tenant_id: UUID, key_id: UUID | str) -> dict[str, Any]:
+    from .outbox import emit
+
+    try:
+        kid = key_id if isinstance(key_id, UUID) else UUID(str(key_id))
+    except ValueError:
+        raise InvalidInput(f"key id {key_id!r} is not a valid id (expected a UUID)") from None
+    with conn.transaction():
+        row = conn.execute(
+            "UPDATE learnloop.api_keys SET revoked_at = coalesce(revoked_at, now())"
+            " WHERE tenant_id = %s AND id = %s"
+            " RETURNING id, name, scopes, created_at, revoked_at, last_used_at",
+            (tenant_id, kid),
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"API key {kid} does not exist in this tenant")
+        emit(conn, tenant_id, "api_key", kid, "api_key.revoked", {"name": row["name"]})
+    return dict(row)
+
+
+def authenticate(conn: psycopg.Connection, key: str | None) -> Principal:
+    """The principal for a presented key, or Unauthenticated (same message for every failure
+    after parsing, so a caller cannot tell a wrong secret from a revoked key)."""
+    if not key:
+        raise Unauthenticated("an API key is required: send 'Authorization: Bearer llk_...'")
+    m = KEY_RE.fullmatch(key.strip())
+    if m is None:
+        raise Unauthenticated("the API key is malformed")
+    kid = UUID(hex=m.group(1))
+    row = conn.execute(
+        "SELECT k.tenant_id, k.name, k.scopes, k.salt, k.hash, k.revoked_at, t.name AS tenant"
+        " FROM learnloop.api_keys k JOIN learnloop.tenants t ON t.id = k.tenant_id WHERE k.id = %s",
+        (kid,),
+    ).fetchone()
+    # Compare even when the row is missing, so timing does not reveal which ids exist.
+    salt = bytes(row["salt"]) if row else b"\0" * 16
+    expected = bytes(row["hash"]) if row else b"\0" * 32
+    ok = hmac.compare_digest(_digest(salt, m.group(2)), expected)
+    if row is None or not ok or row["revoked_at"] is not None:
+        raise Unauthenticated("the API key is not valid (unknown, wrong or revoked)")
+    return Principal(kid, row["tenant_id"], row["tenant"], row["name"], frozenset(row["scopes"]))
+
+
+def redact(text: str) -> str:
+    return REDACT_RE.sub("llk_***", text)

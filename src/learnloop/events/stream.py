@@ -1,0 +1,140 @@
+"""Live events: LISTEN/NOTIFY wakes readers, the outbox cursor decides what they get.
+
+A statement-level trigger sends ``NOTIFY learnloop_events, '<tenant id>'`` when events are
+inserted. A notification is only a wake-up: readers then read stable events after their
+position (:mod:`.cursor`), so a lost or early notification cannot cause a gap or a
+duplicate. Readers also re-check every ``poll`` seconds, because an event becomes stable
+when *another* transaction ends, which sends no notification.
+
+* :func:`subscribe` — a blocking iterator for library users (one LISTEN connection each).
+* :class:`Hub` — one LISTEN connection per server process, fanning wake-ups out to any
+  number of asyncio subscribers (the WebSocket endpoint).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import dict_row
+
+from ..store.database import Database
+from . import cursor
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "learnloop_events"
+
+
+def subscribe(
+    db: Database,
+    tenant_id: UUID,
+    *,
+    after: cursor.Position | None = None,
+    entity_types: Sequence[str] = (),
+    event_types: Sequence[str] = (),
+    poll: float = 1.0,
+    timeout: float | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Yield the tenant's events after ``after`` (default: from now on), forever or until
+    ``timeout`` seconds pass without a new event. Each event carries its ``position``."""
+    with psycopg.connect(db.url, autocommit=True, row_factory=dict_row) as listen:
+        listen.execute(f"LISTEN {CHANNEL}")
+        with db.connection() as conn:
+            pos = after if after is not None else _tail(conn, tenant_id)
+        idle_since = time.monotonic()
+        while True:
+            with db.connection() as conn:
+                rows, pos = cursor.stable_events(conn, pos, tenant_id=tenant_id,
+                                                 entity_types=entity_types, event_types=event_types)
+            for r in rows:
+                r["position"] = cursor.Position(r["txid"], r["id"])
+                yield r
+            if rows:
+                idle_since = time.monotonic()
+                continue
+            if timeout is not None and time.monotonic() - idle_since >= timeout:
+                return
+            wait = poll if timeout is None else min(poll, max(0.01, timeout - (time.monotonic() - idle_since)))
+            for _ in listen.notifies(timeout=wait, stop_after=1):
+                pass
+
+
+def _tail(conn: psycopg.Connection, tenant_id: UUID) -> cursor.Position:
+    """The position after the tenant's newest stable event ("from now on")."""
+    row = conn.execute(
+        "SELECT txid::text::bigint AS txid, id FROM learnloop.events WHERE tenant_id = %s"
+        " AND txid < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY txid DESC, id DESC LIMIT 1",
+        (tenant_id,),
+    ).fetchone()
+    return cursor.Position(row["txid"], row["id"]) if row else cursor.Position.start()
+
+
+def tail(db: Database, tenant_id: UUID) -> cursor.Position:
+    with db.connection() as conn:
+        return _tail(conn, tenant_id)
+
+
+class Hub:
+    """One listener thread per process; wakes the asyncio waiters of the notified tenant."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._waiters: dict[UUID, set[asyncio.Event]] = defaultdict(set)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._thread = threading.Thread(target=self._run, name="learnloop-events-hub", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    @contextlib.contextmanager
+    def waiter(self, tenant_id: UUID) -> Iterator[asyncio.Event]:
+        ev = asyncio.Event()
+        with self._lock:
+            self._waiters[tenant_id].add(ev)
+        try:
+            yield ev
+        finally:
+            with self._lock:
+                self._waiters[tenant_id].discard(ev)
+
+    def _wake(self, tenant_id: UUID | None) -> None:
+        with self._lock:
+            targets = [e for t, es in self._waiters.items() if tenant_id in (None, t) for e in es]
+        if targets and self._loop is not None:
+            self._loop.call_soon_threadsafe(lambda: [e.set() for e in targets])
+
+    def _run(self) -> None:
+        # Reconnects after a database restart; wakes everyone then, since notifications
+        # sent while we were away are lost (readers catch up from their cursor).
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self.db.url, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    self._wake(None)
+                    while not self._stop.is_set():
+                        for n in conn.notifies(timeout=0.5):
+                            try:
+                                self._wake(UUID(n.payload))
+                            except ValueError:
+                                continue
+            except psycopg.Error as exc:
+                log.warning("event listener lost its connection (%s); retrying", exc)
+                self._stop.wait(1.0)
