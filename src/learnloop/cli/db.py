@@ -31,7 +31,7 @@ def status(as_json: bool) -> None:
         echo_json(st.__dict__)
         return
     click.echo(f"data dir: {st.data_dir}")
-    click.echo(f"running:  {'yes (pid %s)' % st.pid if st.running else 'no'}")
+    click.echo(f"running:  {f'yes (pid {st.pid})' if st.running else 'no'}")
     if st.url:
         click.echo(f"url:      {st.url}")
     click.echo(f"stays up: {'yes (learnloop db stop to stop it)' if st.keep_running else 'no (stops when the last client exits)'}")

@@ -11,6 +11,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
+from psycopg import sql
 
 from ..errors import Conflict, InvalidInput, NotFound
 from ..events.outbox import emit, emit_many
@@ -140,24 +141,24 @@ def pending_review(
     """Feedback waiting for an admin (default: negative and unprocessed), oldest first,
     with the generation's prompt and output so the reviewer has the whole story."""
     limit, offset = _page(limit, offset)
-    where = ["f.tenant_id = %s"]
+    where = [sql.SQL("f.tenant_id = %s")]
     params: list[Any] = [scope.tenant_id]
     if not all_projects:
-        where.append("f.project_id = %s")
+        where.append(sql.SQL("f.project_id = %s"))
         params.append(scope.project_id)
     if sentiment is not None:
         sentiment = parse(FeedbackIn, {"generation_id": UUID(int=0), "sentiment": sentiment}).sentiment
-        where.append("f.sentiment = %s")
+        where.append(sql.SQL("f.sentiment = %s"))
         params.append(sentiment)
     if not include_processed:
-        where.append("NOT f.processed")
-    sql = (
+        where.append(sql.SQL("NOT f.processed"))
+    query = sql.SQL(
         "SELECT f.*, g.kind, g.prompt, g.output_text, g.output_url, g.model, g.config"
         " FROM learnloop.feedback f JOIN learnloop.generations g"
         "   ON g.tenant_id = f.tenant_id AND g.id = f.generation_id"
-        " WHERE " + " AND ".join(where) + " ORDER BY f.created_at, f.id LIMIT %s OFFSET %s"
-    )
-    return conn.execute(sql, [*params, limit, offset]).fetchall()  # type: ignore[arg-type]
+        " WHERE {} ORDER BY f.created_at, f.id LIMIT %s OFFSET %s"
+    ).format(sql.SQL(" AND ").join(where))
+    return conn.execute(query, [*params, limit, offset]).fetchall()
 
 
 def mark_processed(

@@ -15,6 +15,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from ..errors import Conflict, InvalidInput, NotFound
@@ -147,22 +148,24 @@ def find(
     offset: int = 0,
 ) -> list[Generation]:
     """Generations matching every given condition, newest first ("every conversation about loan 456")."""
-    where = ["g.tenant_id = %s"]
+    where = [sql.SQL("g.tenant_id = %s")]
     params: list[Any] = [scope.tenant_id]
     if not all_projects:
-        where.append("g.project_id = %s")
+        where.append(sql.SQL("g.project_id = %s"))
         params.append(scope.project_id)
     if links:
-        norm = GenerationIn(links=links).links
-        where.append("g.links @> %s")
+        norm = parse(GenerationIn, {"links": links}).links
+        where.append(sql.SQL("g.links @> %s"))
         params.append(Jsonb(norm))
     for col, val in (("kind", kind), ("user_ref", user_ref), ("session_ref", session_ref), ("model", model)):
         if val is not None:
-            where.append(f"g.{col} = %s")
+            where.append(sql.SQL("{} = %s").format(sql.Identifier("g", col)))
             params.append(val)
     limit, offset = _page(limit, offset)
-    sql = _SELECT + " WHERE " + " AND ".join(where) + " ORDER BY g.created_at DESC, g.id DESC LIMIT %s OFFSET %s"
-    rows = conn.execute(sql, [*params, limit, offset]).fetchall()  # type: ignore[arg-type]
+    query = sql.SQL(_SELECT + " WHERE {} ORDER BY g.created_at DESC, g.id DESC LIMIT %s OFFSET %s").format(
+        sql.SQL(" AND ").join(where)
+    )
+    rows = conn.execute(query, [*params, limit, offset]).fetchall()
     return [Generation.model_validate(r) for r in rows]
 
 

@@ -13,12 +13,18 @@ import psycopg
 
 from ..errors import NotFound
 from ..store.tenancy import Scope
-from .generations import _SELECT, as_uuid
+from .generations import as_uuid
 from .models import Generation
 
-_VERDICT = (
-    ", v.verdict, v.positives, v.negatives, v.avg_rating"
-)
+_TREE_SQL = """
+SELECT g.*, p.name AS project, v.verdict, v.positives, v.negatives, v.avg_rating
+FROM learnloop.generations g
+JOIN learnloop.projects p ON p.tenant_id = g.tenant_id AND p.id = g.project_id
+LEFT JOIN learnloop.generation_verdicts v ON v.tenant_id = g.tenant_id AND v.generation_id = g.id
+WHERE g.tenant_id = %(t)s
+  AND g.root_id = (SELECT root_id FROM learnloop.generations WHERE tenant_id = %(t)s AND id = %(id)s)
+ORDER BY g.iteration, g.created_at, g.id
+"""
 
 
 def tree(conn: psycopg.Connection, scope: Scope, generation_id: UUID | str) -> dict[str, Any]:
@@ -27,14 +33,7 @@ def tree(conn: psycopg.Connection, scope: Scope, generation_id: UUID | str) -> d
     Each node: the generation's fields, its feedback verdict, and ``children`` (oldest first).
     """
     gid = as_uuid(generation_id, "generation id")
-    rows = conn.execute(
-        _SELECT.replace("SELECT g.*", "SELECT g.*" + _VERDICT)
-        + " LEFT JOIN learnloop.generation_verdicts v ON v.tenant_id = g.tenant_id AND v.generation_id = g.id"
-        " WHERE g.tenant_id = %(t)s AND g.root_id = ("
-        "   SELECT root_id FROM learnloop.generations WHERE tenant_id = %(t)s AND id = %(id)s)"
-        " ORDER BY g.iteration, g.created_at, g.id",
-        {"t": scope.tenant_id, "id": gid},
-    ).fetchall()
+    rows = conn.execute(_TREE_SQL, {"t": scope.tenant_id, "id": gid}).fetchall()
     if not rows:
         raise NotFound(f"generation {gid} does not exist in this tenant")
     nodes: dict[UUID, dict[str, Any]] = {}
