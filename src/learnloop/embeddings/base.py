@@ -49,6 +49,13 @@ def normalize(vectors: Any, dimensions: int | None = None) -> np.ndarray:
     return arr / norms
 
 
+def as_array(value: Any) -> np.ndarray:
+    """A vector read from PostgreSQL (pgvector ``Vector``, list or array) as float32."""
+    if hasattr(value, "to_numpy"):
+        value = value.to_numpy()
+    return np.asarray(value, dtype=np.float32)
+
+
 _lock = threading.Lock()
 _providers: dict[tuple[str, ...], EmbeddingProvider] = {}
 

@@ -20,7 +20,7 @@ from psycopg.rows import tuple_row
 
 from ..errors import InvalidInput
 from ..store.validation import check_text
-from .base import EmbeddingProvider, content_hash, normalize
+from .base import EmbeddingProvider, as_array, content_hash, normalize
 from .metrics import METRICS
 
 
@@ -51,7 +51,7 @@ def embed_with_cache(
             (tenant_id, provider.model_id, unique),
         )
         for h, vec in cur:
-            arr = np.asarray(vec, dtype=np.float32)
+            arr = as_array(vec)
             if arr.shape == (dims,):
                 found[h] = arr
     first_text = {h: t for h, t in zip(reversed(hashes), reversed(texts), strict=True)}

@@ -111,6 +111,10 @@ def _child() -> None:
         answer = {"ok": False, "reason": str(exc)}
     except MemoryError:
         answer = {"ok": False, "reason": f"parsing exceeded the {header['memory_mb']} MB memory limit"}
+    except ImportError as exc:
+        if "failed to map segment" not in str(exc) and "Cannot allocate memory" not in str(exc):
+            raise
+        answer = {"ok": False, "reason": f"parsing exceeded the {header['memory_mb']} MB memory limit"}
     except RecursionError:
         answer = {"ok": False, "reason": "the file is nested too deeply to parse"}
     except Exception as exc:  # a parser bug on a malformed file is a failed document, not a crash
