@@ -30,6 +30,7 @@ SETS: list[str] = [
     "learnloop.store.schema:MIGRATIONS",
     "learnloop.ledger.schema:MIGRATIONS",
     "learnloop.knowledge.schema:MIGRATIONS",
+    "learnloop.knowledge.retrieval_schema:MIGRATIONS",
     "learnloop.training.schema:MIGRATIONS",
     "learnloop.events.schema:MIGRATIONS",
 ]

@@ -1,0 +1,282 @@
+"""Search metrics (seed 002): searches, search latency, query-embedding time, cache hits.
+
+Two views of the same counters:
+
+* this process, exact: ``snapshot()`` (latency percentiles over the last 10,000 searches,
+  plus the embedding counters of ``learnloop.embeddings.metrics``);
+* every process, by day: ``learnloop.search_metrics`` rows per tenant/project/day, to
+  which each process adds its counts at most every ``FLUSH_SECONDS`` (on its next search)
+  and at exit. ``stored(conn, scope)`` sums them; ``learnloop stats search`` prints both.
+
+A search slower than ``LEARNLOOP_SLOW_SEARCH_MS`` (default 200 ms) logs a warning on the
+``learnloop.knowledge.search`` logger. Recording never raises into the search that is
+being measured: a failed flush is logged and its counts are kept for the next one.
+"""
+
+from __future__ import annotations
+
+import atexit
+import bisect
+import logging
+import threading
+import time
+import weakref
+from collections import deque
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import psycopg
+
+log = logging.getLogger("learnloop.knowledge.search")
+
+BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, float("inf"))
+DEFAULT_SLOW_MS = 200.0
+FLUSH_SECONDS = 10.0
+WINDOW = 10_000
+
+
+class _Pending:
+    """Counts for one (tenant, project) not yet written to the table."""
+
+    def __init__(self) -> None:
+        self.searches = 0
+        self.slow = 0
+        self.total_ms = 0.0
+        self.max_ms = 0.0
+        self.buckets = [0] * len(BUCKETS_MS)
+        self.embed_calls = 0
+        self.embed_ms = 0.0
+        self.cache_hits = 0
+        self.cache_misses = 0
+
+
+class SearchMetrics:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.searches = 0
+            self.slow_searches = 0
+            self.rows_returned = 0
+            self.paths: dict[str, int] = {}
+            self.latencies: deque[float] = deque(maxlen=WINDOW)
+            self.embed_ms: deque[float] = deque(maxlen=WINDOW)
+            self.pending: dict[tuple[UUID, UUID], _Pending] = {}
+            self.last_flush = time.monotonic()
+            self._embed_base = _embedding_counters()
+
+    def record(self, tenant_id: UUID, project_id: UUID, ms: float, *, embed_ms: float | None,
+               rows: int, path: str, slow_ms: float) -> None:
+        with self._lock:
+            self.searches += 1
+            self.rows_returned += rows
+            self.paths[path] = self.paths.get(path, 0) + 1
+            self.latencies.append(ms)
+            p = self.pending.setdefault((tenant_id, project_id), _Pending())
+            p.searches += 1
+            p.total_ms += ms
+            p.max_ms = max(p.max_ms, ms)
+            p.buckets[bisect.bisect_left(BUCKETS_MS, ms)] += 1
+            if embed_ms is not None:
+                self.embed_ms.append(embed_ms)
+                p.embed_calls += 1
+                p.embed_ms += embed_ms
+            if ms > slow_ms:
+                self.slow_searches += 1
+                p.slow += 1
+        if ms > slow_ms:
+            log.warning("slow search: %.1f ms (threshold %.0f ms, path %s, %d rows)", ms, slow_ms, path, rows)
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            lat = sorted(self.latencies)
+            emb = sorted(self.embed_ms)
+            out: dict[str, Any] = {
+                "searches": self.searches,
+                "slow_searches": self.slow_searches,
+                "rows_returned": self.rows_returned,
+                "paths": dict(self.paths),
+                "search_ms": _pcts(lat),
+                "query_embed_ms": _pcts(emb),
+            }
+        out["embeddings"] = _embedding_counters()
+        return out
+
+    def take_pending(self) -> dict[tuple[UUID, UUID], _Pending]:
+        with self._lock:
+            pending, self.pending = self.pending, {}
+            self.last_flush = time.monotonic()
+            now = _embedding_counters()
+            base, self._embed_base = self._embed_base, now
+        # Cache hits/misses are process-wide (document ingestion too); the delta since the
+        # last flush is booked on the first scope flushed, so the table's sums stay right.
+        for p in pending.values():
+            p.cache_hits = int(now.get("cache_hits", 0) - base.get("cache_hits", 0))
+            p.cache_misses = int(now.get("cache_misses", 0) - base.get("cache_misses", 0))
+            break
+        return pending
+
+    def give_back(self, pending: dict[tuple[UUID, UUID], _Pending]) -> None:
+        with self._lock:
+            for key, p in pending.items():
+                mine = self.pending.setdefault(key, _Pending())
+                mine.searches += p.searches
+                mine.slow += p.slow
+                mine.total_ms += p.total_ms
+                mine.max_ms = max(mine.max_ms, p.max_ms)
+                mine.buckets = [a + b for a, b in zip(mine.buckets, p.buckets, strict=True)]
+                mine.embed_calls += p.embed_calls
+                mine.embed_ms += p.embed_ms
+                mine.cache_hits += p.cache_hits
+                mine.cache_misses += p.cache_misses
+
+
+def _pcts(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p95": None, "p99": None, "max": None}
+
+    def q(p: float) -> float:
+        return values[min(len(values) - 1, int(round(p * (len(values) - 1))))]
+
+    return {"p50": q(0.50), "p95": q(0.95), "p99": q(0.99), "max": values[-1]}
+
+
+def _embedding_counters() -> dict[str, Any]:
+    try:
+        from ..embeddings.metrics import METRICS as EMB
+    except ImportError:  # the embeddings package is optional for pure-vector use
+        return {}
+    return dict(EMB.snapshot())
+
+
+METRICS = SearchMetrics()
+_databases: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def record_search(client: Any, ms: float, *, embed_ms: float | None, rows: int, path: str) -> None:
+    """Called by every search; flushes to the table when the last flush is old enough."""
+    slow = float(getattr(client.settings, "slow_search_ms", DEFAULT_SLOW_MS))
+    scope = client.scope
+    METRICS.record(scope.tenant_id, scope.project_id, ms, embed_ms=embed_ms, rows=rows, path=path, slow_ms=slow)
+    _databases.add(client.db)
+    if time.monotonic() - METRICS.last_flush >= FLUSH_SECONDS:
+        flush(client.db)
+
+
+def flush(db: Any, *, quiet: bool = False) -> int:
+    """Add this process's pending counts to ``learnloop.search_metrics``; return rows written."""
+    pending = METRICS.take_pending()
+    if not pending:
+        return 0
+    try:
+        with db.transaction() as conn:
+            write(conn, pending)
+    except Exception as exc:  # never fail a search (or exit) because metrics could not be saved
+        METRICS.give_back(pending)
+        if quiet:
+            return 0
+        log.warning("search metrics not saved this time (%s); keeping them for the next flush", exc)
+        return 0
+    return len(pending)
+
+
+def write(conn: psycopg.Connection, pending: dict[tuple[UUID, UUID], _Pending]) -> None:
+    from ..events.outbox import emit
+
+    day = datetime.now(UTC).date()
+    for (tenant_id, project_id), p in pending.items():
+        conn.execute(
+            """
+            INSERT INTO learnloop.search_metrics AS m
+                (tenant_id, project_id, day, searches, slow_searches, search_ms_total, search_ms_max,
+                 latency_buckets, embed_calls, embed_ms_total, cache_hits, cache_misses)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+            ON CONFLICT (tenant_id, project_id, day) DO UPDATE SET
+                searches = m.searches + EXCLUDED.searches,
+                slow_searches = m.slow_searches + EXCLUDED.slow_searches,
+                search_ms_total = m.search_ms_total + EXCLUDED.search_ms_total,
+                search_ms_max = greatest(m.search_ms_max, EXCLUDED.search_ms_max),
+                latency_buckets = ARRAY(SELECT a + b FROM unnest(m.latency_buckets, EXCLUDED.latency_buckets) AS u(a, b)),
+                embed_calls = m.embed_calls + EXCLUDED.embed_calls,
+                embed_ms_total = m.embed_ms_total + EXCLUDED.embed_ms_total,
+                cache_hits = m.cache_hits + EXCLUDED.cache_hits,
+                cache_misses = m.cache_misses + EXCLUDED.cache_misses,
+                updated_at = now()
+            """,
+            (tenant_id, project_id, day, p.searches, p.slow, p.total_ms, p.max_ms, p.buckets,
+             p.embed_calls, p.embed_ms, p.cache_hits, p.cache_misses),
+        )
+        emit(conn, tenant_id, "search_metrics", f"{project_id}/{day}", "search_metrics.flushed",
+             {"searches": p.searches, "slow_searches": p.slow, "day": day.isoformat()}, project_id=project_id)
+
+
+def stored(conn: psycopg.Connection, tenant_id: UUID, project_id: UUID | None, days: int = 30) -> dict[str, Any]:
+    """Sums over the last ``days`` days from the table (every process that flushed)."""
+    row = conn.execute(
+        """
+        SELECT coalesce(sum(searches), 0)::bigint AS searches,
+               coalesce(sum(slow_searches), 0)::bigint AS slow_searches,
+               coalesce(sum(search_ms_total), 0) AS search_ms_total,
+               max(search_ms_max) AS search_ms_max,
+               coalesce(sum(embed_calls), 0)::bigint AS embed_calls,
+               coalesce(sum(embed_ms_total), 0) AS embed_ms_total,
+               coalesce(sum(cache_hits), 0)::bigint AS cache_hits,
+               coalesce(sum(cache_misses), 0)::bigint AS cache_misses,
+               (SELECT array_agg(s ORDER BY i) FROM (
+                    SELECT i, sum(b)::bigint AS s
+                    FROM learnloop.search_metrics m2, unnest(m2.latency_buckets) WITH ORDINALITY AS u(b, i)
+                    WHERE m2.tenant_id = %s AND (%s::uuid IS NULL OR m2.project_id = %s)
+                      AND m2.day > current_date - %s
+                    GROUP BY i) z) AS buckets
+        FROM learnloop.search_metrics
+        WHERE tenant_id = %s AND (%s::uuid IS NULL OR project_id = %s) AND day > current_date - %s
+        """,
+        (tenant_id, project_id, project_id, days, tenant_id, project_id, project_id, days),
+    ).fetchone()
+    assert row is not None
+    n = int(row["searches"])
+    looked = int(row["cache_hits"]) + int(row["cache_misses"])
+    buckets = [int(b) for b in (row["buckets"] or [])]
+    return {
+        "days": days,
+        "searches": n,
+        "slow_searches": int(row["slow_searches"]),
+        "search_ms_mean": (row["search_ms_total"] / n) if n else None,
+        "search_ms_max": row["search_ms_max"],
+        "search_ms_p50_at_most": _bucket_pct(buckets, 0.50),
+        "search_ms_p99_at_most": _bucket_pct(buckets, 0.99),
+        "query_embeddings": int(row["embed_calls"]),
+        "query_embed_ms_mean": (row["embed_ms_total"] / row["embed_calls"]) if row["embed_calls"] else None,
+        "cache_hits": int(row["cache_hits"]),
+        "cache_misses": int(row["cache_misses"]),
+        "cache_hit_rate": (int(row["cache_hits"]) / looked) if looked else None,
+    }
+
+
+def _bucket_pct(buckets: list[int], p: float) -> float | None:
+    """The upper bound of the latency bucket holding the p-th search (None if none)."""
+    total = sum(buckets)
+    if not total:
+        return None
+    target = p * total
+    seen = 0
+    for bound, count in zip(BUCKETS_MS, buckets, strict=False):
+        seen += count
+        if seen >= target:
+            return bound
+    return BUCKETS_MS[-1]
+
+
+def snapshot() -> dict[str, Any]:
+    return METRICS.snapshot()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    # Clients closed before exit cannot write; their counts stay in this process only.
+    for db in list(_databases):
+        if not getattr(getattr(db, "pool", None), "closed", True):
+            flush(db, quiet=True)

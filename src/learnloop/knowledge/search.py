@@ -1,0 +1,528 @@
+"""Search: filtered vector search, hybrid (full-text + vector), learn from success.
+
+One call answers "the k nearest rows of this scope that pass this filter", always scoped by
+tenant (and by project unless ``all_projects``). Invariants:
+
+* **k rows whenever k rows match.** A capped count of the matching rows picks the path per
+  query: few matches (< ``exact_threshold``) are read through B-tree indexes and ordered by
+  exact distance; otherwise the model's HNSW index is walked with pgvector's iterative scan
+  (``hnsw.iterative_scan = relaxed_order``, the results re-sorted). If the graph walk gives
+  up early (``hnsw.max_scan_tuples``), the exact path finishes the job: a filtered search
+  never silently returns fewer rows than it could.
+* The HNSW query repeats the index contract of ``knowledge.vectors`` exactly:
+  ``(embedding::vector(DIM)) <=> %s::vector(DIM)`` with ``model = %s``. The exact path
+  uses the untyped column so the planner cannot pick the graph index there.
+* Search settings are ``SET LOCAL`` inside the query's transaction: nothing leaks to the
+  next user of a pooled connection.
+* Filters are data: see ``knowledge.filters``.
+
+Hybrid search fuses the vector ranking with PostgreSQL full-text ranking (English
+stemming, the query's words OR-ed, ``ts_rank`` normalised by document length) by
+reciprocal rank fusion (k = 60). Learn-from-success restricts a search to past
+generations whose *current* feedback says they worked, then formats them as few-shot
+examples.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import numpy as np
+import psycopg
+from psycopg import sql
+
+from ..errors import InvalidInput
+from ..store.tenancy import Scope
+from ..store.validation import check_key, check_text
+from . import metrics as _metrics
+from .filters import Compiled, compile_filter
+
+log = logging.getLogger(__name__)
+
+OWNER_TYPES = ("chunk", "entity", "generation", "term")
+MAX_K = 1000
+RRF_K = 60  # the constant of Cormack et al. (2009); robust across collections
+DEFAULT_EF_SEARCH = 40
+DEFAULT_EXACT_THRESHOLD = 2000
+DEFAULT_MAX_SCAN_TUPLES = 20000
+
+
+class Results(list):  # type: ignore[type-arg]
+    """The hits, best first, plus how they were found (``path``, ``matching``, ``ms``)."""
+
+    path: str = ""
+    matching: int | None = None
+    ms: float = 0.0
+
+
+@dataclass
+class Query:
+    """A resolved search: vector, model, scope conditions. Built by ``prepare``."""
+
+    vector: np.ndarray
+    model: str
+    k: int
+    conds: list[sql.Composable]
+    params: list[Any]
+    text: str | None = None
+
+    @property
+    def dims(self) -> int:
+        return int(self.vector.shape[0])
+
+
+def _as_list(value: Any, what: str) -> list[Any] | None:
+    if value is None:
+        return None
+    if isinstance(value, str | bytes | UUID):
+        value = [value]
+    out = list(value)
+    if not out:
+        raise InvalidInput(f"{what} is empty; leave it out to search everything", field=what)
+    return out
+
+
+def prepare(
+    scope: Scope,
+    vector: Any,
+    model: str,
+    *,
+    k: int = 10,
+    owner_types: str | Sequence[str] | None = None,
+    entity_types: str | Sequence[str] | None = None,
+    user: str | None = None,
+    document_ids: Any = None,
+    where: Mapping[str, Any] | None = None,
+    all_projects: bool = False,
+    extra: Compiled | None = None,
+    dimensions: int | None = None,
+) -> Query:
+    """Validate everything and build the WHERE clause; nothing touches the database."""
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise InvalidInput(f"k must be an integer from 1 to {MAX_K}, got {k!r}", field="k")
+    vec = np.asarray(vector, dtype=np.float32)
+    if vec.ndim != 1 or vec.shape[0] == 0:
+        raise InvalidInput(f"the query vector must be a flat list of numbers, got shape {vec.shape}", field="vector")
+    if dimensions is not None and vec.shape[0] != dimensions:
+        raise InvalidInput(
+            f"the query vector has {vec.shape[0]} dimensions but model {model!r} stores {dimensions}",
+            field="vector")
+    if not np.isfinite(vec).all():
+        raise InvalidInput("the query vector contains NaN or infinity", field="vector")
+    conds: list[sql.Composable] = [sql.SQL("e.tenant_id = %s"), sql.SQL("e.model = %s")]
+    params: list[Any] = [scope.tenant_id, model]
+    if not all_projects:
+        conds.append(sql.SQL("e.project_id = %s"))
+        params.append(scope.project_id)
+    types = _as_list(owner_types, "owner_types")
+    if types is not None:
+        bad = [t for t in types if t not in OWNER_TYPES]
+        if bad:
+            raise InvalidInput(f"unknown owner type {bad[0]!r}; use {', '.join(OWNER_TYPES)}", field="owner_types")
+        conds.append(sql.SQL("e.owner_type = ANY(%s)"))
+        params.append(types)
+    etypes = _as_list(entity_types, "entity_types")
+    if etypes is not None:
+        conds.append(sql.SQL("e.entity_type = ANY(%s)"))
+        params.append([check_key(t, "entity type") for t in etypes])
+    if user is not None:
+        conds.append(sql.SQL("e.user_ref = %s"))
+        params.append(check_key(str(user), "user"))
+    docs = _as_list(document_ids, "document_ids")
+    if docs is not None:
+        try:
+            conds.append(sql.SQL("e.document_id = ANY(%s)"))
+            params.append([d if isinstance(d, UUID) else UUID(str(d)) for d in docs])
+        except ValueError:
+            raise InvalidInput("document_ids must be document UUIDs", field="document_ids") from None
+    # Chunks of a deactivated document stay stored but are not searched.
+    conds.append(sql.SQL(
+        "(e.document_id IS NULL OR EXISTS (SELECT 1 FROM learnloop.documents d"
+        " WHERE d.tenant_id = e.tenant_id AND d.id = e.document_id AND d.active))"))
+    for extra_cond in (compile_filter(where), extra):
+        if extra_cond is not None:
+            conds.append(extra_cond.sql)
+            params.extend(extra_cond.params)
+    return Query(vec, model, k, conds, params)
+
+
+def _where(q: Query) -> sql.Composable:
+    return sql.SQL(" AND ").join(q.conds)
+
+
+def count_matching(conn: psycopg.Connection, q: Query, cap: int) -> int:
+    """How many rows pass the filter, counting no further than ``cap``."""
+    row = conn.execute(
+        sql.SQL("SELECT count(*) AS n FROM (SELECT 1 FROM learnloop.embeddings e WHERE {} LIMIT %s) s").format(_where(q)),
+        [*q.params, cap],
+    ).fetchone()
+    return int(row["n"] if isinstance(row, dict) else row[0])  # type: ignore[index]
+
+
+def _candidates_sql(q: Query, path: str, limit_param: bool = True) -> tuple[sql.Composable, list[Any]]:
+    """SELECT e.id, distance ... ORDER BY distance LIMIT n, by the chosen path."""
+    if path == "hnsw":
+        dist = sql.SQL("(e.embedding::vector({d})) <=> %s::vector({d})").format(d=sql.Literal(q.dims))
+    else:
+        # Untyped column: cannot match the HNSW index expression, so the planner filters first.
+        dist = sql.SQL("e.embedding <=> %s::vector")
+    query = sql.SQL("SELECT e.id, {dist} AS distance FROM learnloop.embeddings e WHERE {w} ORDER BY {dist} LIMIT %s").format(
+        dist=dist, w=_where(q))
+    return query, [q.vector, *q.params, q.vector]
+
+
+_OWNER_SQL = """
+SELECT e.owner_type, e.owner_id, 1 - (e.embedding <=> %s::vector) AS similarity, e.content, e.entity_type, e.user_ref,
+       e.document_id, e.metadata, e.id AS embedding_id,
+       en.entity_id, d.title, d.file_name, c.chunk_index,
+       g.prompt, g.output_text, g.kind, g.created_at AS generation_created_at{extra_cols}
+FROM hits h
+JOIN learnloop.embeddings e ON e.tenant_id = %s AND e.id = h.id
+LEFT JOIN learnloop.entities en ON e.owner_type = 'entity' AND en.tenant_id = e.tenant_id AND en.id = e.owner_id
+LEFT JOIN learnloop.chunks c ON e.owner_type = 'chunk' AND c.tenant_id = e.tenant_id AND c.id = e.owner_id
+LEFT JOIN learnloop.documents d ON d.tenant_id = e.tenant_id AND d.id = e.document_id
+LEFT JOIN learnloop.generations g ON e.owner_type = 'generation' AND g.tenant_id = e.tenant_id AND g.id = e.owner_id
+ORDER BY {order}
+"""
+
+
+def _tidy(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Drop the owner columns that do not apply to each hit's owner type."""
+    keep = {
+        "chunk": ("document_id", "title", "file_name", "chunk_index"),
+        "entity": ("entity_id", "entity_type", "user_ref"),
+        "generation": ("prompt", "output_text", "kind", "user_ref", "generation_created_at"),
+        "term": (),
+    }
+    every = {"document_id", "title", "file_name", "chunk_index", "entity_id", "entity_type", "user_ref",
+             "prompt", "output_text", "kind", "generation_created_at"}
+    out = []
+    for r in rows:
+        wanted = set(keep.get(r["owner_type"], ()))
+        out.append({key: v for key, v in r.items() if key not in every or key in wanted})
+    return out
+
+
+def _settings_sql(ef_search: int, max_scan: int) -> sql.Composable:
+    # SET cannot take bind parameters; the values are ints we validated, as Literals.
+    # enable_sort = off: our capped count already established that plenty of rows match;
+    # the planner's guess for a jsonb filter is often far lower (it would then sort a seq
+    # scan of the whole table). Without sorts the only plan left is the HNSW scan.
+    return sql.SQL(
+        "SET LOCAL hnsw.ef_search = {}; SET LOCAL hnsw.iterative_scan = relaxed_order;"
+        " SET LOCAL hnsw.max_scan_tuples = {}; SET LOCAL enable_sort = off"
+    ).format(sql.Literal(int(ef_search)), sql.Literal(int(max_scan)))
+
+
+def _check_int(value: Any, name: str, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise InvalidInput(f"{name} must be an integer from {lo} to {hi}, got {value!r}", field=name)
+    return value
+
+
+def run(
+    conn: psycopg.Connection,
+    q: Query,
+    *,
+    ef_search: int = DEFAULT_EF_SEARCH,
+    exact_threshold: int = DEFAULT_EXACT_THRESHOLD,
+    max_scan_tuples: int = DEFAULT_MAX_SCAN_TUPLES,
+    path: str = "auto",
+) -> Results:
+    """Vector search over a prepared query: the k best hits with their owners."""
+    _check_int(ef_search, "ef_search", 1, 1000)
+    _check_int(exact_threshold, "exact_threshold", 0, 10_000_000)
+    _check_int(max_scan_tuples, "max_scan_tuples", 1, 100_000_000)
+    if path not in ("auto", "hnsw", "exact"):
+        raise InvalidInput("path must be auto, hnsw or exact", field="path")
+    t0 = time.perf_counter()
+    with conn.transaction():
+        matching: int | None = None
+        chosen = path
+        if path == "auto":
+            matching = count_matching(conn, q, exact_threshold) if exact_threshold else exact_threshold
+            chosen = "exact" if matching < exact_threshold else "hnsw"
+        rows = _fetch(conn, q, chosen, ef_search, max_scan_tuples)
+        if chosen == "hnsw" and len(rows) < q.k and path == "auto":
+            # The graph walk hit max_scan_tuples before finding k matches: finish exactly.
+            chosen = "hnsw+exact"
+            rows = _fetch(conn, q, "exact", ef_search, max_scan_tuples)
+    res = Results(_tidy(rows))
+    res.path, res.matching, res.ms = chosen, matching, (time.perf_counter() - t0) * 1000
+    return res
+
+
+def _fetch(conn: psycopg.Connection, q: Query, path: str, ef_search: int, max_scan: int) -> list[dict[str, Any]]:
+    if path == "hnsw":
+        conn.execute(_settings_sql(max(ef_search, q.k), max_scan))
+    cand, params = _candidates_sql(q, path)
+    query = sql.SQL("WITH hits AS MATERIALIZED ({cand}) ").format(cand=cand) + sql.SQL(_OWNER_SQL).format(
+        extra_cols=sql.SQL(""), order=sql.SQL("h.distance, e.id"))
+    return conn.execute(query, [*params, q.k, q.vector, q.params[0]]).fetchall()
+
+
+# -- hybrid --------------------------------------------------------------------------------
+def run_hybrid(
+    conn: psycopg.Connection,
+    q: Query,
+    *,
+    depth: int = 100,
+    dense_weight: float = 1.0,
+    text_weight: float = 1.0,
+    ef_search: int = DEFAULT_EF_SEARCH,
+    exact_threshold: int = DEFAULT_EXACT_THRESHOLD,
+    max_scan_tuples: int = DEFAULT_MAX_SCAN_TUPLES,
+) -> Results:
+    """Vector and full-text rankings of the same scope fused by reciprocal rank fusion.
+
+    Each list contributes ``weight / (60 + rank)`` for its top ``depth`` rows. The text
+    query ORs the words of the query (after English stemming and stop-word removal), so a
+    long natural-language question is not reduced to the documents holding every word.
+    """
+    if q.text is None:
+        raise InvalidInput("hybrid search needs a text query (full-text cannot use a bare vector)", field="query")
+    _check_int(depth, "depth", 1, MAX_K)
+    for name, w in (("dense_weight", dense_weight), ("text_weight", text_weight)):
+        if isinstance(w, bool) or not isinstance(w, int | float) or not 0 <= w <= 100:
+            raise InvalidInput(f"{name} must be a number from 0 to 100", field=name)
+    t0 = time.perf_counter()
+    n = max(depth, q.k)
+    with conn.transaction():
+        matching = count_matching(conn, q, exact_threshold) if exact_threshold else exact_threshold
+        path = "exact" if matching < exact_threshold else "hnsw"
+        if path == "hnsw":
+            conn.execute(_settings_sql(max(ef_search, n), max_scan_tuples))
+        dense, dparams = _candidates_sql(q, path)
+        text = sql.SQL(
+            "SELECT e.id, ts_rank(e.content_tsv, tq.q, 1) AS trank"
+            " FROM learnloop.embeddings e, tq WHERE {w} AND e.content_tsv @@ tq.q"
+            " ORDER BY trank DESC, e.id LIMIT %s").format(w=_where(q))
+        query = sql.SQL(
+            "WITH tq AS MATERIALIZED ("
+            "  SELECT replace(plainto_tsquery('english', %s)::text, ' & ', ' | ')::tsquery AS q),"
+            " dense AS MATERIALIZED ({dense}),"
+            " dense_r AS (SELECT id, distance, row_number() OVER (ORDER BY distance, id) AS r FROM dense),"
+            " txt AS MATERIALIZED ({text}),"
+            " txt_r AS (SELECT id, row_number() OVER (ORDER BY trank DESC, id) AS r FROM txt),"
+            " hits AS MATERIALIZED ("
+            "  SELECT coalesce(dr.id, tr.id) AS id,"
+            "         coalesce(%s / ({rrf} + dr.r), 0) + coalesce(%s / ({rrf} + tr.r), 0) AS score,"
+            "         dr.r AS dense_rank, tr.r AS text_rank, dr.distance"
+            "  FROM dense_r dr FULL JOIN txt_r tr ON tr.id = dr.id"
+            "  ORDER BY score DESC, id LIMIT %s) "
+        ).format(dense=dense, text=text, rrf=sql.Literal(RRF_K))
+        owner = sql.SQL(_OWNER_SQL).format(
+            extra_cols=sql.SQL(", h.score, h.dense_rank, h.text_rank"), order=sql.SQL("h.score DESC, e.id"))
+        params = [q.text, *dparams, n, *q.params, n, float(dense_weight), float(text_weight), q.k, q.vector, q.params[0]]
+        rows = conn.execute(query + owner, params).fetchall()
+    res = Results(_tidy(rows))
+    res.path, res.matching, res.ms = f"hybrid/{path}", matching, (time.perf_counter() - t0) * 1000
+    return res
+
+
+# -- learn from success --------------------------------------------------------------------
+def success_filter(*, positive: bool = True, min_rating: float | None = None,
+                   exclude_tags: Sequence[str] = ()) -> Compiled:
+    """Generations whose current feedback says they worked.
+
+    ``positive`` uses the ledger's verdict rule (``generation_verdicts``: more positive
+    than negative feedback); ``min_rating`` the average star rating; ``exclude_tags`` drops
+    any generation that received one of those tags. Evaluated per candidate through the
+    feedback index, so it works inside the HNSW scan and sees feedback given a second ago.
+    """
+    having: list[str] = []
+    params: list[Any] = []
+    if positive:
+        having.append("count(*) FILTER (WHERE f.sentiment = 'POSITIVE') > count(*) FILTER (WHERE f.sentiment = 'NEGATIVE')")
+    if min_rating is not None:
+        if isinstance(min_rating, bool) or not isinstance(min_rating, int | float) or not 1 <= min_rating <= 5:
+            raise InvalidInput("min_rating must be a number from 1 to 5", field="min_rating")
+        having.append("avg(f.rating) >= %s")
+        params.append(float(min_rating))
+    tags = [check_key(t, "tag") for t in ([exclude_tags] if isinstance(exclude_tags, str) else exclude_tags)]
+    if tags:
+        having.append("NOT coalesce(bool_or(f.tags && %s::text[]), false)")
+        params.append(tags)
+    if not having:
+        raise InvalidInput("say what success means: positive, min_rating or exclude_tags", field="positive")
+    cond = (
+        "(e.owner_type = 'generation' AND EXISTS (SELECT 1 FROM learnloop.feedback f"
+        " WHERE f.tenant_id = e.tenant_id AND f.generation_id = e.owner_id"
+        " HAVING " + " AND ".join(having) + "))"
+    )
+    return Compiled(sql.SQL(cond), params)  # type: ignore[arg-type]  # fixed fragments only
+
+
+def verdicts(conn: psycopg.Connection, scope: Scope, ids: list[UUID]) -> dict[UUID, dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT generation_id, positives, negatives, avg_rating, verdict,"
+        " (SELECT array_agg(DISTINCT t) FROM learnloop.feedback f, unnest(f.tags) t"
+        "   WHERE f.tenant_id = v.tenant_id AND f.generation_id = v.generation_id) AS tags"
+        " FROM learnloop.generation_verdicts v WHERE tenant_id = %s AND generation_id = ANY(%s)",
+        (scope.tenant_id, ids),
+    ).fetchall()
+    return {r["generation_id"]: r for r in rows}
+
+
+def format_examples(hits: Sequence[Mapping[str, Any]], *, style: str = "text",
+                    max_chars: int = 2000) -> Any:
+    """Hits of ``similar_successes`` as few-shot examples.
+
+    ``style="text"``: one string, "Example 1 / User: ... / Assistant: ..." blocks;
+    ``style="messages"``: a chat list of alternating user/assistant messages.
+    """
+    if style not in ("text", "messages"):
+        raise InvalidInput("style must be 'text' or 'messages'", field="style")
+    pairs = []
+    for h in hits:
+        prompt = (h.get("prompt") or h.get("content") or "").strip()
+        answer = (h.get("output_text") or "").strip()
+        pairs.append((prompt[:max_chars], answer[:max_chars]))
+    if style == "messages":
+        msgs: list[dict[str, str]] = []
+        for p, a in pairs:
+            msgs += [{"role": "user", "content": p}, {"role": "assistant", "content": a}]
+        return msgs
+    return "\n\n".join(f"Example {i}\nUser: {p}\nAssistant: {a}" for i, (p, a) in enumerate(pairs, 1))
+
+
+# -- the public facade ---------------------------------------------------------------------
+class SearchMixin:
+    """Search methods of ``client.knowledge`` (mixed into ``knowledge.client.Knowledge``)."""
+
+    _c: Any
+
+    def _provider(self, model: str | None) -> Any:
+        from ..embeddings import get_provider
+
+        return get_provider(model=model)
+
+    def _resolve(self, conn: psycopg.Connection, query: Any, model: str | None,
+                 ) -> tuple[np.ndarray, str, str | None, float]:
+        """(vector, model id, text or None, embed ms) for a text or a vector query."""
+        from .vectors import recorded_dimensions
+
+        if isinstance(query, str):
+            check_text(query, "query")
+            if not query.strip():
+                raise InvalidInput("the search query is empty", field="query")
+            from ..embeddings import embed_with_cache
+
+            provider = self._provider(model)
+            t0 = time.perf_counter()
+            vec = embed_with_cache(conn, self._c.scope.tenant_id, provider, [query])[0]
+            return vec, provider.model_id, query, (time.perf_counter() - t0) * 1000
+        if query is None:
+            raise InvalidInput("give a query text or a query vector", field="query")
+        mid = model or self._provider(None).model_id
+        dims = recorded_dimensions(conn, mid)
+        vec = np.asarray(query, dtype=np.float32) if not isinstance(query, np.ndarray) else query
+        if dims is not None and (vec.ndim != 1 or vec.shape[0] != dims):
+            raise InvalidInput(
+                f"the query vector has {vec.shape[-1] if vec.ndim else 0} dimensions but model {mid!r} stores {dims}",
+                field="vector")
+        return vec, mid, None, 0.0
+
+    def search(
+        self,
+        query: str | Sequence[float] | np.ndarray,
+        k: int = 10,
+        *,
+        text: str | None = None,
+        model: str | None = None,
+        owner_types: str | Sequence[str] | None = None,
+        entity_types: str | Sequence[str] | None = None,
+        user: str | None = None,
+        document_ids: Any = None,
+        where: Mapping[str, Any] | None = None,
+        all_projects: bool = False,
+        hybrid: bool = False,
+        ef_search: int | None = None,
+        exact_threshold: int | None = None,
+        max_scan_tuples: int | None = None,
+        path: str = "auto",
+        _extra: Compiled | None = None,
+    ) -> Results:
+        """The ``k`` rows nearest to ``query`` (text, or a vector of the model's dimensions).
+
+        Scope: always this client's tenant; its project unless ``all_projects``; narrowed by
+        ``owner_types`` (chunk/entity/generation/term), ``entity_types``, ``user``,
+        ``document_ids`` and ``where`` (see ``knowledge.filters``). Returns min(k, matching)
+        hits, best first, each with ``similarity`` (cosine, 1 = same direction) and its
+        owner's data. ``hybrid=True`` fuses in full-text ranking (needs a text query, or
+        ``text=`` beside a vector). ``ef_search``, ``exact_threshold``, ``max_scan_tuples``
+        override the ``LEARNLOOP_SEARCH_*`` settings; ``path`` forces "exact" or "hnsw".
+        """
+        settings = self._c.settings
+        t0 = time.perf_counter()
+        with self._c.db.connection() as conn:
+            vec, mid, qtext, embed_ms = self._resolve(conn, query, model)
+            q = prepare(self._c.scope, vec, mid, k=k, owner_types=owner_types, entity_types=entity_types,
+                        user=user, document_ids=document_ids, where=where, all_projects=all_projects,
+                        extra=_extra)
+            q.text = text if text is not None else qtext
+            ef = ef_search if ef_search is not None else settings.search_ef_search
+            threshold = exact_threshold if exact_threshold is not None else settings.search_exact_threshold
+            max_scan = max_scan_tuples if max_scan_tuples is not None else settings.search_max_scan_tuples
+            if hybrid:
+                res = run_hybrid(conn, q, ef_search=ef, exact_threshold=threshold, max_scan_tuples=max_scan)
+            else:
+                res = run(conn, q, ef_search=ef, exact_threshold=threshold, max_scan_tuples=max_scan, path=path)
+        total_ms = (time.perf_counter() - t0) * 1000
+        res.ms = total_ms
+        _metrics.record_search(self._c, total_ms, embed_ms=embed_ms if qtext is not None else None,
+                               rows=len(res), path=res.path)
+        return res
+
+    def similar_successes(
+        self,
+        query: str | Sequence[float] | np.ndarray,
+        k: int = 3,
+        *,
+        positive: bool = True,
+        min_rating: float | None = None,
+        exclude_tags: Sequence[str] = (),
+        kind: str | None = None,
+        user: str | None = None,
+        where: Mapping[str, Any] | None = None,
+        all_projects: bool = False,
+        model: str | None = None,
+    ) -> Results:
+        """Past generations similar to ``query`` that worked: learn from success.
+
+        "Worked" is read from the feedback as it is now: ``positive`` (more positive than
+        negative feedback), ``min_rating`` (average stars >= this), ``exclude_tags`` (never
+        tagged any of these). Each hit carries the generation's prompt and output plus its
+        ``positives``, ``negatives``, ``avg_rating``, ``tags``; pass the hits to
+        ``format_examples`` to paste them into a prompt.
+        """
+        extra = success_filter(positive=positive, min_rating=min_rating, exclude_tags=exclude_tags)
+        if kind is not None:
+            check_key(kind, "kind")
+            extra = Compiled(
+                sql.SQL("({} AND EXISTS (SELECT 1 FROM learnloop.generations g2 WHERE g2.tenant_id = e.tenant_id"
+                        " AND g2.id = e.owner_id AND g2.kind = %s))").format(extra.sql),
+                [*extra.params, kind])
+        hits = self.search(query, k, owner_types="generation", user=user, where=where,
+                           all_projects=all_projects, model=model, _extra=extra)
+        if hits:
+            with self._c.db.connection() as conn:
+                v = verdicts(conn, self._c.scope, [h["owner_id"] for h in hits])
+            for h in hits:
+                info = v.get(h["owner_id"], {})
+                h.update(positives=info.get("positives", 0), negatives=info.get("negatives", 0),
+                         avg_rating=info.get("avg_rating"), tags=sorted(info.get("tags") or []))
+        return hits
+
+    def few_shot(self, query: str, k: int = 3, *, style: str = "text", **options: Any) -> Any:
+        """``similar_successes`` formatted for a prompt (a string, or chat messages)."""
+        return format_examples(self.similar_successes(query, k, **options), style=style)
+
+    def search_metrics(self) -> dict[str, Any]:
+        """This process's search and embedding figures (latency percentiles, cache hit rate)."""
+        return _metrics.snapshot()
