@@ -43,12 +43,6 @@ class Settings(BaseSettings):
         default=2000, description="Filters matching fewer rows than this are searched exactly (B-tree + sort).")
     search_max_scan_tuples: int = Field(default=20000, description="hnsw.max_scan_tuples for iterative scans.")
     slow_search_ms: float = Field(default=200.0, description="Searches slower than this log a warning.")
-    # Search (learnloop.knowledge.search); see docs/retrieval.md for how they were chosen.
-    search_ef_search: int = Field(default=40, description="HNSW candidate list size (hnsw.ef_search) per search.")
-    search_exact_threshold: int = Field(
-        default=2000, description="Filters matching fewer rows than this are searched exactly (B-tree + sort).")
-    search_max_scan_tuples: int = Field(default=20000, description="hnsw.max_scan_tuples for iterative scans.")
-    slow_search_ms: float = Field(default=200.0, description="Searches slower than this log a warning.")
     # Service (events/api): archive location (folder or pyarrow URI), broker, HTTP limits.
     archive_root: str | None = None
     archive_interval: float = 60.0
