@@ -13,6 +13,11 @@ from ..errors import LearnloopError
 
 # name -> "module:attribute"; add a line here for a new command or group.
 COMMANDS: dict[str, str] = {
+    "serve": "learnloop.cli.service:serve",
+    "archive": "learnloop.cli.service:archive",
+    "sql": "learnloop.cli.service:sql",
+    "keys": "learnloop.cli.service:keys",
+    "relay": "learnloop.cli.service:relay",
     "db": "learnloop.cli.db:db",
     "migrate": "learnloop.cli.db:migrate",
     "log": "learnloop.cli.ledger:log_cmd",

@@ -1,0 +1,97 @@
+"""Per-request context: the caller's key, its tenant, the project, a scoped client.
+
+The tenant always comes from the API key, never from the request; the project is named by
+the ``X-Learnloop-Project`` header (default ``default``). Reads do not create projects (an
+unknown project is a 404); writes create it on first use, as the library does.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from ..client import Client
+from ..errors import InvalidInput
+from ..events import keys as _keys
+from ..store.tenancy import Scope, ensure_project
+from ..store.validation import check_name
+
+bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer llk_...`")
+ProjectHeader = Annotated[str, Header(alias="X-Learnloop-Project", max_length=200,
+                                      description="Project name inside your tenant.")]
+
+
+@dataclass
+class Ctx:
+    principal: _keys.Principal
+    client: Client
+
+    @property
+    def scope(self) -> Scope:
+        return self.client.scope
+
+
+class ScopeCache:
+    """(tenant id, project name) -> Scope; project ids never change once created."""
+
+    def __init__(self) -> None:
+        self._d: dict[tuple[Any, str], Scope] = {}
+        self._lock = threading.Lock()
+
+    def get(self, root: Client, p: _keys.Principal, project: str, create: bool) -> Scope:
+        k = (p.tenant_id, project)
+        sc = self._d.get(k)
+        if sc is None:
+            with root.db.connection() as conn:
+                pid = ensure_project(conn, p.tenant_id, project, create=create)
+            sc = Scope(p.tenant_id, p.tenant, pid, project)
+            with self._lock:
+                self._d[k] = sc
+        return sc
+
+
+def principal(request: Request,
+              creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> _keys.Principal:
+    root: Client = request.app.state.client
+    if "api_key" in request.query_params or "key" in request.query_params:
+        raise _keys.Unauthenticated("API keys are never accepted in URLs (they end up in logs); "
+                                    "send 'Authorization: Bearer llk_...'")
+    with root.db.connection() as conn:
+        return _keys.authenticate(conn, creds.credentials if creds else None)
+
+
+def _ctx(request: Request, p: _keys.Principal, project: str, scope_name: str, create: bool) -> Ctx:
+    p.require(scope_name)
+    try:
+        check_name(project, "project")
+    except InvalidInput:
+        raise InvalidInput("X-Learnloop-Project must be 1 to 200 characters without NUL", field="project") from None
+    root: Client = request.app.state.client
+    sc = request.app.state.scopes.get(root, p, project, create)
+    c = Client(root.db, root.settings, p.tenant, project)
+    c._scope = sc
+    return Ctx(p, c)
+
+
+def reader(request: Request, p: Annotated[_keys.Principal, Depends(principal)],
+           project: ProjectHeader = "default") -> Ctx:
+    return _ctx(request, p, project, "read", create=False)
+
+
+def writer(request: Request, p: Annotated[_keys.Principal, Depends(principal)],
+           project: ProjectHeader = "default") -> Ctx:
+    return _ctx(request, p, project, "ingest", create=True)
+
+
+def admin(request: Request, p: Annotated[_keys.Principal, Depends(principal)],
+          project: ProjectHeader = "default") -> Ctx:
+    return _ctx(request, p, project, "admin", create=True)
+
+
+Read = Annotated[Ctx, Depends(reader)]
+Write = Annotated[Ctx, Depends(writer)]
+Admin = Annotated[Ctx, Depends(admin)]

@@ -1,0 +1,88 @@
+"""Problem details (RFC 9457) for every error the API returns; nothing escapes as a 500
+with a traceback.
+
+``learnloop.errors`` classes map by their ``status`` (InvalidInput 422, NotFound 404,
+Conflict 409, PermissionDenied 403, Unauthenticated 401, DatabaseUnavailable 503);
+request validation errors (malformed JSON, wrong types) are 422 with the field list.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import psycopg
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from psycopg_pool import PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..errors import LearnloopError
+
+log = logging.getLogger("learnloop.api")
+
+MEDIA = "application/problem+json"
+TITLES = {400: "Bad request", 401: "Unauthenticated", 403: "Forbidden", 404: "Not found",
+          405: "Method not allowed", 409: "Conflict", 413: "Request too large",
+          415: "Unsupported media type", 422: "Invalid input", 429: "Too many requests",
+          500: "Internal error", 502: "Provider error", 503: "Service unavailable"}
+
+
+def problem(status: int, detail: str, *, code: str | None = None, headers: dict[str, str] | None = None,
+            **extra: Any) -> JSONResponse:
+    body = {"type": f"https://learnloop.dev/problems/{code or status}", "title": TITLES.get(status, "Error"),
+            "status": status, "detail": detail, **extra}
+    if status == 401:
+        headers = {"WWW-Authenticate": "Bearer", **(headers or {})}
+    return JSONResponse(jsonable_encoder(body), status_code=status, media_type=MEDIA, headers=headers)
+
+
+def _fields(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # Only loc/msg/type: "input" and "ctx" may hold the (possibly huge or secret) value.
+    return [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+            for e in errors[:20]]
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(LearnloopError)
+    async def _learnloop(request: Request, exc: LearnloopError) -> JSONResponse:
+        status = exc.status if 400 <= exc.status < 600 else 500
+        if status >= 500 and status != 503:
+            log.error("%s on %s %s: %s", type(exc).__name__, request.method, request.url.path, exc.message)
+        field = getattr(exc, "field", None)
+        extra = {"field": field} if field else {}
+        return problem(status, exc.message, code=exc.code, **extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errs = _fields(list(exc.errors()))
+        first = errs[0] if errs else {"loc": [], "msg": "invalid request"}
+        where = ".".join(p for p in first["loc"] if p not in ("body",)) or "request"
+        return problem(422, f"{where}: {first['msg']}", code="invalid_input", errors=errs)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(PoolTimeout)
+    @app.exception_handler(psycopg.OperationalError)
+    async def _db(request: Request, exc: Exception) -> JSONResponse:
+        return problem(503, "the database is unavailable right now; retry shortly", code="database_unavailable",
+                       headers={"Retry-After": "2"})
+
+    @app.exception_handler(psycopg.DataError)
+    async def _data(request: Request, exc: psycopg.DataError) -> JSONResponse:
+        return problem(422, f"a value was refused by the database: {exc.diag.message_primary or exc}",
+                       code="invalid_input")
+
+    @app.exception_handler(psycopg.IntegrityError)
+    async def _integrity(request: Request, exc: psycopg.IntegrityError) -> JSONResponse:
+        return problem(409, f"the change conflicts with stored data: {exc.diag.message_primary or exc}",
+                       code="conflict")
+
+    @app.exception_handler(Exception)
+    async def _other(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem(500, "internal error; it has been logged", code="internal")
