@@ -146,7 +146,7 @@ def reembed(ctx: click.Context, model: str, provider: str | None, from_model: st
     out = kn.reembed(from_model=from_model, all_projects=all_projects)
     if drop_old:
         out["dropped"] = kn.drop_model(from_model)
-    out["models"] = kn.model_counts()
+    out["models"] = kn.model_counts(all_projects=all_projects)
     if as_json:
         echo_json(to_jsonable(out))
     else:

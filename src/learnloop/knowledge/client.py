@@ -147,6 +147,6 @@ class Knowledge(_Base):  # type: ignore[misc,valid-type]
         with self._c.db.connection() as conn:
             return _re.drop_model(conn, self._c.scope, model)
 
-    def model_counts(self) -> list[dict[str, Any]]:
+    def model_counts(self, *, all_projects: bool = False) -> list[dict[str, Any]]:
         with self._c.db.connection() as conn:
-            return _re.model_counts(conn, self._c.scope)
+            return _re.model_counts(conn, self._c.scope, all_projects=all_projects)

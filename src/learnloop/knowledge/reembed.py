@@ -14,7 +14,6 @@ import time
 from typing import Any
 
 import psycopg
-from psycopg import sql
 from psycopg.rows import dict_row
 
 from ..embeddings.base import EmbeddingProvider
@@ -87,11 +86,11 @@ def drop_model(conn: psycopg.Connection, scope: Scope, model: str) -> int:
     return n
 
 
-def model_counts(conn: psycopg.Connection, scope: Scope) -> list[dict[str, Any]]:
-    """Vectors per model and owner type in this tenant (what `learnloop reembed` reports)."""
+def model_counts(conn: psycopg.Connection, scope: Scope, *, all_projects: bool = False) -> list[dict[str, Any]]:
+    """Vectors per model and owner type in this project (or tenant), as `learnloop reembed` reports."""
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
-            sql.SQL("SELECT model, owner_type, count(*) AS vectors FROM learnloop.embeddings"
-                    " WHERE tenant_id = %s GROUP BY 1, 2 ORDER BY 1, 2"),
-            (scope.tenant_id,),
+            "SELECT model, owner_type, count(*) AS vectors FROM learnloop.embeddings"
+            " WHERE tenant_id = %s AND (%s::uuid IS NULL OR project_id = %s) GROUP BY 1, 2 ORDER BY 1, 2",
+            (scope.tenant_id, None if all_projects else scope.project_id, None if all_projects else scope.project_id),
         ).fetchall()
