@@ -305,6 +305,7 @@ def test_learn_from_success_sees_new_feedback_at_once(history: dict[str, Any]) -
 
 
 def test_metrics_count_searches_warn_when_slow_and_persist(client: Any, kb: KB, caplog: Any) -> None:
+    kb = KB(client.scoped(project="metrics"))  # its own project: the stored sums are ours alone
     search_metrics.METRICS.reset()
     for _ in range(3):
         kb.search("python", k=2)
@@ -321,7 +322,7 @@ def test_metrics_count_searches_warn_when_slow_and_persist(client: Any, kb: KB, 
     assert any("slow search" in r.message for r in caplog.records)
     assert search_metrics.flush(client.db) >= 1
     with client.db.connection() as conn:
-        stored = search_metrics.stored(conn, client.scope.tenant_id, client.scope.project_id)
+        stored = search_metrics.stored(conn, kb._c.scope.tenant_id, kb._c.scope.project_id)
         events = conn.execute("SELECT count(*) AS n FROM learnloop.events WHERE event_type = 'search_metrics.flushed'"
                               ).fetchone()["n"]
     assert stored["searches"] == 4 and stored["slow_searches"] == 1
