@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "entity": "learnloop.cli.knowledge:entity",
     "embed-generations": "learnloop.cli.knowledge:embed_generations",
     "reembed": "learnloop.cli.knowledge:reembed",
+    "search": "learnloop.cli.search:search",
     "dataset": "learnloop.cli.training:dataset",
     "export": "learnloop.cli.training:export_cmd",
     "finetune": "learnloop.cli.training:finetune",

@@ -108,3 +108,7 @@ def corrections(ctx: click.Context, since: str | None, until: str | None, all_pr
     rows = [{"first positive at iteration": k, "trees": v} for k, v in sorted(r["iterations"].items())]
     rows.append({"first positive at iteration": "never", "trees": r["never"]})
     table(rows, ["first positive at iteration", "trees"], title="iterations needed")
+
+from .search import stats_search  # noqa: E402  (learnloop stats search lives with search)
+
+stats.add_command(stats_search, "search")

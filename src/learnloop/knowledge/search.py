@@ -335,27 +335,27 @@ def success_filter(*, positive: bool = True, min_rating: float | None = None,
     any generation that received one of those tags. Evaluated per candidate through the
     feedback index, so it works inside the HNSW scan and sees feedback given a second ago.
     """
-    having: list[str] = []
+    having: list[sql.Composable] = []
     params: list[Any] = []
     if positive:
-        having.append("count(*) FILTER (WHERE f.sentiment = 'POSITIVE') > count(*) FILTER (WHERE f.sentiment = 'NEGATIVE')")
+        having.append(sql.SQL(
+            "count(*) FILTER (WHERE f.sentiment = 'POSITIVE') > count(*) FILTER (WHERE f.sentiment = 'NEGATIVE')"))
     if min_rating is not None:
         if isinstance(min_rating, bool) or not isinstance(min_rating, int | float) or not 1 <= min_rating <= 5:
             raise InvalidInput("min_rating must be a number from 1 to 5", field="min_rating")
-        having.append("avg(f.rating) >= %s")
+        having.append(sql.SQL("avg(f.rating) >= %s"))
         params.append(float(min_rating))
     tags = [check_key(t, "tag") for t in ([exclude_tags] if isinstance(exclude_tags, str) else exclude_tags)]
     if tags:
-        having.append("NOT coalesce(bool_or(f.tags && %s::text[]), false)")
+        having.append(sql.SQL("NOT coalesce(bool_or(f.tags && %s::text[]), false)"))
         params.append(tags)
     if not having:
         raise InvalidInput("say what success means: positive, min_rating or exclude_tags", field="positive")
-    cond = (
+    cond = sql.SQL(
         "(e.owner_type = 'generation' AND EXISTS (SELECT 1 FROM learnloop.feedback f"
-        " WHERE f.tenant_id = e.tenant_id AND f.generation_id = e.owner_id"
-        " HAVING " + " AND ".join(having) + "))"
-    )
-    return Compiled(sql.SQL(cond), params)  # type: ignore[arg-type]  # fixed fragments only
+        " WHERE f.tenant_id = e.tenant_id AND f.generation_id = e.owner_id HAVING {}))"
+    ).format(sql.SQL(" AND ").join(having))
+    return Compiled(cond, params)
 
 
 def verdicts(conn: psycopg.Connection, scope: Scope, ids: list[UUID]) -> dict[UUID, dict[str, Any]]:
@@ -400,6 +400,8 @@ class SearchMixin:
     def _provider(self, model: str | None) -> Any:
         from ..embeddings import get_provider
 
+        if model is None and getattr(self, "provider", None) is not None:
+            return self.provider  # type: ignore[attr-defined]  # the facade's configured provider
         return get_provider(model=model)
 
     def _resolve(self, conn: psycopg.Connection, query: Any, model: str | None,
