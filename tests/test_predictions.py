@@ -14,8 +14,8 @@ from learnloop.errors import Conflict, InvalidInput, NotFound
 
 def auc_by_pairs(scores, labels):
     """ROC AUC as the probability a random positive outranks a random negative (ties count 1/2)."""
-    pos = [s for s, y in zip(scores, labels) if y]
-    neg = [s for s, y in zip(scores, labels) if not y]
+    pos = [s for s, y in zip(scores, labels, strict=True) if y]
+    neg = [s for s, y in zip(scores, labels, strict=True) if not y]
     wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in pos for n in neg)
     return wins / (len(pos) * len(neg))
 
@@ -33,7 +33,7 @@ def scored(client):
                      "external_id": f"imp-{i}"})
         truth.append(outcome)
     ids = client.predictions.bulk_log(rows)
-    for pid, outcome in zip(ids[:250], truth[:250]):  # 50 still awaiting their outcome
+    for pid, outcome in zip(ids[:250], truth[:250], strict=True):  # 50 still awaiting their outcome
         client.predictions.outcome(pid, outcome)
     return rows, truth, ids
 
@@ -43,22 +43,22 @@ def test_report_matches_hand_computation(client, scored):
     s = [r["score"] for r in rows[:250]]
     y = truth[:250]
     t = 0.6
-    tp = sum(1 for a, b in zip(s, y) if a >= t and b)
-    fp = sum(1 for a, b in zip(s, y) if a >= t and not b)
-    tn = sum(1 for a, b in zip(s, y) if a < t and not b)
-    fn = sum(1 for a, b in zip(s, y) if a < t and b)
+    tp = sum(1 for a, b in zip(s, y, strict=True) if a >= t and b)
+    fp = sum(1 for a, b in zip(s, y, strict=True) if a >= t and not b)
+    tn = sum(1 for a, b in zip(s, y, strict=True) if a < t and not b)
+    fn = sum(1 for a, b in zip(s, y, strict=True) if a < t and b)
     r = client.predictions.report("impago", "v1", threshold=t, bins=5)
     assert (r["predictions"], r["with_outcome"], r["awaiting_outcome"]) == (300, 250, 50)
     assert r["confusion"] == {"tp": tp, "fp": fp, "tn": tn, "fn": fn}
     assert r["accuracy"] == pytest.approx((tp + tn) / 250)
     assert r["precision"] == pytest.approx(tp / (tp + fp))
     assert r["recall"] == pytest.approx(tp / (tp + fn))
-    assert r["brier"] == pytest.approx(sum((a - b) ** 2 for a, b in zip(s, y)) / 250)
+    assert r["brier"] == pytest.approx(sum((a - b) ** 2 for a, b in zip(s, y, strict=True)) / 250)
     assert r["roc_auc"] == pytest.approx(auc_by_pairs(s, y))
     assert 0.6 < r["roc_auc"] < 1  # the scores are informative
     # Calibration: 5 equal bins, the last one including 1.0.
     for b in r["calibration"]:
-        members = [(a, o) for a, o in zip(s, y) if min(int(a * 5) + 1, 5) == b["bin"]]
+        members = [(a, o) for a, o in zip(s, y, strict=True) if min(int(a * 5) + 1, 5) == b["bin"]]
         assert b["count"] == len(members)
         assert b["mean_predicted"] == pytest.approx(sum(a for a, _ in members) / len(members))
         assert b["observed_rate"] == pytest.approx(sum(o for _, o in members) / len(members))

@@ -16,6 +16,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
+from psycopg import sql
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..errors import Conflict, InvalidInput, NotFound
@@ -158,10 +159,13 @@ def find(conn: psycopg.Connection, scope: Scope, *, subject: dict[str, Any] | No
     if subject:
         where.append("subject @> %s")
         params.append(Jsonb({k: str(v) for k, v in check_object(subject, "subject").items()}))
-    for col, val in (("model_name", model_name), ("model_version", model_version)):
-        if val is not None:
-            where.append(f"{col} = %s")
-            params.append(val)
-    rows = conn.execute("SELECT * FROM learnloop.predictions WHERE " + " AND ".join(where)
-                        + " ORDER BY created_at DESC, id DESC LIMIT %s", [*params, limit]).fetchall()
+    if model_name is not None:
+        where.append("model_name = %s")
+        params.append(model_name)
+    if model_version is not None:
+        where.append("model_version = %s")
+        params.append(model_version)
+    query = sql.SQL("SELECT * FROM learnloop.predictions WHERE {} ORDER BY created_at DESC, id DESC LIMIT %s").format(
+        sql.SQL(" AND ").join(sql.SQL(w) for w in where))
+    rows = conn.execute(query, [*params, limit]).fetchall()
     return [{k: r[k] for k in _COLS} for r in rows]
