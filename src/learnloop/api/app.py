@@ -53,6 +53,10 @@ def create_app(settings: Settings | None = None, *, client: Any = None, archive:
         ll = learnloop.connect(s.database_url, tenant=s.tenant, project=s.project, home=s.home) if own else client
         # Fail fast when the database is away, instead of queueing requests for 30 s.
         ll.db.pool.timeout = s.api_db_timeout
+        # After a database restart the pool's reconnect backoff doubles without bound (up
+        # to 5 minutes); give up on a failing chain quickly instead, so that the next
+        # waiting request starts a fresh attempt and the API recovers within seconds.
+        ll.db.pool.reconnect_timeout = max(5.0, 2 * s.api_db_timeout)
         app.state.client = ll
         hub = Hub(ll.db)
         hub.start(asyncio.get_running_loop())
