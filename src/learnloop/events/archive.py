@@ -11,9 +11,9 @@ Invariants:
   next run deletes.
 * **Exactly once by event id.** A pass archives the events whose transactions finished
   before it started: ``watermark <= txid < horizon`` (see :mod:`.cursor`). The batch and
-  its bounds are committed *before* any file is written; its files have deterministic
-  names. A crashed batch is redone with the same bounds, producing the same events under
-  the same names (replacing, never adding). The watermark moves to the batch's upper
+  its bounds are committed *before* any file is written; its files are named after it. A
+  crashed batch is redone with the same bounds, producing the same events (its leftover
+  files are deleted first, never added to). The watermark moves to the batch's upper
   bound in the same transaction that marks it done. A late-committing transaction keeps
   the horizon below its txid, so its events wait for the next pass instead of being
   skipped.
@@ -238,6 +238,13 @@ class Archiver:
                     (STATE,),
                 ).fetchall()
             for b in pending:
+                # Files a crashed run wrote for this batch are replaced as a whole: the
+                # redo may cut chunks differently (another chunk_rows), so same names
+                # alone would not be enough.
+                prefix = f"part-{b['id']:012d}-"
+                for f in self.root.files():
+                    if f.base_name.startswith(prefix):
+                        _quietly(self.root.fs.delete_file, f.path)
                 self._write_batch(b["id"], b["lo"], b["hi"], res)
                 res.redone += 1
             batch = self._new_batch()
