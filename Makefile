@@ -39,3 +39,8 @@ docs: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .learnloop .pytest_cache
+
+# The HTTP API on the demo's data: runs the demo setup, then serves with a fresh admin key.
+serve: $(STAMP)
+	LEARNLOOP_HOME=$(DEMO_HOME) $(BIN)/python -m learnloop.demo
+	LEARNLOOP_HOME=$(DEMO_HOME) $(BIN)/learnloop --project demo serve --create-key
