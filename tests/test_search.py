@@ -307,6 +307,7 @@ def test_learn_from_success_sees_new_feedback_at_once(history: dict[str, Any]) -
 def test_metrics_count_searches_warn_when_slow_and_persist(client: Any, kb: KB, caplog: Any) -> None:
     kb = KB(client.scoped(project="metrics"))  # its own project: the stored sums are ours alone
     search_metrics.METRICS.reset()
+    client.settings.slow_search_ms = 1e9  # a loaded CI machine must not make these "slow"
     for _ in range(3):
         kb.search("python", k=2)
     snap = kb.search_metrics()

@@ -12,8 +12,8 @@ tenant (and by project unless ``all_projects``). Invariants:
 * The HNSW query repeats the index contract of ``knowledge.vectors`` exactly:
   ``(embedding::vector(DIM)) <=> %s::vector(DIM)`` with ``model = %s``. The exact path
   uses the untyped column so the planner cannot pick the graph index there.
-* Search settings are ``SET LOCAL`` inside the query's transaction: nothing leaks to the
-  next user of a pooled connection.
+* Search settings are transaction-local (``set_config(..., true)``) inside the query's
+  transaction: nothing leaks to the next user of a pooled connection.
 * Filters are data: see ``knowledge.filters``.
 
 Hybrid search fuses the vector ranking with PostgreSQL full-text ranking (English
@@ -70,6 +70,7 @@ class Query:
     conds: list[sql.Composable]
     params: list[Any]
     text: str | None = None
+    scope_key: tuple[Any, ...] | None = None  # set when nothing but the scope filters rows
 
     @property
     def dims(self) -> int:
@@ -114,6 +115,7 @@ def prepare(
             field="vector")
     if not np.isfinite(vec).all():
         raise InvalidInput("the query vector contains NaN or infinity", field="vector")
+    plain_scope = all(v is None for v in (owner_types, entity_types, user, document_ids, where, extra))
     conds: list[sql.Composable] = [sql.SQL("e.tenant_id = %s"), sql.SQL("e.model = %s")]
     params: list[Any] = [scope.tenant_id, model]
     if not all_projects:
@@ -148,7 +150,8 @@ def prepare(
         if extra_cond is not None:
             conds.append(extra_cond.sql)
             params.extend(extra_cond.params)
-    return Query(vec, model, k, conds, params)
+    key = (scope.tenant_id, None if all_projects else scope.project_id, model) if plain_scope else None
+    return Query(vec, model, k, conds, params, scope_key=key)
 
 
 def _where(q: Query) -> sql.Composable:
@@ -208,15 +211,18 @@ def _tidy(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _settings_sql(ef_search: int, max_scan: int) -> sql.Composable:
-    # SET cannot take bind parameters; the values are ints we validated, as Literals.
-    # enable_sort = off: our capped count already established that plenty of rows match;
-    # the planner's guess for a jsonb filter is often far lower (it would then sort a seq
-    # scan of the whole table). Without sorts the only plan left is the HNSW scan.
-    return sql.SQL(
-        "SET LOCAL hnsw.ef_search = {}; SET LOCAL hnsw.iterative_scan = relaxed_order;"
-        " SET LOCAL hnsw.max_scan_tuples = {}; SET LOCAL enable_sort = off"
-    ).format(sql.Literal(int(ef_search)), sql.Literal(int(max_scan)))
+def _apply_settings(conn: psycopg.Connection, ef_search: int, max_scan: int) -> None:
+    """Transaction-local HNSW settings, as one statement (it pipelines with the query).
+
+    enable_sort = off: our capped count already established that plenty of rows match;
+    the planner's guess for a jsonb filter is often far lower (it would then sort a seq
+    scan of the whole table). Without sorts the only plan left is the HNSW scan.
+    """
+    conn.execute(
+        "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', 'relaxed_order', true),"
+        " set_config('hnsw.max_scan_tuples', %s, true), set_config('enable_sort', 'off', true)",
+        (str(int(ef_search)), str(int(max_scan))),
+    )
 
 
 def _check_int(value: Any, name: str, lo: int, hi: int) -> int:
@@ -241,12 +247,12 @@ def run(
     if path not in ("auto", "hnsw", "exact"):
         raise InvalidInput("path must be auto, hnsw or exact", field="path")
     t0 = time.perf_counter()
-    with conn.transaction():
+    # Pipeline mode: BEGIN, the settings and the query travel together (fewer round trips).
+    with conn.pipeline(), conn.transaction():
         matching: int | None = None
         chosen = path
         if path == "auto":
-            matching = count_matching(conn, q, exact_threshold) if exact_threshold else exact_threshold
-            chosen = "exact" if matching < exact_threshold else "hnsw"
+            matching, chosen = _choose(conn, q, exact_threshold)
         rows = _fetch(conn, q, chosen, ef_search, max_scan_tuples)
         if chosen == "hnsw" and len(rows) < q.k and path == "auto":
             # The graph walk hit max_scan_tuples before finding k matches: finish exactly.
@@ -257,9 +263,31 @@ def run(
     return res
 
 
+# Unfiltered scopes known to be large: (db, tenant, project, model) -> when it was counted.
+# A scope that held >= threshold rows a minute ago still does (and if it shrank, the
+# HNSW path falls back to exact by itself), so its count is skipped: one query less.
+_LARGE_SCOPES: dict[tuple[Any, ...], tuple[float, int]] = {}
+LARGE_SCOPE_TTL = 60.0
+
+
+def _choose(conn: psycopg.Connection, q: Query, threshold: int) -> tuple[int | None, str]:
+    """(rows counted up to threshold, path): exact below the threshold, else HNSW."""
+    if threshold == 0:
+        return None, "hnsw"
+    key = (conn.info.dbname, conn.info.host, conn.info.port, *q.scope_key) if q.scope_key else None
+    if key is not None:
+        seen = _LARGE_SCOPES.get(key)
+        if seen is not None and seen[1] >= threshold and time.monotonic() - seen[0] < LARGE_SCOPE_TTL:
+            return None, "hnsw"
+    matching = count_matching(conn, q, threshold)
+    if key is not None and matching >= threshold:
+        _LARGE_SCOPES[key] = (time.monotonic(), threshold)
+    return matching, "exact" if matching < threshold else "hnsw"
+
+
 def _fetch(conn: psycopg.Connection, q: Query, path: str, ef_search: int, max_scan: int) -> list[dict[str, Any]]:
     if path == "hnsw":
-        conn.execute(_settings_sql(max(ef_search, q.k), max_scan))
+        _apply_settings(conn, max(ef_search, q.k), max_scan)
     cand, params = _candidates_sql(q, path)
     query = sql.SQL("WITH hits AS MATERIALIZED ({cand}) ").format(cand=cand) + sql.SQL(_OWNER_SQL).format(
         extra_cols=sql.SQL(""), order=sql.SQL("h.distance, e.id"))
@@ -293,10 +321,9 @@ def run_hybrid(
     t0 = time.perf_counter()
     n = max(depth, q.k)
     with conn.transaction():
-        matching = count_matching(conn, q, exact_threshold) if exact_threshold else exact_threshold
-        path = "exact" if matching < exact_threshold else "hnsw"
+        matching, path = _choose(conn, q, exact_threshold)
         if path == "hnsw":
-            conn.execute(_settings_sql(max(ef_search, n), max_scan_tuples))
+            _apply_settings(conn, max(ef_search, n), max_scan_tuples)
         dense, dparams = _candidates_sql(q, path)
         text = sql.SQL(
             "SELECT e.id, ts_rank(e.content_tsv, tq.q, 1) AS trank"
@@ -392,6 +419,9 @@ def format_examples(hits: Sequence[Mapping[str, Any]], *, style: str = "text",
 
 
 # -- the public facade ---------------------------------------------------------------------
+_DIMS: dict[tuple[Any, ...], int] = {}
+
+
 class SearchMixin:
     """Search methods of ``client.knowledge`` (mixed into ``knowledge.client.Knowledge``)."""
 
@@ -422,7 +452,12 @@ class SearchMixin:
         if query is None:
             raise InvalidInput("give a query text or a query vector", field="query")
         mid = model or self._provider(None).model_id
-        dims = recorded_dimensions(conn, mid)
+        dkey = (conn.info.dbname, conn.info.host, conn.info.port, mid)
+        dims = _DIMS.get(dkey)
+        if dims is None:
+            dims = recorded_dimensions(conn, mid)
+            if dims is not None:  # a model's dimensions never change once recorded
+                _DIMS[dkey] = dims
         vec = np.asarray(query, dtype=np.float32) if not isinstance(query, np.ndarray) else query
         if dims is not None and (vec.ndim != 1 or vec.shape[0] != dims):
             raise InvalidInput(
