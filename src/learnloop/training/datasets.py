@@ -114,7 +114,11 @@ _SELECT = (
     "SELECT g.id, g.parent_id, g.root_id, g.iteration, g.messages, g.prompt, g.output_text,"
     " v.verdict, v.avg_rating"
     " FROM learnloop.generations g"
-    " LEFT JOIN learnloop.generation_verdicts v ON v.tenant_id = g.tenant_id AND v.generation_id = g.id"
+    # LATERAL + OFFSET 0 (a planning fence) pushes the generation id into the view's GROUP BY: one index probe per
+    # generation whatever the statistics say (a plain join, right after a bulk load with no
+    # ANALYZE yet, was planned as a nested loop re-aggregating all feedback per row).
+    " LEFT JOIN LATERAL (SELECT verdict, avg_rating FROM learnloop.generation_verdicts gv"
+    "  WHERE gv.tenant_id = g.tenant_id AND gv.generation_id = g.id OFFSET 0) v ON true"
 )
 
 
