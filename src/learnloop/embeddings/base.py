@@ -23,7 +23,9 @@ PROVIDERS = ("local", "openai")
 @runtime_checkable
 class EmbeddingProvider(Protocol):
     model_id: str
-    dimensions: int
+
+    @property
+    def dimensions(self) -> int: ...
 
     def embed(self, texts: list[str]) -> np.ndarray: ...
 
