@@ -56,7 +56,7 @@ def _bodies(b_ids: dict[str, str]) -> dict[tuple[str, str], dict[str, Any]]:
         ("post", "/v1/generations/{generation_id}/feedback"): {"sentiment": "POSITIVE"},
         ("post", "/v1/feedback/bulk"): {"items": [{"generation_id": gid, "sentiment": "POSITIVE"}]},
         ("post", "/v1/feedback/{feedback_id}/review"): {"notes": "n", "improved": True},
-        ("post", "/v1/events/sql"): {"sql": f"SELECT * FROM events WHERE entity_id = '{gid}' OR actor = '{MARK}'"},
+        ("post", "/v1/events/sql"): {"sql": f"SELECT * FROM events WHERE entity_id = '{gid}' OR actor = '{MARK}'"},  # noqa: S608
         ("post", "/v1/keys"): {"name": "k", "scopes": ["read"]},
         ("delete", "/v1/keys/{key_id}"): {},
     }

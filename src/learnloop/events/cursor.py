@@ -84,8 +84,9 @@ def stable_events(
     if tenant_id is not None:
         where.insert(0, "e.tenant_id = %s")
         params.insert(0, tenant_id)
-    q = ("SELECT " + COLUMNS + " FROM learnloop.events e WHERE " + " AND ".join(where)
-         + " ORDER BY e.txid, e.id LIMIT %s")
+    # Only constant fragments are joined; every value is a parameter.
+    q = ("SELECT " + COLUMNS + " FROM learnloop.events e WHERE "  # noqa: S608
+         + " AND ".join(where) + " ORDER BY e.txid, e.id LIMIT %s")
     rows = conn.execute(q, [*params, limit]).fetchall()  # type: ignore[arg-type]
     if not rows:
         return [], after

@@ -12,7 +12,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from ...errors import InvalidInput
 from ...ledger import feedback as _feedback
 from ...ledger import generations as _gen
-from ...ledger import lineage as _lineage
 from ...ledger.models import Feedback, FeedbackIn, Generation, GenerationIn
 from ..deps import Read, Write
 from ..idempotency import request_hash, run_write
