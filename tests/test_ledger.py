@@ -260,3 +260,11 @@ def test_bulk_failure_in_a_later_batch_rolls_back_earlier_batches(fresh_client):
     with ll.db.connection() as conn, pytest.raises(Conflict):
         generations.bulk_log(conn, ll.scope, rows, batch_size=10)
     assert counts(ll) == before
+
+
+def test_integers_beyond_64_bits_round_trip(client):
+    g = client.log(kind="chat", context={"big": 2**70, "neg": -(2**65)}, config={"n": 10**30})
+    back = client.get(g.id)
+    assert back.context == {"big": 2**70, "neg": -(2**65)} and back.config == {"n": 10**30}
+    ids = client.bulk_log([{"kind": "chat", "context": {"big": 2**80}}])
+    assert client.get(ids[0]).context == {"big": 2**80}

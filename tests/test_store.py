@@ -161,3 +161,16 @@ def test_every_tenant_table_leads_its_primary_key_with_tenant_id(client):
     wrong = [r for r in rows if r["table"] not in global_tables and r["first_key_column"] != "tenant_id"]
     assert wrong == []
     assert len(rows) >= 6
+
+
+def test_a_server_stopped_behind_our_back_is_started_again(tmp_path):
+    from learnloop.config import get_settings
+    from learnloop.store.embedded import EmbeddedServer
+
+    server = EmbeddedServer(get_settings(home=tmp_path / "h3", shared_buffers="128MB"))
+    server.ensure_running()
+    assert server.stop()
+    url = server.ensure_running()  # same process, cached handle: must not hand out a dead URL
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    server.stop()

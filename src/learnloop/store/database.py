@@ -7,6 +7,7 @@ opens a pool whose connections have pgvector registered once, in the ``configure
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -133,7 +134,11 @@ class Database:
 def _dumps(obj: Any) -> bytes:
     # Values were validated as JSON before they get here (NaN, NUL refused); orjson is
     # ~5x faster than the stdlib encoder, which shows on the bulk path.
-    return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS, default=_json_default)
+    try:
+        return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS, default=_json_default)
+    except (orjson.JSONEncodeError, TypeError):
+        # orjson stops at 64-bit integers; jsonb (numeric) does not, so neither do we.
+        return json.dumps(obj, default=_json_default, ensure_ascii=False).encode()
 
 
 def _json_default(obj: Any) -> Any:

