@@ -123,6 +123,8 @@ def bulk_add(conn: psycopg.Connection, scope: Scope, rows: Iterable[FeedbackIn |
                     f.author_ref,
                 ))
         emit_many(conn, events)
+    if len(items) >= 10_000 and not conn.info.transaction_status:
+        conn.execute("ANALYZE learnloop.feedback")
     return len(items)
 
 

@@ -188,6 +188,9 @@ def as_uuid(value: Any, what: str) -> UUID:
 
 # -- bulk ----------------------------------------------------------------------------------
 
+ANALYZE_AFTER = 10_000
+
+
 def bulk_log(
     conn: psycopg.Connection,
     scope: Scope,
@@ -208,6 +211,10 @@ def bulk_log(
         for batch in _batches(rows, batch_size):
             parsed = [parse(GenerationIn, r) for r in batch]
             ids.extend(_bulk_batch(conn, scope, parsed, known, projects, skip_existing))
+    if len(ids) >= ANALYZE_AFTER and not conn.info.transaction_status:
+        # Fresh statistics right after a big load, or the planner can pick per-row loops
+        # over the verdict aggregate until autovacuum gets round to it.
+        conn.execute("ANALYZE learnloop.generations, learnloop.events")
     return ids
 
 
