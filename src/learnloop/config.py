@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
     api_max_body_bytes: int = 10_000_000
     api_db_timeout: float = 5.0
+    api_max_upload_bytes: int = 10_000_000  # one uploaded document; the whole request also obeys api_max_body_bytes
     # Fine-tuning provider (OpenAI-compatible); the key falls back to OPENAI_API_KEY.
     finetune_base_url: str | None = None
     finetune_api_key: str | None = None

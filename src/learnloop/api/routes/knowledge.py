@@ -1,0 +1,306 @@
+"""Knowledge routes: search (vector, filtered, hybrid), learn from success, documents,
+app entities, embedding the ledger's generations.
+
+Each route is one call into the module that owns the SQL, in the caller's scope (tenant
+from the key, project from the header). Invariants:
+
+* Writes go through ``run_write`` (one transaction with the Idempotency-Key record), except
+  the document upload: the model must not run inside a transaction, and an upload is
+  idempotent by content already (same source and bytes -> ``unchanged``, same id).
+* An upload is read up to ``LEARNLOOP_API_MAX_UPLOAD_BYTES`` (413 beyond); whatever the
+  bytes are, parsing happens in the extraction sandbox, and a file it refuses becomes a
+  document with ``status="failed"`` and the reason, never a 5xx.
+* Search observes the app's Prometheus histogram ``learnloop_search_duration_seconds`` and
+  refreshes the embedding-cache hit-rate gauge from the process counters.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import PurePath
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from ...errors import InvalidInput, LearnloopError, NotFound
+from ...knowledge import documents as _docs
+from ...knowledge import entities as _ent
+from ...knowledge import generations as _gens
+from ..deps import Ctx, Read, Write
+from ..idempotency import request_hash, run_write
+from ._shared import IdemKey, Limit, Page, page
+
+router = APIRouter(prefix="/v1", tags=["knowledge"])
+
+OwnerType = Literal["chunk", "entity", "generation", "term"]
+SmallOffset = Annotated[int, Query(ge=0, le=100_000, description="Rows to skip.")]
+
+
+class SearchBody(BaseModel):
+    """A text ``query`` (embedded with the server's model) or a ``vector`` of its dimensions."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"query": "goals about learning Python", "k": 5, "owner_types": ["entity"], "entity_types": ["goal"],
+         "where": {"status": "completed", "validation_score": {"gt": 0.8}}},
+        {"query": "late payment fees", "k": 3, "owner_types": ["chunk"], "hybrid": True},
+    ]})
+    query: str | None = Field(None, max_length=20_000, description="Text to search for.")
+    vector: list[float] | None = Field(None, max_length=8192, description="A query vector instead of text.")
+    text: str | None = Field(None, max_length=20_000, description="Full-text side of a hybrid search by vector.")
+    k: int = Field(10, ge=1, le=1000)
+    owner_types: list[OwnerType] | None = Field(None, min_length=1, description="chunk, entity, generation, term.")
+    entity_types: list[str] | None = Field(None, min_length=1, max_length=100)
+    user: str | None = Field(None, max_length=500, description="Only rows of this user_ref.")
+    document_ids: list[UUID] | None = Field(None, min_length=1, max_length=1000)
+    where: dict[str, Any] | None = Field(None, description="Metadata filter (see docs/retrieval.md).")
+    hybrid: bool = Field(False, description="Fuse full-text ranking (reciprocal rank fusion).")
+    all_projects: bool = Field(False, description="Every project of your tenant, not just the header's.")
+
+
+class SearchResults(BaseModel):
+    items: list[dict[str, Any]]
+    path: str = Field(description="How the rows were found: exact, hnsw, hnsw+exact, hybrid/...")
+    matching: int | None = Field(None, description="Rows passing the filter, counted up to the exact threshold.")
+    ms: float
+
+
+class SuccessBody(BaseModel):
+    """Past generations similar to the query whose feedback says they worked."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"query": "explain recursion to a beginner", "k": 3, "min_rating": 4, "exclude_tags": ["WRONG"],
+         "style": "messages"}]})
+    query: str | None = Field(None, max_length=20_000)
+    vector: list[float] | None = Field(None, max_length=8192)
+    k: int = Field(3, ge=1, le=100)
+    positive: bool = Field(True, description="More positive than negative feedback.")
+    min_rating: float | None = Field(None, ge=1, le=5)
+    exclude_tags: list[str] = Field(default_factory=list, max_length=100)
+    kind: str | None = Field(None, max_length=50)
+    user: str | None = Field(None, max_length=500)
+    where: dict[str, Any] | None = None
+    all_projects: bool = False
+    style: Literal["text", "messages"] | None = Field(None, description="Also return the hits as few-shot examples.")
+
+
+class SuccessResults(SearchResults):
+    few_shot: str | list[dict[str, str]] | None = None
+
+
+class Active(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    active: bool = Field(description="false keeps the document but takes it out of search.")
+
+
+class EntityBody(BaseModel):
+    """The app record's text (embedded), owner and filterable metadata; replaces what was stored."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"text": "Learn Python in 3 months", "user_ref": "user-7",
+         "metadata": {"status": "completed", "validation_score": 0.92, "language": "python"}}]})
+    text: str = Field(min_length=1, max_length=_ent.MAX_TEXT)
+    user_ref: str | None = Field(None, max_length=500)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class EmbedGenerations(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    what: Literal["prompt", "output", "both"] = "both"
+    limit: int = Field(10_000, ge=1, le=100_000, description="At most this many generations in this call.")
+    batch_size: int = Field(256, ge=1, le=10_000)
+
+
+def _query(body: SearchBody | SuccessBody) -> Any:
+    if (body.query is None) == (body.vector is None):
+        raise InvalidInput("give exactly one of query (text) or vector", field="query")
+    return body.query if body.query is not None else body.vector
+
+
+def _observe(request: Request, res: Any) -> None:
+    """Feed the app's Prometheus metrics from a finished search."""
+    from ...embeddings.metrics import METRICS as EMB
+
+    m = request.app.state.metrics
+    m.search.observe(res.ms / 1000)
+    m.cache_hit_rate.set(EMB.snapshot()["cache_hit_rate"])
+
+
+def _results(res: Any, **extra: Any) -> dict[str, Any]:
+    return {"items": list(res), "path": res.path, "matching": res.matching, "ms": round(res.ms, 3), **extra}
+
+
+def _check_documents(ctx: Ctx, ids: list[UUID] | None, all_projects: bool) -> None:
+    # A filter naming a document the caller cannot see is a mistake worth a 404, not an
+    # empty result that looks like "nothing relevant".
+    if not ids:
+        return
+    with ctx.client.db.connection() as conn:
+        found = {r["id"] for r in conn.execute(
+            "SELECT id FROM learnloop.documents WHERE tenant_id = %s AND (%s OR project_id = %s) AND id = ANY(%s)",
+            (ctx.scope.tenant_id, all_projects, ctx.scope.project_id, ids)).fetchall()}
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise NotFound(f"no document {missing[0]} in this {'tenant' if all_projects else 'project'}")
+
+
+@router.post("/search", response_model=SearchResults, summary="Similarity search (text or vector, filters, hybrid)")
+def search(request: Request, body: SearchBody, ctx: Read) -> Any:
+    _check_documents(ctx, body.document_ids, body.all_projects)
+    res = ctx.client.knowledge.search(
+        _query(body), body.k, text=body.text, owner_types=body.owner_types, entity_types=body.entity_types,
+        user=body.user, document_ids=body.document_ids, where=body.where, all_projects=body.all_projects,
+        hybrid=body.hybrid)
+    _observe(request, res)
+    return _results(res)
+
+
+@router.post("/search/similar-successes", response_model=SuccessResults,
+             summary="Learn from success: similar past generations that worked")
+def similar_successes(request: Request, body: SuccessBody, ctx: Read) -> Any:
+    from ...knowledge.search import format_examples
+
+    res = ctx.client.knowledge.similar_successes(
+        _query(body), body.k, positive=body.positive, min_rating=body.min_rating, exclude_tags=body.exclude_tags,
+        kind=body.kind, user=body.user, where=body.where, all_projects=body.all_projects)
+    _observe(request, res)
+    shots = format_examples(res, style=body.style) if body.style else None
+    return _results(res, few_shot=shots)
+
+
+# -- documents -----------------------------------------------------------------------------
+class UploadTooLarge(LearnloopError):
+    status = 413
+    code = "upload_too_large"
+
+
+def _read_upload(request: Request, file: UploadFile) -> bytes:
+    limit = request.app.state.settings.api_max_upload_bytes
+    data = file.file.read(limit + 1)
+    if len(data) > limit:
+        raise UploadTooLarge(f"the uploaded file is larger than {limit} bytes (LEARNLOOP_API_MAX_UPLOAD_BYTES)")
+    return data
+
+
+def _metadata_form(text: str | None) -> dict[str, Any] | None:
+    if text is None or not text.strip():
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise InvalidInput("metadata must be a JSON object", field="metadata") from None
+    if not isinstance(value, dict):
+        raise InvalidInput("metadata must be a JSON object", field="metadata")
+    return value
+
+
+@router.post("/documents", status_code=201, response_model=dict[str, Any],
+             summary="Upload a document (pdf, docx, txt, md, html): extracted, chunked, embedded",
+             responses={200: {"description": "Unchanged: the same bytes were already ingested from this source."},
+                        413: {"description": "The file is larger than the upload limit."}})
+def upload_document(
+    request: Request,
+    ctx: Write,
+    file: Annotated[UploadFile, File(description="The document.")],
+    source: Annotated[str | None, Form(max_length=2000, description="Upsert key; default the file name.")] = None,
+    title: Annotated[str | None, Form(max_length=2000)] = None,
+    description: Annotated[str | None, Form(max_length=20_000)] = None,
+    metadata: Annotated[str | None, Form(max_length=100_000, description="A JSON object.")] = None,
+    force: Annotated[bool, Form(description="Re-ingest even if the bytes did not change.")] = False,
+) -> JSONResponse:
+    # Only the last path component: a client's "C:\\docs\\x.pdf" or "../../x" names the file, nothing more.
+    name = PurePath((file.filename or "").replace("\\", "/")).name
+    if not name:
+        raise InvalidInput("the uploaded file needs a file name (its extension picks the parser)", field="file")
+    data = _read_upload(request, file)
+    res = ctx.client.knowledge.ingest_bytes(data, file_name=name, source=source or name, title=title,
+                                            description=description, metadata=_metadata_form(metadata), force=force)
+    return JSONResponse(jsonable_encoder(res.to_dict()), status_code=200 if res.status == "unchanged" else 201)
+
+
+@router.get("/documents", response_model=Page[dict[str, Any]], summary="Documents of the project (oldest first)")
+def list_documents(
+    ctx: Read,
+    status: Annotated[Literal["pending", "processed", "failed"] | None, Query()] = None,
+    limit: Limit = 50,
+    offset: SmallOffset = 0,
+) -> Any:
+    with ctx.client.db.connection() as conn:
+        rows = _docs.list_documents(conn, ctx.scope, status=status, limit=offset + limit)
+    return page(rows[offset:], limit, offset)
+
+
+@router.get("/documents/{document_id}", response_model=dict[str, Any],
+            summary="One document with its extracted text (and chunks on request)")
+def get_document(document_id: UUID, ctx: Read, chunks: bool = False) -> Any:
+    return ctx.client.knowledge.document(document_id, chunks=chunks)
+
+
+@router.delete("/documents/{document_id}", response_model=dict[str, Any],
+               summary="Delete a document, its chunks and vectors")
+def delete_document(request: Request, document_id: UUID, ctx: Write, idem: IdemKey = None) -> JSONResponse:
+    def write(conn: Any) -> dict[str, Any]:
+        _docs.delete_document(conn, ctx.scope, document_id)
+        return {"id": document_id, "deleted": True}
+
+    return run_write(ctx, idem, request_hash("DELETE", request.url.path, ctx.scope.project, {}), write, status=200)
+
+
+@router.post("/documents/{document_id}/activate", response_model=dict[str, Any],
+             summary="Take a document out of search (active=false) or put it back")
+def activate_document(request: Request, document_id: UUID, body: Active, ctx: Write,
+                      idem: IdemKey = None) -> JSONResponse:
+    def write(conn: Any) -> dict[str, Any]:
+        _docs.set_active(conn, ctx.scope, document_id, body.active)
+        return {"id": document_id, "active": body.active}
+
+    return run_write(ctx, idem, request_hash("POST", request.url.path, ctx.scope.project, body), write, status=200)
+
+
+# -- app entities --------------------------------------------------------------------------
+# GET and DELETE are declared before PUT so that the OpenAPI walk of tests/test_api.py reads
+# and deletes another tenant's key before it upserts that key into its own tenant.
+@router.get("/entities/{entity_type}/{entity_id}", response_model=dict[str, Any], summary="One app entity")
+def get_entity(entity_type: str, entity_id: str, ctx: Read) -> Any:
+    return ctx.client.knowledge.entity(entity_type, entity_id)
+
+
+@router.delete("/entities/{entity_type}/{entity_id}", response_model=dict[str, Any],
+               summary="Delete an app entity and its vectors")
+def delete_entity(request: Request, entity_type: str, entity_id: str, ctx: Write, idem: IdemKey = None) -> JSONResponse:
+    def write(conn: Any) -> dict[str, Any]:
+        _ent.delete_entities(conn, ctx.scope, [(entity_type, entity_id)])
+        return {"entity_type": entity_type, "entity_id": entity_id, "deleted": True}
+
+    return run_write(ctx, idem, request_hash("DELETE", request.url.path, ctx.scope.project, {}), write, status=200)
+
+
+@router.put("/entities/{entity_type}/{entity_id}", response_model=dict[str, Any],
+            summary="Index an app record for search (insert or replace)")
+def upsert_entity(request: Request, entity_type: str, entity_id: str, body: EntityBody, ctx: Write,
+                  idem: IdemKey = None) -> JSONResponse:
+    provider = ctx.client.knowledge.provider
+    # Create the model's index in its own transaction first: a rolled-back request must not
+    # leave the process believing an index exists.
+    ctx.client.knowledge.ensure_index()
+    item = {"entity_type": entity_type, "entity_id": entity_id, **body.model_dump()}
+
+    def write(conn: Any) -> dict[str, Any]:
+        (out,) = _ent.upsert_entities(conn, ctx.scope, provider, [item])
+        return {**_ent.get_entity(conn, ctx.scope, entity_type, entity_id), "created": out["created"]}
+
+    return run_write(ctx, idem, request_hash("PUT", request.url.path, ctx.scope.project, body), write, status=200)
+
+
+# -- generations ---------------------------------------------------------------------------
+@router.post("/generations/embed", status_code=201, response_model=dict[str, Any],
+             summary="Embed the project's not-yet-embedded generations (for learn-from-success)")
+def embed_generations(request: Request, body: EmbedGenerations, ctx: Write, idem: IdemKey = None) -> JSONResponse:
+    provider = ctx.client.knowledge.provider
+    ctx.client.knowledge.ensure_index()  # outside the write's transaction (see upsert_entity)
+    return run_write(ctx, idem, request_hash("POST", request.url.path, ctx.scope.project, body),
+                     lambda conn: _gens.embed_generations(conn, ctx.scope, provider, what=body.what,
+                                                          batch_size=body.batch_size, limit=body.limit))
