@@ -16,9 +16,9 @@ tenant (and by project unless ``all_projects``). Invariants:
   transaction: nothing leaks to the next user of a pooled connection.
 * Filters are data: see ``knowledge.filters``.
 
-Hybrid search fuses the vector ranking with PostgreSQL full-text ranking (English
-stemming, the query's words OR-ed, ``ts_rank`` normalised by document length) by
-reciprocal rank fusion (k = 60). Learn-from-success restricts a search to past
+Hybrid search fuses the vector ranking with a BM25 ranking of PostgreSQL full-text
+matches (English stemming, the query's words OR-ed; ``knowledge.fulltext``) by reciprocal
+rank fusion (k = 60). Learn-from-success restricts a search to past
 generations whose *current* feedback says they worked, then formats them as few-shot
 examples.
 """
@@ -71,6 +71,7 @@ class Query:
     params: list[Any]
     text: str | None = None
     scope_key: tuple[Any, ...] | None = None  # set when nothing but the scope filters rows
+    base_conds: int = 2  # conds[:base_conds] are the scope: tenant, model (and project)
 
     @property
     def dims(self) -> int:
@@ -151,7 +152,7 @@ def prepare(
             conds.append(extra_cond.sql)
             params.extend(extra_cond.params)
     key = (scope.tenant_id, None if all_projects else scope.project_id, model) if plain_scope else None
-    return Query(vec, model, k, conds, params, scope_key=key)
+    return Query(vec, model, k, conds, params, scope_key=key, base_conds=2 if all_projects else 3)
 
 
 def _where(q: Query) -> sql.Composable:
@@ -309,9 +310,12 @@ def run_hybrid(
     """Vector and full-text rankings of the same scope fused by reciprocal rank fusion.
 
     Each list contributes ``weight / (60 + rank)`` for its top ``depth`` rows. The text
-    query ORs the words of the query (after English stemming and stop-word removal), so a
-    long natural-language question is not reduced to the documents holding every word.
+    side is BM25 (``knowledge.fulltext``) over the rows matching any query word after
+    English stemming and stop-word removal, so a long natural-language question is not
+    reduced to the documents holding every word.
     """
+    from . import fulltext
+
     if q.text is None:
         raise InvalidInput("hybrid search needs a text query (full-text cannot use a bare vector)", field="query")
     _check_int(depth, "depth", 1, MAX_K)
@@ -321,14 +325,12 @@ def run_hybrid(
     t0 = time.perf_counter()
     n = max(depth, q.k)
     with conn.transaction():
+        n_docs, avgdl = fulltext.corpus_stats(conn, q)
+        lexemes, idf = fulltext.query_terms(conn, q, q.text, n_docs)
         matching, path = _choose(conn, q, exact_threshold)
         if path == "hnsw":
             _apply_settings(conn, max(ef_search, n), max_scan_tuples)
         dense, dparams = _candidates_sql(q, path)
-        text = sql.SQL(
-            "SELECT e.id, ts_rank(e.content_tsv, tq.q, 1) AS trank"
-            " FROM learnloop.embeddings e, tq WHERE {w} AND e.content_tsv @@ tq.q"
-            " ORDER BY trank DESC, e.id LIMIT %s").format(w=_where(q))
         query = sql.SQL(
             "WITH tq AS MATERIALIZED ("
             "  SELECT replace(plainto_tsquery('english', %s)::text, ' & ', ' | ')::tsquery AS q),"
@@ -342,10 +344,11 @@ def run_hybrid(
             "         dr.r AS dense_rank, tr.r AS text_rank, dr.distance"
             "  FROM dense_r dr FULL JOIN txt_r tr ON tr.id = dr.id"
             "  ORDER BY score DESC, id LIMIT %s) "
-        ).format(dense=dense, text=text, rrf=sql.Literal(RRF_K))
+        ).format(dense=dense, text=fulltext.ranked_sql(_where(q)), rrf=sql.Literal(RRF_K))
         owner = sql.SQL(_OWNER_SQL).format(
             extra_cols=sql.SQL(", h.score, h.dense_rank, h.text_rank"), order=sql.SQL("h.score DESC, e.id"))
-        params = [q.text, *dparams, n, *q.params, n, float(dense_weight), float(text_weight), q.k, q.vector, q.params[0]]
+        params = [q.text, *dparams, n, avgdl, lexemes, idf, *q.params, n,
+                  float(dense_weight), float(text_weight), q.k, q.vector, q.params[0]]
         rows = conn.execute(query + owner, params).fetchall()
     res = Results(_tidy(rows))
     res.path, res.matching, res.ms = f"hybrid/{path}", matching, (time.perf_counter() - t0) * 1000
