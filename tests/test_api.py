@@ -17,6 +17,8 @@ from fastapi.testclient import TestClient
 import learnloop
 from learnloop.api import create_app
 from learnloop.config import get_settings
+from learnloop.training.finetune import OpenAIFineTuning
+from tests.fake_finetune_provider import FakeProvider
 
 MARK = "tenant-b-secret-marker"
 
@@ -33,12 +35,39 @@ def env(client: learnloop.Client, tmp_path_factory: pytest.TempPathFactory) -> I
     g_b = b.log(kind="chat", prompt=MARK, user_ref=MARK, links={"loan": "456"})
     g_b2 = b.log(kind="chat", prompt=MARK, parent_id=g_b.id)
     f_b = b.feedback(g_b2.id, sentiment="NEGATIVE", tags=[MARK], comment=MARK)
+    b_more = _tenant_b_knowledge_and_training(b)
     b.events.archive(root=s.archive_root)
     app = create_app(s, client=client, archive=False)
     with TestClient(app) as tc:
         yield {"tc": tc, "app": app, "a": a, "b": b, "key_a": key_a, "key_a_read": key_a_read, "key_b": key_b,
-               "b_ids": {"generation_id": str(g_b2.id), "feedback_id": str(f_b.id), "key_id": str(b_key_rec["id"])},
+               "b_ids": {"generation_id": str(g_b2.id), "feedback_id": str(f_b.id), "key_id": str(b_key_rec["id"]),
+                         **b_more},
                "g_b": g_b, "settings": s}
+
+
+def _tenant_b_knowledge_and_training(b: learnloop.Client) -> dict[str, str]:
+    """B's records behind the knowledge and training routes; their ids fill path parameters."""
+    doc = b.knowledge.ingest_bytes(f"{MARK} harbour notes".encode(), file_name="b-notes.txt")
+    b.knowledge.upsert_entity("b-goal-type", "b-goal-17", f"{MARK} goal", metadata={"m": MARK})
+    b.log(kind="chat", prompt=f"{MARK} question", output_text=f"{MARK} answer")
+    b.scoped(project=B_PROJECT).log(kind="chat", prompt=MARK)
+    ds = b.training.create_dataset("b-dataset", {})
+    with FakeProvider() as fake:
+        prov = OpenAIFineTuning(base_url=fake.base_url, api_key="sk-test", timeout=5)
+        job = b.training.start_job(ds.id, base_model="gpt-4o-mini-2024-07-18", provider=prov)
+        for _ in range(10):
+            job = b.training.sync(job.id, provider=prov)
+    assert job.result_model
+    pred = b.predictions.log(model_name="b-model", model_version="b-v1", score=0.7, subject={"loan": "456"})
+    b.dictionary.describe("b_table", "b_field", schema="b_schema", create=True, definition=MARK)
+    b.dictionary.add({"word": "style_preset", "definition": MARK})
+    return {"document_id": str(doc.document_id), "entity_type": "b-goal-type", "entity_id": "b-goal-17",
+            "dataset": str(ds.id), "job_id": str(job.id), "model": job.result_model, "prediction_id": str(pred["id"]),
+            "model_name": "b-model", "model_version": "b-v1", "schema_name": "b_schema", "table_name": "b_table",
+            "field_name": "b_field"}
+
+
+B_PROJECT = "b-private-project"
 
 
 def H(key: str, **extra: str) -> dict[str, str]:
@@ -59,7 +88,29 @@ def _bodies(b_ids: dict[str, str]) -> dict[tuple[str, str], dict[str, Any]]:
         ("post", "/v1/events/sql"): {"sql": f"SELECT * FROM events WHERE entity_id = '{gid}' OR actor = '{MARK}'"},  # noqa: S608
         ("post", "/v1/keys"): {"name": "k", "scopes": ["read"]},
         ("delete", "/v1/keys/{key_id}"): {},
+        ("post", "/v1/search"): {"query": MARK, "document_ids": [b_ids["document_id"]]},
+        ("post", "/v1/search/similar-successes"): {"query": MARK},
+        ("post", "/v1/documents/{document_id}/activate"): {"active": False},
+        ("put", "/v1/entities/{entity_type}/{entity_id}"): {"text": "A's own record under the same key"},
+        ("post", "/v1/generations/embed"): {},
+        ("post", "/v1/datasets"): {"name": "a-dataset", "filter": {"project": B_PROJECT}},
+        ("post", "/v1/training/jobs"): {"dataset": b_ids["dataset"], "base_model": "gpt-4o-mini-2024-07-18"},
+        ("post", "/v1/training/jobs/{job_id}/sync"): {},
+        ("post", "/v1/dictionary/terms"): {"word": "a-word", "because_of": b_ids["feedback_id"]},
+        ("put", "/v1/catalog/fields/{schema_name}/{table_name}/{field_name}"): {"definition": "A's"},
+        ("post", "/v1/predictions"): {"model_name": "a-model", "model_version": "a-v1", "score": 0.5},
+        ("post", "/v1/predictions/{prediction_id}/outcome"): {"outcome": True},
     }
+
+
+# Multipart writes (sent as files instead of JSON).
+FILES = {("post", "/v1/documents"): {"file": ("a-notes.txt", b"A's own notes about the harbour.")}}
+
+# Writes and searches that act only on the caller's own data whatever they name: they must
+# succeed, show nothing of B's, and leave B's records alone (checked at the end). An upsert
+# (PUT) under B's entity key creates the caller's own entity with that key.
+OWN_DATA = {("post", "/v1/search/similar-successes"), ("post", "/v1/documents"), ("post", "/v1/generations/embed"),
+            ("put", "/v1/entities/{entity_type}/{entity_id}"), ("post", "/v1/predictions")}
 
 
 PUBLIC = {"/healthz", "/readyz", "/metrics", "/openapi.json"}
@@ -89,18 +140,23 @@ def test_every_route_is_tenant_isolated(env: dict[str, Any]) -> None:
             if prm["in"] == "query" and prm.get("required"):
                 query[prm["name"]] = "style_preset"
         kwargs: dict[str, Any] = {"headers": H(env["key_a"]), "params": query}
-        if method in ("post", "put", "patch"):
+        if (method, path) in FILES:
+            kwargs["files"] = FILES[(method, path)]
+        elif method in ("post", "put", "patch"):
             assert (method, path) in bodies, f"no body for {method.upper()} {path}: extend the test"
             kwargs["json"] = bodies[(method, path)]
         r = tc.request(method.upper(), url, **kwargs)
-        if "{" in path or (method, path) in bodies and method == "post" and path != "/v1/keys" \
+        if (method, path) in OWN_DATA:
+            assert r.status_code < 300, f"{method.upper()} {url} -> {r.status_code} {r.text[:300]}"
+        elif "{" in path or (method, path) in bodies and method == "post" and path != "/v1/keys" \
                 and path != "/v1/events/sql":
             assert r.status_code in (403, 404), f"{method.upper()} {url} -> {r.status_code} {r.text[:200]}"
             assert r.headers["content-type"].startswith("application/problem+json")
         else:
             assert r.status_code < 300, f"{method.upper()} {url} -> {r.status_code} {r.text[:300]}"
         # An error may echo the id the caller sent; it must never show B's data.
-        secrets = (MARK,) if r.status_code >= 400 else (MARK, *b_ids.values(), str(env["g_b"].id))
+        named = {v for v in b_ids.values() if v in url} if (method, path) in OWN_DATA else set()
+        secrets = (MARK,) if r.status_code >= 400 else (MARK, *(set(b_ids.values()) - named), str(env["g_b"].id))
         for secret in secrets:
             assert secret not in r.text, f"{method.upper()} {url} leaked tenant B data"
         checked += 1
@@ -109,6 +165,11 @@ def test_every_route_is_tenant_isolated(env: dict[str, Any]) -> None:
     b = env["b"]
     assert not b.feedback_for(b_ids["generation_id"])[0].processed
     assert all(k["revoked_at"] is None for k in b.events.list_keys())
+    assert b.knowledge.document(b_ids["document_id"])["active"] is True
+    assert b.knowledge.entity("b-goal-type", "b-goal-17")["text"] == f"{MARK} goal"
+    assert b.predictions.get(b_ids["prediction_id"])["outcome"] is None
+    assert b.dictionary.field("b_table", "b_field", schema="b_schema")["definition"] == MARK
+    assert b.training.job(b_ids["job_id"]).result_model == b_ids["model"]
 
 
 def test_websocket_is_tenant_isolated(env: dict[str, Any]) -> None:
@@ -266,7 +327,8 @@ def test_event_analytics_routes(env: dict[str, Any]) -> None:
     tc, k = env["tc"], env["key_b"]
     days = tc.get("/v1/events/by-type-day", headers=H(k)).json()
     counts = {r["event_type"]: r["events"] for r in days}
-    assert counts["generation.logged"] == 2 and counts["feedback.added"] == 1
+    # 2 logged in env() and 2 by _tenant_b_knowledge_and_training()
+    assert counts["generation.logged"] == 4 and counts["feedback.added"] == 1
     act = tc.get("/v1/events/activity", headers=H(k), params={"days": 7}).json()
     assert act[0]["user"] == MARK and act[0]["events"] == 1
     out = tc.post("/v1/events/sql", headers=H(k), json={"sql": "SELECT count(*) AS n FROM events"}).json()
