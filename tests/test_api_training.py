@@ -269,3 +269,13 @@ def test_tenant_isolation_of_training(env: dict[str, Any], ds: dict[str, Any]) -
     # A's data is untouched.
     assert tc.get(f"/v1/predictions/{pred['id']}", headers=H(ka)).json()["outcome"] is None
     assert tc.get("/v1/catalog/fields/public/t/f", headers=H(ka)).json()["definition"] == "A's"
+
+
+def test_fine_tuning_without_a_provider_key_is_503(client: learnloop.Client, env: dict[str, Any],
+                                                    ds: dict[str, Any], tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    s = get_settings(home=tmp_path, finetune_base_url=env["fake"].base_url)
+    with TestClient(create_app(s, client=client, archive=False)) as tc:
+        r = tc.post("/v1/training/jobs", headers=H(env["key_a"]), json={"dataset": ds["id"], "base_model": "m"})
+    assert r.status_code == 503 and "LEARNLOOP_FINETUNE_API_KEY" in r.json()["detail"]

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ...dictionary import catalog as _cat
 from ...dictionary import terms as _terms
-from ...errors import InvalidInput
+from ...errors import ConfigurationError, InvalidInput
 from ...predictions import registry as _reg
 from ...predictions.registry import PredictionIn
 from ...training import datasets as _ds
@@ -152,8 +152,17 @@ class NewJob(BaseModel):
     seed: int | None = Field(None, ge=0, le=2**31 - 1)
 
 
+class FineTuningNotConfigured(ConfigurationError):
+    # The server lacks a provider key: a state of this deployment, not a bug (500) or bad input.
+    status = 503
+    code = "finetune_not_configured"
+
+
 def _provider(request: Request) -> Any:
-    return _ft.OpenAIFineTuning.from_settings(request.app.state.settings)
+    try:
+        return _ft.OpenAIFineTuning.from_settings(request.app.state.settings)
+    except ConfigurationError as exc:
+        raise FineTuningNotConfigured(f"fine-tuning is not available on this server: {exc.message}") from None
 
 
 @router.get("/training/jobs", response_model=Page[Job], tags=["training"], summary="Fine-tuning jobs, newest first")
