@@ -263,7 +263,7 @@ class Archiver:
             ).fetchone()
             assert st is not None
             lo = int(st["w"])
-            row = conn.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS x").fetchone()
+            row = conn.execute("SELECT learnloop.event_horizon()::text::bigint AS x").fetchone()
             assert row is not None
             hi = int(row["x"])
             # Our own transaction holds an xid only once it writes; xmin is at most our xid.

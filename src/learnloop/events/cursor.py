@@ -1,7 +1,7 @@
 """Reading the outbox in commit-safe order: the one rule every consumer follows.
 
 An event is *stable* once its writing transaction is older than the oldest transaction
-still running (``txid < pg_snapshot_xmin(pg_current_snapshot())``): it has committed (and
+still running in this database (``txid < learnloop.event_horizon()``): it has committed (and
 is visible) or aborted (and never will be). Stable events are read in ``(txid, id)`` order,
 so a position ``(txid, id)`` is a gap-free cursor: anything that becomes stable later sorts
 after every position already handed out. A plain ``id > last`` cursor would skip an event
@@ -40,7 +40,7 @@ class Position:
 
 def horizon(conn: psycopg.Connection) -> int:
     """The xid below which every transaction has finished (this statement's snapshot)."""
-    row = conn.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS x").fetchone()
+    row = conn.execute("SELECT learnloop.event_horizon()::text::bigint AS x").fetchone()
     assert row is not None
     return int(row["x"] if isinstance(row, dict) else row[0])
 
@@ -79,7 +79,7 @@ def stable_events(
     """
     # Compare as xid8 (not a cast) so the (tenant_id, txid, id) / (txid, id) indexes apply.
     where = ["(e.txid, e.id) > (%s::text::xid8, %s)",
-             "e.txid < pg_snapshot_xmin(pg_current_snapshot())"]
+             "e.txid < learnloop.event_horizon()"]
     params: list[Any] = [str(after.txid), after.id]
     if tenant_id is not None:
         where.insert(0, "e.tenant_id = %s")

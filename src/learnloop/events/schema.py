@@ -100,4 +100,28 @@ CREATE TRIGGER events_notify AFTER INSERT ON learnloop.events
     FOR EACH STATEMENT EXECUTE FUNCTION learnloop.notify_events();
 """
 
-MIGRATIONS = MigrationSet("service", [Migration("m001_keys_archive_relay_notify", M001_SERVICE)])
+M002_EVENT_HORIZON = """
+-- The xid below which every transaction that could write to THIS database's outbox has
+-- finished. pg_snapshot_xmin() alone is cluster-wide: a long transaction in another
+-- database of the same server would hold every consumer here back. We drop from the
+-- snapshot's in-progress list only the xids positively known to run in another database
+-- (a transaction never changes database); an xid we cannot place is kept, which can only
+-- delay a consumer, never make it skip an event.
+CREATE FUNCTION learnloop.event_horizon() RETURNS xid8 LANGUAGE sql STABLE AS $$
+    WITH snap AS (SELECT pg_current_snapshot() AS s),
+    elsewhere AS (
+        SELECT backend_xid::text::bigint AS x FROM pg_stat_activity
+        WHERE backend_xid IS NOT NULL AND datname IS DISTINCT FROM current_database()
+    )
+    SELECT coalesce(min(x), pg_snapshot_xmax((SELECT s FROM snap)))
+    FROM pg_snapshot_xip((SELECT s FROM snap)) AS x
+    WHERE (x::text::bigint % 4294967296) NOT IN (SELECT x FROM elsewhere)
+$$;
+COMMENT ON FUNCTION learnloop.event_horizon() IS
+    'Outbox events with txid below this are final (committed or aborted) for this database.';
+"""
+
+MIGRATIONS = MigrationSet("service", [
+    Migration("m001_keys_archive_relay_notify", M001_SERVICE),
+    Migration("m002_event_horizon", M002_EVENT_HORIZON),
+])

@@ -72,7 +72,7 @@ def _tail(conn: psycopg.Connection, tenant_id: UUID) -> cursor.Position:
     """The position after the tenant's newest stable event ("from now on")."""
     row = conn.execute(
         "SELECT txid::text::bigint AS txid, id FROM learnloop.events WHERE tenant_id = %s"
-        " AND txid < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY txid DESC, id DESC LIMIT 1",
+        " AND txid < learnloop.event_horizon() ORDER BY txid DESC, id DESC LIMIT 1",
         (tenant_id,),
     ).fetchone()
     return cursor.Position(row["txid"], row["id"]) if row else cursor.Position.start()
