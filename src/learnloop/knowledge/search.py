@@ -168,15 +168,20 @@ def count_matching(conn: psycopg.Connection, q: Query, cap: int) -> int:
     return int(row["n"] if isinstance(row, dict) else row[0])  # type: ignore[index]
 
 
-def _candidates_sql(q: Query, path: str, limit_param: bool = True) -> tuple[sql.Composable, list[Any]]:
-    """SELECT e.id, distance ... ORDER BY distance LIMIT n, by the chosen path."""
+def _candidates_sql(q: Query, path: str, gate: sql.Composable | None = None) -> tuple[sql.Composable, list[Any]]:
+    """SELECT e.id, distance ... ORDER BY distance LIMIT %s, by the chosen path.
+
+    ``gate`` is an extra condition that does not depend on the row (a one-time filter):
+    the auto path puts both paths in one statement and lets the count open one of them.
+    """
     if path == "hnsw":
         dist = sql.SQL("(e.embedding::vector({d})) <=> %s::vector({d})").format(d=sql.Literal(q.dims))
     else:
         # Untyped column: cannot match the HNSW index expression, so the planner filters first.
         dist = sql.SQL("e.embedding <=> %s::vector")
+    where = _where(q) if gate is None else sql.SQL("{} AND {}").format(_where(q), gate)
     query = sql.SQL("SELECT e.id, {dist} AS distance FROM learnloop.embeddings e WHERE {w} ORDER BY {dist} LIMIT %s").format(
-        dist=dist, w=_where(q))
+        dist=dist, w=where)
     return query, [q.vector, *q.params, q.vector]
 
 
@@ -218,10 +223,13 @@ def _apply_settings(conn: psycopg.Connection, ef_search: int, max_scan: int) -> 
     enable_sort = off: our capped count already established that plenty of rows match;
     the planner's guess for a jsonb filter is often far lower (it would then sort a seq
     scan of the whole table). Without sorts the only plan left is the HNSW scan.
+    join_collapse_limit = 1: the owner joins are written in the order they should run (the
+    k hits first); searching join orders cost more planning time than the whole scan.
     """
     conn.execute(
         "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', 'relaxed_order', true),"
-        " set_config('hnsw.max_scan_tuples', %s, true), set_config('enable_sort', 'off', true)",
+        " set_config('hnsw.max_scan_tuples', %s, true), set_config('enable_sort', 'off', true),"
+        " set_config('join_collapse_limit', '1', true)",
         (str(int(ef_search)), str(int(max_scan))),
     )
 
@@ -248,17 +256,31 @@ def run(
     if path not in ("auto", "hnsw", "exact"):
         raise InvalidInput("path must be auto, hnsw or exact", field="path")
     t0 = time.perf_counter()
-    # Pipeline mode: BEGIN, the settings and the query travel together (fewer round trips).
-    with conn.pipeline(), conn.transaction():
-        matching: int | None = None
-        chosen = path
-        if path == "auto":
-            matching, chosen = _choose(conn, q, exact_threshold)
-        rows = _fetch(conn, q, chosen, ef_search, max_scan_tuples)
-        if chosen == "hnsw" and len(rows) < q.k and path == "auto":
-            # The graph walk hit max_scan_tuples before finding k matches: finish exactly.
-            chosen = "hnsw+exact"
-            rows = _fetch(conn, q, "exact", ef_search, max_scan_tuples)
+    matching: int | None = None
+    chosen = path
+    if path == "auto" and _known_large(conn, q, exact_threshold):
+        chosen = "hnsw"
+    # Pipeline mode: BEGIN, the settings, the query and COMMIT travel together.
+    with conn.pipeline():
+        with conn.transaction():
+            _apply_settings(conn, max(ef_search, q.k), max_scan_tuples)
+            if chosen == "auto":
+                cur = conn.execute(*_auto_sql(q, exact_threshold))
+            else:
+                cur = conn.execute(*_fetch_sql(q, chosen))
+        rows = cur.fetchall()
+    if chosen == "auto":
+        matching = rows[0]["matching"] if rows else None
+        chosen = "exact" if matching is not None and matching < exact_threshold else "hnsw"
+        if matching is not None and matching >= exact_threshold:
+            _remember_large(conn, q, exact_threshold)
+    if chosen == "hnsw" and len(rows) < q.k and path == "auto":
+        # The graph walk hit max_scan_tuples before finding k matches: finish exactly.
+        chosen = "hnsw+exact"
+        with conn.transaction():
+            rows = conn.execute(*_fetch_sql(q, "exact")).fetchall()
+    for r in rows:
+        r.pop("matching", None)
     res = Results(_tidy(rows))
     res.path, res.matching, res.ms = chosen, matching, (time.perf_counter() - t0) * 1000
     return res
@@ -271,28 +293,61 @@ _LARGE_SCOPES: dict[tuple[Any, ...], tuple[float, int]] = {}
 LARGE_SCOPE_TTL = 60.0
 
 
+def _scope_cache_key(conn: psycopg.Connection, q: Query) -> tuple[Any, ...] | None:
+    return (conn.info.dbname, conn.info.host, conn.info.port, *q.scope_key) if q.scope_key else None
+
+
+def _known_large(conn: psycopg.Connection, q: Query, threshold: int) -> bool:
+    if threshold == 0:
+        return True
+    key = _scope_cache_key(conn, q)
+    seen = _LARGE_SCOPES.get(key) if key else None
+    return seen is not None and seen[1] >= threshold and time.monotonic() - seen[0] < LARGE_SCOPE_TTL
+
+
+def _remember_large(conn: psycopg.Connection, q: Query, threshold: int) -> None:
+    key = _scope_cache_key(conn, q)
+    if key is not None:
+        _LARGE_SCOPES[key] = (time.monotonic(), threshold)
+
+
 def _choose(conn: psycopg.Connection, q: Query, threshold: int) -> tuple[int | None, str]:
     """(rows counted up to threshold, path): exact below the threshold, else HNSW."""
-    if threshold == 0:
+    if _known_large(conn, q, threshold):
         return None, "hnsw"
-    key = (conn.info.dbname, conn.info.host, conn.info.port, *q.scope_key) if q.scope_key else None
-    if key is not None:
-        seen = _LARGE_SCOPES.get(key)
-        if seen is not None and seen[1] >= threshold and time.monotonic() - seen[0] < LARGE_SCOPE_TTL:
-            return None, "hnsw"
     matching = count_matching(conn, q, threshold)
-    if key is not None and matching >= threshold:
-        _LARGE_SCOPES[key] = (time.monotonic(), threshold)
+    if matching >= threshold:
+        _remember_large(conn, q, threshold)
     return matching, "exact" if matching < threshold else "hnsw"
 
 
-def _fetch(conn: psycopg.Connection, q: Query, path: str, ef_search: int, max_scan: int) -> list[dict[str, Any]]:
-    if path == "hnsw":
-        _apply_settings(conn, max(ef_search, q.k), max_scan)
+def _owner_sql(extra_cols: str = "") -> sql.Composable:
+    return sql.SQL(_OWNER_SQL).format(extra_cols=sql.SQL(extra_cols), order=sql.SQL("h.distance, e.id"))
+
+
+def _fetch_sql(q: Query, path: str) -> tuple[sql.Composable, list[Any]]:
     cand, params = _candidates_sql(q, path)
-    query = sql.SQL("WITH hits AS MATERIALIZED ({cand}) ").format(cand=cand) + sql.SQL(_OWNER_SQL).format(
-        extra_cols=sql.SQL(""), order=sql.SQL("h.distance, e.id"))
-    return conn.execute(query, [*params, q.k, q.vector, q.params[0]]).fetchall()
+    query = sql.SQL("WITH hits AS MATERIALIZED ({cand}) ").format(cand=cand) + _owner_sql()
+    return query, [*params, q.k, q.vector, q.params[0]]
+
+
+def _auto_sql(q: Query, threshold: int) -> tuple[sql.Composable, list[Any]]:
+    """Count, choose and search in one statement: the count gates which path runs.
+
+    Both paths are UNION ALL branches behind one-time filters on the capped count, so the
+    server runs exactly one of them, and the client pays one round trip, not two.
+    """
+    exact, eparams = _candidates_sql(q, "exact", sql.SQL("(SELECT c FROM n) < %s"))
+    hnsw, hparams = _candidates_sql(q, "hnsw", sql.SQL("(SELECT c FROM n) >= %s"))
+    # The gate's %s sits after the WHERE params and before ORDER BY's vector.
+    eparams = [*eparams[:-1], threshold, eparams[-1]]
+    hparams = [*hparams[:-1], threshold, hparams[-1]]
+    query = sql.SQL(
+        "WITH n AS MATERIALIZED (SELECT count(*) AS c FROM"
+        " (SELECT 1 FROM learnloop.embeddings e WHERE {w} LIMIT %s) s),"
+        " hits AS MATERIALIZED (({exact}) UNION ALL ({hnsw})) "
+    ).format(w=_where(q), exact=exact, hnsw=hnsw) + _owner_sql(", (SELECT c FROM n) AS matching")
+    return query, [*q.params, threshold, *eparams, q.k, *hparams, q.k, q.vector, q.params[0]]
 
 
 # -- hybrid --------------------------------------------------------------------------------
