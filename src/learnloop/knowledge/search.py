@@ -6,7 +6,9 @@ tenant (and by project unless ``all_projects``). Invariants:
 * **k rows whenever k rows match.** A capped count of the matching rows picks the path per
   query: few matches (< ``exact_threshold``) are read through B-tree indexes and ordered by
   exact distance; otherwise the model's HNSW index is walked with pgvector's iterative scan
-  (``hnsw.iterative_scan = relaxed_order``, the results re-sorted). If the graph walk gives
+  (``hnsw.iterative_scan = relaxed_order``, the results re-sorted). Count and search are one
+  statement; the verdict per filter is remembered for a minute (a stale one costs speed,
+  never rows). If the graph walk gives
   up early (``hnsw.max_scan_tuples``), the exact path finishes the job: a filtered search
   never silently returns fewer rows than it could.
 * The HNSW query repeats the index contract of ``knowledge.vectors`` exactly:
@@ -25,6 +27,7 @@ examples.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -70,8 +73,8 @@ class Query:
     conds: list[sql.Composable]
     params: list[Any]
     text: str | None = None
-    scope_key: tuple[Any, ...] | None = None  # set when nothing but the scope filters rows
     base_conds: int = 2  # conds[:base_conds] are the scope: tenant, model (and project)
+    doc_cond: int | None = None  # index of the active-document condition (not counted)
 
     @property
     def dims(self) -> int:
@@ -116,7 +119,6 @@ def prepare(
             field="vector")
     if not np.isfinite(vec).all():
         raise InvalidInput("the query vector contains NaN or infinity", field="vector")
-    plain_scope = all(v is None for v in (owner_types, entity_types, user, document_ids, where, extra))
     conds: list[sql.Composable] = [sql.SQL("e.tenant_id = %s"), sql.SQL("e.model = %s")]
     params: list[Any] = [scope.tenant_id, model]
     if not all_projects:
@@ -144,6 +146,7 @@ def prepare(
         except ValueError:
             raise InvalidInput("document_ids must be document UUIDs", field="document_ids") from None
     # Chunks of a deactivated document stay stored but are not searched.
+    doc_cond = len(conds)
     conds.append(sql.SQL(
         "(e.document_id IS NULL OR EXISTS (SELECT 1 FROM learnloop.documents d"
         " WHERE d.tenant_id = e.tenant_id AND d.id = e.document_id AND d.active))"))
@@ -151,18 +154,25 @@ def prepare(
         if extra_cond is not None:
             conds.append(extra_cond.sql)
             params.extend(extra_cond.params)
-    key = (scope.tenant_id, None if all_projects else scope.project_id, model) if plain_scope else None
-    return Query(vec, model, k, conds, params, scope_key=key, base_conds=2 if all_projects else 3)
+    return Query(vec, model, k, conds, params, base_conds=2 if all_projects else 3,
+                 doc_cond=doc_cond)
 
 
 def _where(q: Query) -> sql.Composable:
     return sql.SQL(" AND ").join(q.conds)
 
 
+def _count_where(q: Query) -> sql.Composable:
+    """The filter without the active-document check: the count only picks a path, and
+    leaving the check out lets a filter on indexed columns count from the index alone."""
+    return sql.SQL(" AND ").join(c for i, c in enumerate(q.conds) if i != q.doc_cond)
+
+
 def count_matching(conn: psycopg.Connection, q: Query, cap: int) -> int:
     """How many rows pass the filter, counting no further than ``cap``."""
     row = conn.execute(
-        sql.SQL("SELECT count(*) AS n FROM (SELECT 1 FROM learnloop.embeddings e WHERE {} LIMIT %s) s").format(_where(q)),
+        sql.SQL("SELECT count(*) AS n FROM (SELECT 1 FROM learnloop.embeddings e WHERE {} LIMIT %s) s").format(
+            _count_where(q)),
         [*q.params, cap],
     ).fetchone()
     return int(row["n"] if isinstance(row, dict) else row[0])  # type: ignore[index]
@@ -258,8 +268,8 @@ def run(
     t0 = time.perf_counter()
     matching: int | None = None
     chosen = path
-    if path == "auto" and _known_large(conn, q, exact_threshold):
-        chosen = "hnsw"
+    if path == "auto":
+        chosen = _known_path(conn, q, exact_threshold) or "auto"
     # Pipeline mode: BEGIN, the settings, the query and COMMIT travel together.
     with conn.pipeline():
         with conn.transaction():
@@ -272,8 +282,8 @@ def run(
     if chosen == "auto":
         matching = rows[0]["matching"] if rows else None
         chosen = "exact" if matching is not None and matching < exact_threshold else "hnsw"
-        if matching is not None and matching >= exact_threshold:
-            _remember_large(conn, q, exact_threshold)
+        if matching is not None:
+            _remember_path(conn, q, exact_threshold, chosen)
     if chosen == "hnsw" and len(rows) < q.k and path == "auto":
         # The graph walk hit max_scan_tuples before finding k matches: finish exactly.
         chosen = "hnsw+exact"
@@ -286,39 +296,45 @@ def run(
     return res
 
 
-# Unfiltered scopes known to be large: (db, tenant, project, model) -> when it was counted.
-# A scope that held >= threshold rows a minute ago still does (and if it shrank, the
-# HNSW path falls back to exact by itself), so its count is skipped: one query less.
-_LARGE_SCOPES: dict[tuple[Any, ...], tuple[float, int]] = {}
-LARGE_SCOPE_TTL = 60.0
+# Path verdicts: (db, threshold, filter text, filter values) -> (when, path). A filter
+# that matched >= threshold rows a minute ago almost surely still does, and the other way
+# round; a stale verdict only costs speed, never rows: the exact path is exact, and the
+# HNSW path falls back to it when it comes up short. So the count is skipped for a minute.
+_VERDICTS: dict[tuple[Any, ...], tuple[float, str]] = {}
+VERDICT_TTL = 60.0
+MAX_VERDICTS = 4096
 
 
-def _scope_cache_key(conn: psycopg.Connection, q: Query) -> tuple[Any, ...] | None:
-    return (conn.info.dbname, conn.info.host, conn.info.port, *q.scope_key) if q.scope_key else None
+def _verdict_key(conn: psycopg.Connection, q: Query, threshold: int) -> tuple[Any, ...]:
+    values = json.dumps([p if isinstance(p, int | float | str | list) else repr(p) for p in q.params], default=str)
+    return (conn.info.dbname, conn.info.host, conn.info.port, threshold,
+            _where(q).as_string(None), values)
 
 
-def _known_large(conn: psycopg.Connection, q: Query, threshold: int) -> bool:
+def _known_path(conn: psycopg.Connection, q: Query, threshold: int) -> str | None:
     if threshold == 0:
-        return True
-    key = _scope_cache_key(conn, q)
-    seen = _LARGE_SCOPES.get(key) if key else None
-    return seen is not None and seen[1] >= threshold and time.monotonic() - seen[0] < LARGE_SCOPE_TTL
+        return "hnsw"
+    seen = _VERDICTS.get(_verdict_key(conn, q, threshold))
+    if seen is not None and time.monotonic() - seen[0] < VERDICT_TTL:
+        return seen[1]
+    return None
 
 
-def _remember_large(conn: psycopg.Connection, q: Query, threshold: int) -> None:
-    key = _scope_cache_key(conn, q)
-    if key is not None:
-        _LARGE_SCOPES[key] = (time.monotonic(), threshold)
+def _remember_path(conn: psycopg.Connection, q: Query, threshold: int, path: str) -> None:
+    if len(_VERDICTS) >= MAX_VERDICTS:
+        _VERDICTS.clear()
+    _VERDICTS[_verdict_key(conn, q, threshold)] = (time.monotonic(), path)
 
 
 def _choose(conn: psycopg.Connection, q: Query, threshold: int) -> tuple[int | None, str]:
     """(rows counted up to threshold, path): exact below the threshold, else HNSW."""
-    if _known_large(conn, q, threshold):
-        return None, "hnsw"
+    known = _known_path(conn, q, threshold)
+    if known is not None:
+        return None, known
     matching = count_matching(conn, q, threshold)
-    if matching >= threshold:
-        _remember_large(conn, q, threshold)
-    return matching, "exact" if matching < threshold else "hnsw"
+    path = "exact" if matching < threshold else "hnsw"
+    _remember_path(conn, q, threshold, path)
+    return matching, path
 
 
 def _owner_sql(extra_cols: str = "") -> sql.Composable:
@@ -346,7 +362,7 @@ def _auto_sql(q: Query, threshold: int) -> tuple[sql.Composable, list[Any]]:
         "WITH n AS MATERIALIZED (SELECT count(*) AS c FROM"
         " (SELECT 1 FROM learnloop.embeddings e WHERE {w} LIMIT %s) s),"
         " hits AS MATERIALIZED (({exact}) UNION ALL ({hnsw})) "
-    ).format(w=_where(q), exact=exact, hnsw=hnsw) + _owner_sql(", (SELECT c FROM n) AS matching")
+    ).format(w=_count_where(q), exact=exact, hnsw=hnsw) + _owner_sql(", (SELECT c FROM n) AS matching")
     return query, [*q.params, threshold, *eparams, q.k, *hparams, q.k, q.vector, q.params[0]]
 
 
