@@ -38,9 +38,9 @@ class _In(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _no_nul(cls, data: Any) -> Any:
-        if isinstance(data, dict):
+        if type(data) is dict:
             for k, v in data.items():
-                if isinstance(v, str):
+                if type(v) is str and ("\x00" in v or len(v) > MAX_TEXT):
                     _text(v, k)
         return data
 
@@ -93,9 +93,13 @@ class GenerationIn(_In):
         v = check_object(v, "links")
         out = {}
         for k, val in v.items():
-            if isinstance(val, bool) or not isinstance(val, str | int):
+            t = type(val)
+            if t is str:
+                out[k] = val
+            elif t is int:
+                out[k] = str(val)
+            else:
                 raise InvalidInput(f"links.{k} must be a string or integer id", field="links")
-            out[k] = str(val)
         return out
 
 
