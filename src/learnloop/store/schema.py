@@ -57,11 +57,18 @@ CREATE INDEX events_entity_idx ON learnloop.events (tenant_id, entity_type, enti
 CREATE INDEX events_type_idx ON learnloop.events (tenant_id, event_type, created_at);
 """
 
+# Every consumer reads the outbox by (txid, id) or by tenant since the service set's
+# indexes landed; a bare id index only cost every write one more index insert.
+M004_DROP_EVENTS_ID_INDEX = """
+DROP INDEX IF EXISTS learnloop.events_id_idx;
+"""
+
 MIGRATIONS = MigrationSet(
     "core",
     [
         Migration("m001_vector_extension", M001_EXTENSION),
         Migration("m002_tenants_projects", M002_TENANTS),
         Migration("m003_event_outbox", M003_EVENTS),
+        Migration("m004_drop_events_id_index", M004_DROP_EVENTS_ID_INDEX),
     ],
 )
