@@ -214,7 +214,7 @@ def bulk_log(
     if len(ids) >= ANALYZE_AFTER and not conn.info.transaction_status:
         # Fresh statistics right after a big load, or the planner can pick per-row loops
         # over the verdict aggregate until autovacuum gets round to it.
-        conn.execute("ANALYZE learnloop.generations, learnloop.events")
+        conn.execute("ANALYZE learnloop.generations")
     return ids
 
 
