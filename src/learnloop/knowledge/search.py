@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 OWNER_TYPES = ("chunk", "entity", "generation", "term")
 MAX_K = 1000
 RRF_K = 60  # the constant of Cormack et al. (2009); robust across collections
-DEFAULT_EF_SEARCH = 40
+DEFAULT_EF_SEARCH = 64
 DEFAULT_EXACT_THRESHOLD = 2000
 DEFAULT_MAX_SCAN_TUPLES = 20000
 
@@ -270,15 +270,19 @@ def run(
     chosen = path
     if path == "auto":
         chosen = _known_path(conn, q, exact_threshold) or "auto"
-    # Pipeline mode: BEGIN, the settings, the query and COMMIT travel together.
-    with conn.pipeline():
-        with conn.transaction():
-            _apply_settings(conn, max(ef_search, q.k), max_scan_tuples)
-            if chosen == "auto":
-                cur = conn.execute(*_auto_sql(q, exact_threshold))
-            else:
-                cur = conn.execute(*_fetch_sql(q, chosen))
-        rows = cur.fetchall()
+    if chosen == "exact":
+        # No index settings to scope: one plain statement, one round trip.
+        rows = conn.execute(*_fetch_sql(q, "exact")).fetchall()
+    else:
+        # Pipeline mode: BEGIN, the settings, the query and COMMIT travel together.
+        with conn.pipeline():
+            with conn.transaction():
+                _apply_settings(conn, max(ef_search, q.k), max_scan_tuples)
+                if chosen == "auto":
+                    cur = conn.execute(*_auto_sql(q, exact_threshold))
+                else:
+                    cur = conn.execute(*_fetch_sql(q, chosen))
+            rows = cur.fetchall()
     if chosen == "auto":
         matching = rows[0]["matching"] if rows else None
         chosen = "exact" if matching is not None and matching < exact_threshold else "hnsw"
