@@ -40,8 +40,9 @@ class Settings(BaseSettings):
     # Search (learnloop.knowledge.search); see docs/retrieval.md for how they were chosen.
     search_ef_search: int = Field(
         default=64, description="HNSW candidate list size (hnsw.ef_search); 64 measured recall@10 0.98 at 117k.")
-    search_exact_threshold: int = Field(
-        default=2000, description="Filters matching fewer rows than this are searched exactly (B-tree + sort).")
+    search_exact_threshold: int | None = Field(
+        default=None, description="Filters matching fewer rows than this are searched exactly (B-tree + sort); "
+        "unset: sqrt(12 * k * rows in the table), see docs/retrieval.md.")
     search_max_scan_tuples: int = Field(default=20000, description="hnsw.max_scan_tuples for iterative scans.")
     slow_search_ms: float = Field(default=200.0, description="Searches slower than this log a warning.")
     # Service (events/api): archive location (folder or pyarrow URI), broker, HTTP limits.
