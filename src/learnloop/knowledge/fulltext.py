@@ -39,7 +39,7 @@ def _base(q: Any) -> tuple[sql.Composable, list[Any]]:
     return sql.SQL(" AND ").join(q.conds[:n]), q.params[:n]
 
 
-def corpus_stats(conn: psycopg.Connection, q: Any) -> tuple[float, float]:
+def corpus_stats(conn: psycopg.Connection[Any], q: Any) -> tuple[float, float]:
     """(N documents, average document length in terms) of the scope, cached."""
     where, params = _base(q)
     key = (conn.info.dbname, conn.info.host, conn.info.port, *params)
@@ -60,7 +60,7 @@ def corpus_stats(conn: psycopg.Connection, q: Any) -> tuple[float, float]:
     return n, avgdl
 
 
-def query_terms(conn: psycopg.Connection, q: Any, text: str, n_docs: float) -> tuple[list[str], list[float]]:
+def query_terms(conn: psycopg.Connection[Any], q: Any, text: str, n_docs: float) -> tuple[list[str], list[float]]:
     """The query's distinct lexemes and their BM25 idf in the scope."""
     where, params = _base(q)
     rows = conn.execute(

@@ -183,7 +183,7 @@ def flush(db: Any, *, quiet: bool = False) -> int:
     return len(pending)
 
 
-def write(conn: psycopg.Connection, pending: dict[tuple[UUID, UUID], _Pending]) -> None:
+def write(conn: psycopg.Connection[Any], pending: dict[tuple[UUID, UUID], _Pending]) -> None:
     from ..events.outbox import emit
 
     day = datetime.now(UTC).date()
@@ -213,7 +213,7 @@ def write(conn: psycopg.Connection, pending: dict[tuple[UUID, UUID], _Pending]) 
              {"searches": p.searches, "slow_searches": p.slow, "day": day.isoformat()}, project_id=project_id)
 
 
-def stored(conn: psycopg.Connection, tenant_id: UUID, project_id: UUID | None, days: int = 30) -> dict[str, Any]:
+def stored(conn: psycopg.Connection[Any], tenant_id: UUID, project_id: UUID | None, days: int = 30) -> dict[str, Any]:
     """Sums over the last ``days`` days from the table (every process that flushed)."""
     row = conn.execute(
         """

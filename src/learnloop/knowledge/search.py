@@ -169,7 +169,7 @@ def _count_where(q: Query) -> sql.Composable:
     return sql.SQL(" AND ").join(c for i, c in enumerate(q.conds) if i != q.doc_cond)
 
 
-def count_matching(conn: psycopg.Connection, q: Query, cap: int) -> int:
+def count_matching(conn: psycopg.Connection[Any], q: Query, cap: int) -> int:
     """How many rows pass the filter, counting no further than ``cap``."""
     row = conn.execute(
         sql.SQL("SELECT count(*) AS n FROM (SELECT 1 FROM learnloop.embeddings e WHERE {} LIMIT %s) s").format(
@@ -185,6 +185,7 @@ def _candidates_sql(q: Query, path: str, gate: sql.Composable | None = None) -> 
     ``gate`` is an extra condition that does not depend on the row (a one-time filter):
     the auto path puts both paths in one statement and lets the count open one of them.
     """
+    dist: sql.Composable
     if path == "hnsw":
         dist = sql.SQL("(e.embedding::vector({d})) <=> %s::vector({d})").format(d=sql.Literal(q.dims))
     else:
@@ -228,7 +229,7 @@ def _tidy(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _apply_settings(conn: psycopg.Connection, ef_search: int, max_scan: int) -> None:
+def _apply_settings(conn: psycopg.Connection[Any], ef_search: int, max_scan: int) -> None:
     """Transaction-local HNSW settings, as one statement (it pipelines with the query).
 
     enable_sort = off: our capped count already established that plenty of rows match;
@@ -252,7 +253,7 @@ def _check_int(value: Any, name: str, lo: int, hi: int) -> int:
 
 
 def run(
-    conn: psycopg.Connection,
+    conn: psycopg.Connection[Any],
     q: Query,
     *,
     ef_search: int = DEFAULT_EF_SEARCH,
@@ -311,7 +312,7 @@ MAX_EXACT_THRESHOLD = 50_000
 _table_rows: dict[tuple[Any, ...], tuple[float, float]] = {}
 
 
-def adaptive_threshold(conn: psycopg.Connection, k: int) -> int:
+def adaptive_threshold(conn: psycopg.Connection[Any], k: int) -> int:
     """The default exact-path threshold for this table size and k."""
     key = (conn.info.dbname, conn.info.host, conn.info.port)
     seen = _table_rows.get(key)
@@ -334,13 +335,13 @@ VERDICT_TTL = 60.0
 MAX_VERDICTS = 4096
 
 
-def _verdict_key(conn: psycopg.Connection, q: Query, threshold: int) -> tuple[Any, ...]:
+def _verdict_key(conn: psycopg.Connection[Any], q: Query, threshold: int) -> tuple[Any, ...]:
     values = json.dumps([p if isinstance(p, int | float | str | list) else repr(p) for p in q.params], default=str)
     return (conn.info.dbname, conn.info.host, conn.info.port, threshold,
             _where(q).as_string(None), values)
 
 
-def _known_path(conn: psycopg.Connection, q: Query, threshold: int) -> str | None:
+def _known_path(conn: psycopg.Connection[Any], q: Query, threshold: int) -> str | None:
     if threshold == 0:
         return "hnsw"
     seen = _VERDICTS.get(_verdict_key(conn, q, threshold))
@@ -349,13 +350,13 @@ def _known_path(conn: psycopg.Connection, q: Query, threshold: int) -> str | Non
     return None
 
 
-def _remember_path(conn: psycopg.Connection, q: Query, threshold: int, path: str) -> None:
+def _remember_path(conn: psycopg.Connection[Any], q: Query, threshold: int, path: str) -> None:
     if len(_VERDICTS) >= MAX_VERDICTS:
         _VERDICTS.clear()
     _VERDICTS[_verdict_key(conn, q, threshold)] = (time.monotonic(), path)
 
 
-def _choose(conn: psycopg.Connection, q: Query, threshold: int) -> tuple[int | None, str]:
+def _choose(conn: psycopg.Connection[Any], q: Query, threshold: int) -> tuple[int | None, str]:
     """(rows counted up to threshold, path): exact below the threshold, else HNSW."""
     known = _known_path(conn, q, threshold)
     if known is not None:
@@ -370,13 +371,13 @@ def _owner_sql(extra_cols: str = "") -> sql.Composable:
     return sql.SQL(_OWNER_SQL).format(extra_cols=sql.SQL(extra_cols), order=sql.SQL("h.distance, e.id"))
 
 
-def _fetch_sql(q: Query, path: str) -> tuple[sql.Composable, list[Any]]:
+def _fetch_sql(q: Query, path: str) -> tuple[sql.Composed, list[Any]]:
     cand, params = _candidates_sql(q, path)
     query = sql.SQL("WITH hits AS MATERIALIZED ({cand}) ").format(cand=cand) + _owner_sql()
     return query, [*params, q.k, q.vector, q.params[0]]
 
 
-def _auto_sql(q: Query, threshold: int) -> tuple[sql.Composable, list[Any]]:
+def _auto_sql(q: Query, threshold: int) -> tuple[sql.Composed, list[Any]]:
     """Count, choose and search in one statement: the count gates which path runs.
 
     Both paths are UNION ALL branches behind one-time filters on the capped count, so the
@@ -397,7 +398,7 @@ def _auto_sql(q: Query, threshold: int) -> tuple[sql.Composable, list[Any]]:
 
 # -- hybrid --------------------------------------------------------------------------------
 def run_hybrid(
-    conn: psycopg.Connection,
+    conn: psycopg.Connection[Any],
     q: Query,
     *,
     depth: int = 100,
@@ -488,7 +489,7 @@ def success_filter(*, positive: bool = True, min_rating: float | None = None,
     return Compiled(cond, params)
 
 
-def verdicts(conn: psycopg.Connection, scope: Scope, ids: list[UUID]) -> dict[UUID, dict[str, Any]]:
+def verdicts(conn: psycopg.Connection[Any], scope: Scope, ids: list[UUID]) -> dict[UUID, dict[str, Any]]:
     rows = conn.execute(
         "SELECT generation_id, positives, negatives, avg_rating, verdict,"
         " (SELECT array_agg(DISTINCT t) FROM learnloop.feedback f, unnest(f.tags) t"
@@ -537,7 +538,7 @@ class SearchMixin:
             return self.provider  # type: ignore[attr-defined]  # the facade's configured provider
         return get_provider(model=model)
 
-    def _resolve(self, conn: psycopg.Connection, query: Any, model: str | None,
+    def _resolve(self, conn: psycopg.Connection[Any], query: Any, model: str | None,
                  ) -> tuple[np.ndarray, str, str | None, float]:
         """(vector, model id, text or None, embed ms) for a text or a vector query."""
         from .vectors import recorded_dimensions
