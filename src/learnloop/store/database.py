@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -102,7 +103,8 @@ class Database:
             max_size=settings.pool_max,
             kwargs={"autocommit": True, "row_factory": dict_row},
             configure=_configure,
-            check=ConnectionPool.check_connection,
+            check=_check_if_idle,
+            reset=_stamp_return,
             open=False,
             name="learnloop",
         )
@@ -129,6 +131,22 @@ class Database:
 
     def close(self) -> None:
         self.pool.close()
+
+
+# A connection back from a request a moment ago is almost surely alive; pinging it on every
+# checkout cost a round trip per call (a third of a single log). Ping only connections
+# that sat idle long enough for the server to have restarted meanwhile.
+IDLE_CHECK_AFTER = 1.0
+
+
+def _stamp_return(conn: psycopg.Connection) -> None:
+    conn._learnloop_returned = time.monotonic()  # type: ignore[attr-defined]
+
+
+def _check_if_idle(conn: psycopg.Connection) -> None:
+    returned = getattr(conn, "_learnloop_returned", None)
+    if returned is None or time.monotonic() - returned > IDLE_CHECK_AFTER:
+        ConnectionPool.check_connection(conn)
 
 
 def _dumps(obj: Any) -> bytes:
