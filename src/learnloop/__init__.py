@@ -2,8 +2,8 @@
 
 from .client import Client, connect
 from .errors import (
-    Conflict,
     ConfigurationError,
+    Conflict,
     DatabaseUnavailable,
     InvalidInput,
     LearnloopError,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 import psycopg
+from psycopg import sql
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -102,8 +103,8 @@ def scratch_database_url(server_url: str, name: str = "learnloop_docs") -> str:
     from .store import migrations
 
     with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name}")
-        conn.execute(f"CREATE DATABASE {name}")
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     url = make_conninfo(server_url, dbname=name)
     with psycopg.connect(url, autocommit=True) as conn:
         migrations.apply(conn)

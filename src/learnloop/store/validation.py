@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 import re
-
-import orjson
 from collections.abc import Mapping
 from typing import Any
+
+import orjson
 
 from ..errors import InvalidInput
 
