@@ -5,6 +5,9 @@ Baselines in the same process and server: a bare parameterised INSERT of the sam
 (single) and a bare binary COPY of the same rows into the same table (bulk), both without
 validation, lineage resolution or outbox events — the ratio is learnloop's overhead.
 
+Each of the four runs gets its own fresh embedded server, so none pays for the table or the
+autovacuum work another run left behind.
+
 Env: BENCH_ROWS (default 100000), BENCH_SINGLE_ROWS (default = BENCH_ROWS).
 """
 
@@ -67,11 +70,15 @@ def main() -> None:
                                     r["latency_ms"], r["user_ref"], Jsonb(r["links"])))
             results["bulk_baseline_rows_s"] = n / (time.perf_counter() - t0)
 
+    with bench_client() as ll:
+        scope = ll.scope
         # bulk, learnloop: validation + lineage + outbox events, one transaction
         t0 = time.perf_counter()
         ids = ll.bulk_log(rows)
         results["bulk_rows_s"] = len(ids) / (time.perf_counter() - t0)
 
+    with bench_client() as ll:
+        scope = ll.scope
         # single, baseline: a bare INSERT per row, autocommit
         single = rows[:n_single]
         with ll.db.connection() as conn:
@@ -87,6 +94,7 @@ def main() -> None:
                 )
             results["single_baseline_rows_s"] = len(single) / (time.perf_counter() - t0)
 
+    with bench_client() as ll:
         # single, learnloop: client.log per row (validation, lineage, event, one round trip)
         t0 = time.perf_counter()
         parent = None
