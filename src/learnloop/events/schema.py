@@ -121,7 +121,33 @@ COMMENT ON FUNCTION learnloop.event_horizon() IS
     'Outbox events with txid below this are final (committed or aborted) for this database.';
 """
 
+M003_LISTENER_GATED_NOTIFY = """
+-- NOTIFY costs every committing writer a global queue lock: about a tenth of single-log
+-- throughput, paid even when nobody streams. Live readers now register here (with a
+-- heartbeat) and the trigger fires only while some reader is registered. Readers poll as
+-- well, so a notification that is skipped only delays them, never loses an event.
+CREATE TABLE learnloop.stream_listeners (
+    tenant_id  uuid NOT NULL REFERENCES learnloop.tenants (id) ON DELETE CASCADE,
+    listener   uuid NOT NULL,
+    seen_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, listener)
+);
+COMMENT ON TABLE learnloop.stream_listeners IS
+    'Live event readers (WebSocket hubs, library subscribers) with a heartbeat; writers notify only while one is fresh.';
+
+CREATE FUNCTION learnloop.has_stream_listeners() RETURNS boolean LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM learnloop.stream_listeners WHERE seen_at > now() - interval '60 seconds')
+$$;
+
+DROP TRIGGER events_notify ON learnloop.events;
+CREATE TRIGGER events_notify AFTER INSERT ON learnloop.events
+    REFERENCING NEW TABLE AS new_events
+    FOR EACH STATEMENT WHEN (learnloop.has_stream_listeners())
+    EXECUTE FUNCTION learnloop.notify_events();
+"""
+
 MIGRATIONS = MigrationSet("service", [
     Migration("m001_keys_archive_relay_notify", M001_SERVICE),
     Migration("m002_event_horizon", M002_EVENT_HORIZON),
+    Migration("m003_listener_gated_notify", M003_LISTENER_GATED_NOTIFY),
 ])

@@ -1,7 +1,8 @@
 """Live events: LISTEN/NOTIFY wakes readers, the outbox cursor decides what they get.
 
 A statement-level trigger sends ``NOTIFY learnloop_events, '<tenant id>'`` when events are
-inserted. A notification is only a wake-up: readers then read stable events after their
+inserted, while at least one reader is registered in ``learnloop.stream_listeners`` (readers
+register and heartbeat every ``HEARTBEAT`` seconds; writers pay nothing when nobody listens). A notification is only a wake-up: readers then read stable events after their
 position (:mod:`.cursor`), so a lost or early notification cannot cause a gap or a
 duplicate. Readers also re-check every ``poll`` seconds, because an event becomes stable
 when *another* transaction ends, which sends no notification.
@@ -21,7 +22,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import psycopg
 from psycopg import sql
@@ -33,6 +34,25 @@ from . import cursor
 log = logging.getLogger(__name__)
 
 CHANNEL = "learnloop_events"
+HEARTBEAT = 15.0  # seconds; the trigger treats a listener older than 60 s as gone
+
+
+def register(db: Database, listener: UUID, tenant_ids: Sequence[UUID]) -> None:
+    """Record (or refresh) this reader's tenants, forget its other ones."""
+    with db.transaction() as conn:
+        conn.execute("DELETE FROM learnloop.stream_listeners WHERE listener = %s AND NOT tenant_id = ANY(%s)",
+                     (listener, list(tenant_ids)))
+        for t in tenant_ids:
+            conn.execute(
+                "INSERT INTO learnloop.stream_listeners (tenant_id, listener) VALUES (%s, %s)"
+                " ON CONFLICT (tenant_id, listener) DO UPDATE SET seen_at = now()",
+                (t, listener),
+            )
+
+
+def unregister(db: Database, listener: UUID) -> None:
+    with contextlib.suppress(Exception), db.connection() as conn:
+        conn.execute("DELETE FROM learnloop.stream_listeners WHERE listener = %s", (listener,))
 
 
 def subscribe(
@@ -47,26 +67,42 @@ def subscribe(
 ) -> Iterator[dict[str, Any]]:
     """Yield the tenant's events after ``after`` (default: from now on), forever or until
     ``timeout`` seconds pass without a new event. Each event carries its ``position``."""
+    me = uuid4()
     with psycopg.connect(db.url, autocommit=True, row_factory=dict_row) as listen:
         listen.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
+        register(db, me, [tenant_id])
+        beat = time.monotonic()
         with db.connection() as conn:
             pos = after if after is not None else _tail(conn, tenant_id)
         idle_since = time.monotonic()
-        while True:
-            with db.connection() as conn:
-                rows, pos = cursor.stable_events(conn, pos, tenant_id=tenant_id,
-                                                 entity_types=entity_types, event_types=event_types)
-            for r in rows:
-                r["position"] = cursor.Position(r["txid"], r["id"])
-                yield r
-            if rows:
-                idle_since = time.monotonic()
-                continue
-            if timeout is not None and time.monotonic() - idle_since >= timeout:
-                return
-            wait = poll if timeout is None else min(poll, max(0.01, timeout - (time.monotonic() - idle_since)))
-            for _ in listen.notifies(timeout=wait, stop_after=1):
-                pass
+        try:
+            yield from _follow(db, listen, tenant_id, pos, idle_since, beat, me,
+                               entity_types, event_types, poll, timeout)
+        finally:
+            unregister(db, me)
+
+
+def _follow(db: Database, listen: psycopg.Connection, tenant_id: UUID, pos: cursor.Position,
+            idle_since: float, beat: float, me: UUID, entity_types: Sequence[str],
+            event_types: Sequence[str], poll: float, timeout: float | None) -> Iterator[dict[str, Any]]:
+    while True:
+        if time.monotonic() - beat > HEARTBEAT:
+            register(db, me, [tenant_id])
+            beat = time.monotonic()
+        with db.connection() as conn:
+            rows, pos = cursor.stable_events(conn, pos, tenant_id=tenant_id,
+                                             entity_types=entity_types, event_types=event_types)
+        for r in rows:
+            r["position"] = cursor.Position(r["txid"], r["id"])
+            yield r
+        if rows:
+            idle_since = time.monotonic()
+            continue
+        if timeout is not None and time.monotonic() - idle_since >= timeout:
+            return
+        wait = poll if timeout is None else min(poll, max(0.01, timeout - (time.monotonic() - idle_since)))
+        for _ in listen.notifies(timeout=wait, stop_after=1):
+            pass
 
 
 def _tail(conn: psycopg.Connection, tenant_id: UUID) -> cursor.Position:
@@ -94,6 +130,9 @@ class Hub:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._id = uuid4()
+        self._registered: tuple[UUID, ...] = ()
+        self._synced_at = 0.0
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -104,6 +143,19 @@ class Hub:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        unregister(self.db, self._id)
+
+    def _sync_registration(self) -> None:
+        """Keep stream_listeners equal to the tenants that have waiters, with a heartbeat."""
+        with self._lock:
+            tenants = tuple(sorted((t for t, es in self._waiters.items() if es), key=str))
+        if tenants != self._registered or time.monotonic() - self._synced_at > HEARTBEAT:
+            try:
+                register(self.db, self._id, tenants)
+            except Exception as exc:  # noqa: BLE001 - a missed heartbeat only delays readers
+                log.warning("could not register the event listener (%s)", exc)
+                return
+            self._registered, self._synced_at = tenants, time.monotonic()
 
     @contextlib.contextmanager
     def waiter(self, tenant_id: UUID) -> Iterator[asyncio.Event]:
@@ -131,6 +183,7 @@ class Hub:
                     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
                     self._wake(None)
                     while not self._stop.is_set():
+                        self._sync_registration()
                         for n in conn.notifies(timeout=0.5):
                             try:
                                 self._wake(UUID(n.payload))
