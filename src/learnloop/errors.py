@@ -76,3 +76,14 @@ class PermissionDenied(LearnloopError):
 class ProviderError(LearnloopError):
     status = 502
     code = "provider_error"
+
+
+def provider_message(exc: object) -> str:
+    """The human message inside an OpenAI-style error (``{"error": {"message": ...}}``),
+    falling back to the exception's own text; shared by every remote provider adapter."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])
+    return str(getattr(exc, "message", exc))

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigurationError, InvalidInput, ProviderError
+from ..errors import ConfigurationError, InvalidInput, ProviderError, provider_message
 from .base import normalize
 
 DEFAULT_MODEL = "text-embedding-3-small"
@@ -80,7 +80,7 @@ class OpenAIProvider:
             raise ProviderError(f"cannot reach the embedding provider at {where}: {exc}") from None
         except openai.APIStatusError as exc:
             raise ProviderError(
-                f"embedding provider at {where} answered HTTP {exc.status_code}: {_reason(exc)}"
+                f"embedding provider at {where} answered HTTP {exc.status_code}: {provider_message(exc)}"
             ) from None
         except openai.OpenAIError as exc:
             raise ProviderError(f"embedding provider at {where} failed: {exc}") from None
@@ -103,11 +103,3 @@ class OpenAIProvider:
     def __repr__(self) -> str:
         return f"OpenAIProvider({self.model_id!r}, base_url={self.base_url!r})"
 
-
-def _reason(exc: Any) -> str:
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        err = body.get("error", body)
-        if isinstance(err, dict) and err.get("message"):
-            return str(err["message"])
-    return str(getattr(exc, "message", exc))

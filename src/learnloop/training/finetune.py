@@ -26,7 +26,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from ..config import Settings
-from ..errors import ConfigurationError, InvalidInput, NotFound, ProviderError
+from ..errors import ConfigurationError, InvalidInput, NotFound, ProviderError, provider_message
 from ..events.outbox import emit
 from ..ledger.generations import as_uuid
 from ..store.ids import uuid7
@@ -84,7 +84,7 @@ class OpenAIFineTuning:
         except o.APIConnectionError as exc:
             raise ProviderError(f"{what}: cannot reach the provider ({exc.__cause__ or exc})") from None
         except o.APIStatusError as exc:
-            raise ProviderError(f"{what}: provider answered {exc.status_code}: {_provider_message(exc)}",
+            raise ProviderError(f"{what}: provider answered {exc.status_code}: {provider_message(exc)}",
                                 status_code=exc.status_code) from None
 
     def upload(self, path: Path) -> str:
@@ -118,14 +118,6 @@ class OpenAIFineTuning:
     def cancel(self, job_id: str) -> Any:
         return self._call("cancelling the job", lambda: self._client.fine_tuning.jobs.cancel(job_id))
 
-
-def _provider_message(exc: Any) -> str:
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        err = body.get("error", body)
-        if isinstance(err, dict) and err.get("message"):
-            return str(err["message"])
-    return str(getattr(exc, "message", exc))
 
 
 def _row(conn: psycopg.Connection, scope: Scope, job_id: UUID) -> dict[str, Any]:
