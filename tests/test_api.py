@@ -346,3 +346,13 @@ def test_openapi_has_examples_and_security(env: dict[str, Any]) -> None:
 def test_schemathesis_script_exists() -> None:
     script = Path(__file__).resolve().parent.parent / "scripts" / "schemathesis.sh"
     assert script.exists() and "schemathesis" in script.read_text()
+
+
+def test_json_integers_beyond_64_bits_round_trip_over_http(env: dict[str, Any]) -> None:
+    # JSON (and jsonb) has no integer size limit, so neither does the API.
+    tc, k = env["tc"], env["key_a"]
+    r = tc.post("/v1/generations", headers=H(k), json={"kind": "chat", "context": {"big": 2**70},
+                                                       "config": {"neg": -(2**65)}})
+    assert r.status_code == 201, r.text
+    back = tc.get(f"/v1/generations/{r.json()['id']}", headers=H(k)).json()
+    assert back["context"] == {"big": 2**70} and back["config"] == {"neg": -(2**65)}
