@@ -5,7 +5,10 @@ Baselines in the same process and server: a bare parameterised INSERT of the sam
 (single) and a bare binary COPY of the same rows into the same table (bulk), both without
 validation, lineage resolution or outbox events — the ratio is learnloop's overhead.
 
-Each of the four runs gets its own fresh embedded server, so none pays for the table or the
+A fifth run logs singles with ``synchronous_commit=off`` (the LEARNLOOP_SYNCHRONOUS_COMMIT
+setting): no wait for the WAL flush, the durability trade documented in docs/operations.md.
+
+Each of the runs gets its own fresh embedded server, so none pays for the table or the
 autovacuum work another run left behind.
 
 Env: BENCH_ROWS (default 100000), BENCH_SINGLE_ROWS (default = BENCH_ROWS).
@@ -103,6 +106,13 @@ def main() -> None:
             parent = g.id
         results["single_rows_s"] = len(single) / (time.perf_counter() - t0)
 
+    with bench_client(synchronous_commit="off") as ll:
+        # single, learnloop with LEARNLOOP_SYNCHRONOUS_COMMIT=off: no wait for the WAL flush
+        t0 = time.perf_counter()
+        for r in single:
+            ll.log(r)
+        results["single_async_commit_rows_s"] = len(single) / (time.perf_counter() - t0)
+
     results["bulk_overhead_ratio"] = results["bulk_baseline_rows_s"] / results["bulk_rows_s"]
     results["single_overhead_ratio"] = results["single_baseline_rows_s"] / results["single_rows_s"]
     print(f"rows: bulk {n}, single {n_single}  (2 cores, embedded PostgreSQL 18, synchronous_commit on)")
@@ -110,6 +120,7 @@ def main() -> None:
           f"   overhead x{results['bulk_overhead_ratio']:.2f}   target >= 20,000")
     print(f"single learnloop {results['single_rows_s']:>9,.0f} rows/s   bare INSERT {results['single_baseline_rows_s']:>9,.0f} rows/s"
           f"   overhead x{results['single_overhead_ratio']:.2f}   target >= 1,000")
+    print(f"single learnloop, synchronous_commit=off {results['single_async_commit_rows_s']:>9,.0f} rows/s")
     save("logging", {"rows": n, "single_rows": n_single, **results})
 
 

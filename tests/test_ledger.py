@@ -41,6 +41,9 @@ def test_a_generation_keeps_its_full_context(client):
     assert back.messages == [{"role": "user", "content": "draw it"}]
     assert back.iteration == 1 and back.root_id == g.id and back.parent_id is None
     assert back.project == "default"
+    # What log() hands back (built from the input plus what the server derived) is what
+    # was stored, field for field.
+    assert g.model_dump() == back.model_dump()
 
 
 def test_every_conversation_about_a_loan(client):

@@ -68,6 +68,18 @@ def test_embedded_tuning_is_applied(pg_server):
         assert conn.execute("SELECT default_version FROM pg_available_extensions WHERE name = 'vector'").fetchone()[0] >= "0.8"
 
 
+def test_synchronous_commit_setting_reaches_every_pooled_connection(db_url):
+    with learnloop.connect(db_url) as ll, ll.db.connection() as conn:
+        assert conn.execute("SHOW synchronous_commit").fetchone()["synchronous_commit"] == "on"
+    with learnloop.connect(db_url, synchronous_commit="off") as ll:
+        g = ll.log(kind="chat", prompt="still written")
+        with ll.db.connection() as conn:
+            assert conn.execute("SHOW synchronous_commit").fetchone()["synchronous_commit"] == "off"
+        assert ll.get(g.id).prompt == "still written"
+    with pytest.raises(ConfigurationError, match="synchronous_commit"):
+        learnloop.connect(db_url, synchronous_commit="sometimes")
+
+
 def test_a_server_without_pgvector_is_refused_with_the_fix():
     # The machine's system PostgreSQL has no pgvector: exactly the case to explain.
     url = "postgresql://postgres@127.0.0.1:5432/postgres"

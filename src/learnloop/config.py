@@ -7,10 +7,13 @@ PostgreSQL under ``LEARNLOOP_HOME`` (default: the platform user-data dir).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import ConfigurationError
 
 DEFAULT_TENANT = "default"
 DEFAULT_PROJECT = "default"
@@ -31,6 +34,11 @@ class Settings(BaseSettings):
     pool_min: int = 1
     pool_max: int = 10
     connect_timeout: float = 10.0
+    synchronous_commit: Literal["on", "off"] | None = Field(
+        default=None,
+        description="PostgreSQL synchronous_commit for learnloop's connections; unset keeps the server's "
+        "(on, for the embedded one). 'off' stops every write waiting for the WAL flush: a crash may lose "
+        "the last fraction of a second of writes, never half of one. See docs/operations.md.")
     # Embedded server tuning; written to the data dir's learnloop.conf.
     shared_buffers: str = "512MB"
     effective_cache_size: str = "4GB"
@@ -82,4 +90,12 @@ class Settings(BaseSettings):
 def get_settings(**overrides: object) -> Settings:
     """Build settings from the environment now, with explicit overrides on top."""
     clean = {k: v for k, v in overrides.items() if v is not None}
-    return Settings(**clean)  # type: ignore[arg-type]
+    try:
+        return Settings(**clean)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        # A bad LEARNLOOP_* variable or keyword: one sentence naming it, never a pydantic dump.
+        first = exc.errors()[0]
+        name = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise ConfigurationError(
+            f"setting {name} (LEARNLOOP_{name.upper()}): {first['msg']}, got {first.get('input')!r}"
+        ) from None

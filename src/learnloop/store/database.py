@@ -101,7 +101,7 @@ class Database:
             url,
             min_size=settings.pool_min,
             max_size=settings.pool_max,
-            kwargs={"autocommit": True, "row_factory": dict_row},
+            kwargs=_connection_kwargs(settings),
             configure=_configure,
             check=_check_if_idle,
             reset=_stamp_return,
@@ -131,6 +131,14 @@ class Database:
 
     def close(self) -> None:
         self.pool.close()
+
+
+def _connection_kwargs(settings: Settings) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"autocommit": True, "row_factory": dict_row}
+    if settings.synchronous_commit:
+        # A startup option, not a SET: it costs no round trip and survives the pool's resets.
+        kwargs["options"] = f"-c synchronous_commit={settings.synchronous_commit}"
+    return kwargs
 
 
 # A connection back from a request a moment ago is almost surely alive; pinging it on every

@@ -63,6 +63,17 @@ M004_DROP_EVENTS_ID_INDEX = """
 DROP INDEX IF EXISTS learnloop.events_id_idx;
 """
 
+# The outbox is written with every change and read only by position ((tenant_id,) txid, id:
+# cursors, archiver, stream, relay); history by entity or type is read from the archive.
+# These two indexes served no query and were a third of the cost of writing an event, and
+# the tenant FK probed tenants once per event for rows written only beside a change that is
+# itself checked against its tenant. Measured on the bulk path: 32 -> 17 us per event.
+M005_LEAN_OUTBOX = """
+DROP INDEX IF EXISTS learnloop.events_entity_idx;
+DROP INDEX IF EXISTS learnloop.events_type_idx;
+ALTER TABLE learnloop.events DROP CONSTRAINT IF EXISTS events_tenant_id_fkey;
+"""
+
 MIGRATIONS = MigrationSet(
     "core",
     [
@@ -70,5 +81,6 @@ MIGRATIONS = MigrationSet(
         Migration("m002_tenants_projects", M002_TENANTS),
         Migration("m003_event_outbox", M003_EVENTS),
         Migration("m004_drop_events_id_index", M004_DROP_EVENTS_ID_INDEX),
+        Migration("m005_lean_outbox", M005_LEAN_OUTBOX),
     ],
 )

@@ -36,12 +36,19 @@ def check_text(value: str, field: str) -> str:
 
 
 def check_json(value: Any, field: str) -> Any:
-    """A JSON-able value with finite numbers, string keys and no NUL anywhere.
+    """A JSON-able value with finite numbers, string keys and no NUL anywhere."""
+    json_bytes(value, field)
+    return value
+
+
+def json_bytes(value: Any, field: str) -> bytes:
+    """``value`` as JSON text, refusing what PostgreSQL's jsonb or JSON itself cannot hold.
 
     orjson serialises in C in well under a microsecond for typical payloads, which matters
-    on the bulk path. It writes NaN as null and stops at 64-bit integers, so a payload with
-    a null or one orjson refuses takes the stdlib encoder, which tells NaN apart and
-    accepts big integers (jsonb stores them).
+    on the bulk path (which sends these very bytes, so nothing is serialised twice). It
+    writes NaN as null and stops at 64-bit integers, so a payload with a null or one orjson
+    refuses takes the stdlib encoder, which tells NaN apart and accepts big integers (jsonb
+    stores them).
     """
     try:
         data = orjson.dumps(value)
@@ -51,7 +58,7 @@ def check_json(value: Any, field: str) -> Any:
         data = _stdlib_dumps(value, field)
     if b"\\u0000" in data and _ESCAPED_NUL.search(data):
         raise InvalidInput(f"{field} contains a NUL character (U+0000), which cannot be stored", field=field)
-    return value
+    return data
 
 
 def _stdlib_dumps(value: Any, field: str) -> bytes:
