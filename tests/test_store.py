@@ -80,6 +80,16 @@ def test_synchronous_commit_setting_reaches_every_pooled_connection(db_url):
         learnloop.connect(db_url, synchronous_commit="sometimes")
 
 
+def test_a_pool_of_one_connection_serves_every_call(db_url):
+    # Methods hold a pooled connection while they read the client's scope: resolving that
+    # scope lazily then needed a second connection and a pool of one waited forever.
+    with learnloop.connect(db_url, pool_min=1, pool_max=1, project="solo") as ll:
+        g = ll.log(kind="chat", prompt="one connection is enough")
+        other = ll.scoped(project="solo-2")
+        child = other.log(kind="chat", prompt="and here")
+        assert ll.get(g.id).prompt == "one connection is enough" and other.get(child.id).project == "solo-2"
+
+
 def test_a_server_without_pgvector_is_refused_with_the_fix():
     # The machine's system PostgreSQL has no pgvector: exactly the case to explain.
     url = "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -49,7 +49,14 @@ class Client:
         return self._scope
 
     def scoped(self, *, tenant: str | None = None, project: str | None = None) -> Client:
-        return Client(self.db, self.settings, tenant or self.tenant, project or self.project)
+        return Client(self.db, self.settings, tenant or self.tenant, project or self.project)._resolved()
+
+    def _resolved(self) -> Client:
+        # Resolve the scope now, on a connection of its own: methods read self.scope while
+        # holding a pooled connection, and resolving it lazily there needs a second one,
+        # which deadlocks a pool of one (and a busy pool under load).
+        _ = self.scope
+        return self
 
     def close(self) -> None:
         self.db.close()
@@ -210,4 +217,8 @@ def connect(
     """
     s = get_settings(**settings)
     db = Database.open(s, url=url, migrate=migrate)
-    return Client(db, s, tenant or s.tenant, project or s.project)
+    try:
+        return Client(db, s, tenant or s.tenant, project or s.project)._resolved()
+    except BaseException:
+        db.close()
+        raise
