@@ -144,3 +144,18 @@ def test_each_bulk_row_gets_its_outbox_event_in_input_order(fresh_client):
         ).fetchall()
     assert [r["entity_id"] for r in rows] == [str(i) for i in ids]
     assert all(r["payload"]["bulk"] is True and r["payload"]["iteration"] == 1 for r in rows)
+
+
+def test_feedback_bulk_add_also_leaves_the_collector_running(fresh_client):
+    ll = fresh_client
+    g = ll.log(kind="chat")
+    assert ll.bulk_feedback([{"generation_id": g.id, "rating": 5}] * 3) == 3
+    with pytest.raises(InvalidInput):
+        ll.bulk_feedback([{"generation_id": g.id, "rating": 9}])
+    assert gc.isenabled()
+    gc.disable()
+    try:  # a collector the caller turned off stays off
+        ll.bulk_feedback([{"generation_id": g.id, "thumbs": 1}])
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

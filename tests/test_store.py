@@ -217,3 +217,17 @@ def test_processes_starting_a_new_server_at_once_all_succeed(tmp_path):
     go.touch()
     results = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0, 0], [r[1][-300:] for r in results]
+
+
+def test_uuid7_batches_are_version_7_unique_and_time_ordered():
+    import uuid as _uuid
+
+    from learnloop.store.ids import uuid7, uuid7s
+
+    before = uuid7()
+    batch = list(uuid7s(1000))
+    assert len(set(batch)) == 1000
+    for u in (before, *batch):
+        assert u.version == 7 and u.variant == _uuid.RFC_4122
+    # The 48-bit millisecond prefix never runs backwards.
+    assert before.int >> 80 <= min(u.int >> 80 for u in batch)

@@ -16,6 +16,7 @@ from psycopg import sql
 from ..errors import Conflict, InvalidInput, NotFound
 from ..events.outbox import emit, emit_many
 from ..store.ids import uuid7
+from ..store.memory import gc_paused
 from ..store.tenancy import Scope
 from .generations import _page, as_uuid
 from .models import Feedback, FeedbackIn, parse
@@ -87,7 +88,11 @@ COPY_TYPES = [
 
 def bulk_add(conn: psycopg.Connection, scope: Scope, rows: Iterable[FeedbackIn | dict[str, Any]]) -> int:
     """Many feedback rows in one transaction (binary COPY); every generation must exist."""
-    items = [parse(FeedbackIn, r) for r in rows]
+    with gc_paused():
+        return _bulk_add(conn, scope, [parse(FeedbackIn, r) for r in rows])
+
+
+def _bulk_add(conn: psycopg.Connection, scope: Scope, items: list[FeedbackIn]) -> int:
     if not items:
         return 0
     with conn.transaction():
