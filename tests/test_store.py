@@ -65,6 +65,8 @@ def test_db_start_keeps_it_running_until_db_stop(tmp_path):
 def test_embedded_tuning_is_applied(pg_server):
     with psycopg.connect(pg_server) as conn:
         assert conn.execute("SHOW jit").fetchone()[0] == "off"
+        # young tables re-analysed within seconds: a stale plan for FK checks cost 2x on child logs
+        assert conn.execute("SHOW autovacuum_naptime").fetchone()[0] == "10s"
         assert conn.execute("SELECT default_version FROM pg_available_extensions WHERE name = 'vector'").fetchone()[0] >= "0.8"
 
 

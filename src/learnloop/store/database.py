@@ -104,7 +104,6 @@ class Database:
             kwargs=_connection_kwargs(settings),
             configure=_configure,
             check=_check_if_idle,
-            reset=_stamp_return,
             open=False,
             name="learnloop",
         )
@@ -116,7 +115,10 @@ class Database:
         """A pooled autocommit connection with dict rows; errors become our own."""
         try:
             with self.pool.connection(timeout=timeout) as conn:
-                yield conn
+                try:
+                    yield conn
+                finally:
+                    _stamp_return(conn)
         except PoolTimeout as exc:
             raise DatabaseUnavailable(
                 "no database connection became available in time; is PostgreSQL up?"
@@ -147,6 +149,8 @@ def _connection_kwargs(settings: Settings) -> dict[str, Any]:
 IDLE_CHECK_AFTER = 1.0
 
 
+# Stamped on the way back, in the caller's thread. (As the pool's ``reset`` hook it made
+# every return a hand-off to a pool worker thread: a GIL round trip per call.)
 def _stamp_return(conn: psycopg.Connection) -> None:
     conn._learnloop_returned = time.monotonic()  # type: ignore[attr-defined]
 

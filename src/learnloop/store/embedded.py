@@ -60,6 +60,11 @@ def _conf_text(settings: Settings) -> str:
         "max_parallel_maintenance_workers": "2",
         "log_min_duration_statement": "-1",
         "timezone": "UTC",
+        # A young ledger's statistics go stale fast: a backend that planned a foreign-key
+        # check (parent, feedback -> generation) while the table held a few rows keeps that
+        # plan (a tenant-wide index scan) until ANALYZE invalidates it. Checking for stale
+        # tables every 10 s instead of every minute bounds that window (docs/operations.md).
+        "autovacuum_naptime": "10s",
     }
     body = "".join(f"{k} = '{v}'\n" for k, v in lines.items())
     return "# written by learnloop; edit LEARNLOOP_* settings instead\n" + body
