@@ -159,3 +159,27 @@ def test_feedback_bulk_add_also_leaves_the_collector_running(fresh_client):
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_bulk_events_carry_the_same_payload_as_single_logs(fresh_client):
+    ll = fresh_client
+    root = ll.log(kind="chat", model="m1", user_ref="ana", links={"loan": "456"})
+    child = ll.log(kind="chat", model="m1", user_ref="ana", links={"loan": "456"}, parent_id=root.id)
+    b_root, b_child = ll.bulk_log([
+        {"kind": "chat", "model": "m1", "user_ref": "ana", "links": {"loan": "456"}, "id": uuid.uuid4()},
+        {"kind": "chat", "model": "m1", "user_ref": "ana", "links": {"loan": 456}, "parent_id": root.id},
+    ])
+    with ll.db.connection() as conn:
+        ev = {r["entity_id"]: r for r in conn.execute(
+            "SELECT entity_id, payload, actor, project_id FROM learnloop.events WHERE event_type = 'generation.logged'"
+        ).fetchall()}
+
+    def strip(p):
+        return {k: v for k, v in p.items() if k not in ("root_id", "bulk")}
+
+    assert strip(ev[str(b_root)]["payload"]) == strip(ev[str(root.id)]["payload"])
+    assert ev[str(b_root)]["payload"]["root_id"] == str(b_root)
+    # a bulk child of a stored parent: same parent, root and iteration as a single child
+    assert ev[str(b_child)]["payload"] == {**ev[str(child.id)]["payload"], "bulk": True}
+    assert {e["actor"] for e in ev.values()} == {"ana"}
+    assert {e["project_id"] for e in ev.values()} == {ll.scope.project_id}
