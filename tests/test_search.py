@@ -193,8 +193,13 @@ def test_forced_paths_agree_and_tiny_scan_budget_still_gives_k(synthetic: Any) -
     exact = kb.search(q, k=10, model=model, entity_types="rare", path="exact")
     assert exact.path == "exact"
     assert [h["metadata"]["i"] for h in exact] == _exact_top(vecs, q, rare, 10)
-    # Told to walk the graph with a budget of 1 tuple, it runs dry; the exact path completes it.
-    auto = kb.search(q, k=10, model=model, entity_types="rare", ef_search=1, max_scan_tuples=1, exact_threshold=5)
+    # Told to walk the graph with a budget of 1 tuple, it runs dry; the exact path completes
+    # it. A metadata filter keeps the planner off its own sort (guarded path), so the graph
+    # walk really runs and really comes up short.
+    where = {"i": {"in": [int(i) for i in np.flatnonzero(rare)]}}
+    exact = kb.search(q, k=10, model=model, where=where, path="exact")
+    assert [h["metadata"]["i"] for h in exact] == _exact_top(vecs, q, rare, 10)
+    auto = kb.search(q, k=10, model=model, where=where, ef_search=1, max_scan_tuples=1, exact_threshold=5)
     assert auto.path == "hnsw+exact"
     assert [h["owner_id"] for h in auto] == [h["owner_id"] for h in exact]
 

@@ -75,6 +75,9 @@ class Query:
     params: list[Any]
     text: str | None = None
     base_conds: int = 2  # conds[:base_conds] are the scope: tenant, model (and project)
+    # A condition the planner cannot estimate well (metadata filter, custom condition):
+    # the HNSW path then forbids sorting for the query (see ``_apply_settings``).
+    guard: bool = False
     doc_cond: int | None = None  # index of the active-document condition (not counted)
 
     @property
@@ -151,12 +154,14 @@ def prepare(
     conds.append(sql.SQL(
         "(e.document_id IS NULL OR EXISTS (SELECT 1 FROM learnloop.documents d"
         " WHERE d.tenant_id = e.tenant_id AND d.id = e.document_id AND d.active))"))
+    guard = False
     for extra_cond in (compile_filter(where), extra):
         if extra_cond is not None:
             conds.append(extra_cond.sql)
             params.extend(extra_cond.params)
+            guard = True
     return Query(vec, model, k, conds, params, base_conds=2 if all_projects else 3,
-                 doc_cond=doc_cond)
+                 doc_cond=doc_cond, guard=guard)
 
 
 def _where(q: Query) -> sql.Composable:
@@ -179,11 +184,23 @@ def count_matching(conn: psycopg.Connection[Any], q: Query, cap: int) -> int:
     return int(row["n"] if isinstance(row, dict) else row[0])  # type: ignore[index]
 
 
-def _candidates_sql(q: Query, path: str, gate: sql.Composable | None = None) -> tuple[sql.Composable, list[Any]]:
-    """SELECT e.id, distance ... ORDER BY distance LIMIT %s, by the chosen path.
+# The embedding columns a hit carries out of the candidate scan: the heap row is already
+# in hand there, so reading them costs nothing extra and the owner query needs no second
+# lookup into learnloop.embeddings.
+_HIT_COLS = sql.SQL("e.id, e.tenant_id, e.owner_type, e.owner_id, e.content, e.entity_type, e.user_ref,"
+                    " e.document_id, e.metadata")
 
-    ``gate`` is an extra condition that does not depend on the row (a one-time filter):
-    the auto path puts both paths in one statement and lets the count open one of them.
+
+def _candidates_sql(q: Query, path: str, gate: sql.Composable | None = None, *, limit: int | None = None,
+                    cols: sql.Composable = _HIT_COLS) -> tuple[sql.Composable, list[Any]]:
+    """SELECT cols, distance ... ORDER BY distance LIMIT n, by the chosen path.
+
+    The distance is written once and ordered by its alias: written twice with two
+    parameters, PostgreSQL computes it twice per row, which doubled the cost of the exact
+    path (one distance per matching row). ``gate`` is an extra condition that does not
+    depend on the row (a one-time filter): the auto path puts both paths in one statement
+    and lets the count open one of them. The limit is a literal (a validated int), so a
+    prepared statement's generic plan knows it.
     """
     dist: sql.Composable
     if path == "hnsw":
@@ -192,18 +209,20 @@ def _candidates_sql(q: Query, path: str, gate: sql.Composable | None = None) -> 
         # Untyped column: cannot match the HNSW index expression, so the planner filters first.
         dist = sql.SQL("e.embedding <=> %s::vector")
     where = _where(q) if gate is None else sql.SQL("{} AND {}").format(_where(q), gate)
-    query = sql.SQL("SELECT e.id, {dist} AS distance FROM learnloop.embeddings e WHERE {w} ORDER BY {dist} LIMIT %s").format(
-        dist=dist, w=where)
-    return query, [q.vector, *q.params, q.vector]
+    query = sql.SQL("SELECT {cols}, {dist} AS distance FROM learnloop.embeddings e WHERE {w}"
+                    " ORDER BY distance LIMIT {n}").format(
+        cols=cols, dist=dist, w=where, n=sql.Literal(int(limit if limit is not None else q.k)))
+    return query, [q.vector, *q.params]
 
 
+# Owner data for the k hits. ``{source}`` is either the hits themselves (they carry the
+# embedding columns) or, for hybrid, the hits joined back to learnloop.embeddings.
 _OWNER_SQL = """
-SELECT e.owner_type, e.owner_id, 1 - (e.embedding <=> %s::vector) AS similarity, e.content, e.entity_type, e.user_ref,
+SELECT e.owner_type, e.owner_id, {similarity} AS similarity, e.content, e.entity_type, e.user_ref,
        e.document_id, e.metadata, e.id AS embedding_id,
        en.entity_id, d.title, d.file_name, c.chunk_index,
        g.prompt, g.output_text, g.kind, g.created_at AS generation_created_at{extra_cols}
-FROM hits h
-JOIN learnloop.embeddings e ON e.tenant_id = %s AND e.id = h.id
+FROM {source}
 LEFT JOIN learnloop.entities en ON e.owner_type = 'entity' AND en.tenant_id = e.tenant_id AND en.id = e.owner_id
 LEFT JOIN learnloop.chunks c ON e.owner_type = 'chunk' AND c.tenant_id = e.tenant_id AND c.id = e.owner_id
 LEFT JOIN learnloop.documents d ON d.tenant_id = e.tenant_id AND d.id = e.document_id
@@ -238,12 +257,64 @@ def _apply_settings(conn: psycopg.Connection[Any], ef_search: int, max_scan: int
     join_collapse_limit = 1: the owner joins are written in the order they should run (the
     k hits first); searching join orders cost more planning time than the whole scan.
     """
-    conn.execute(
-        "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', 'relaxed_order', true),"
-        " set_config('hnsw.max_scan_tuples', %s, true), set_config('enable_sort', 'off', true),"
-        " set_config('join_collapse_limit', '1', true)",
-        (str(int(ef_search)), str(int(max_scan))),
-    )
+    conn.execute(_SETTINGS_SQL, (str(int(ef_search)), str(int(max_scan))))
+
+
+_SETTINGS_SQL = (
+    "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', 'relaxed_order', true),"
+    " set_config('hnsw.max_scan_tuples', %s, true), set_config('enable_sort', 'off', true),"
+    " set_config('join_collapse_limit', '1', true)")
+
+
+# Session-level HNSW settings: (ef_search, max_scan_tuples) last set on a connection,
+# kept on the connection object itself so a replaced connection starts unknown.
+_SESSION_ATTR = "_learnloop_hnsw"
+_SESSION_SQL = (
+    "SELECT set_config('hnsw.ef_search', %s, false), set_config('hnsw.iterative_scan', 'relaxed_order', false),"
+    " set_config('hnsw.max_scan_tuples', %s, false)")
+
+
+def _session_settings(conn: psycopg.Connection[Any], ef_search: int, max_scan: int) -> None:
+    """Set the hnsw.* settings for the session, only when they differ from the last ones.
+
+    They are read by nothing but HNSW index scans, which only search issues, and every
+    search sets the values it needs, so leaving them on a pooled connection changes no
+    other query; re-sending them per query cost a statement (and a transaction) each time.
+    If something resets the session behind our back, the defaults (ef_search 40,
+    iterative scan off) can only make the graph walk return fewer rows, and a short HNSW
+    result is finished by the exact path: never fewer than k rows.
+    """
+    want = (int(ef_search), int(max_scan))
+    if getattr(conn, _SESSION_ATTR, None) != want:
+        conn.execute(_SESSION_SQL, (str(want[0]), str(want[1])))
+        setattr(conn, _SESSION_ATTR, want)
+
+
+def _with_settings(conn: psycopg.Connection[Any], ef_search: int, max_scan: int,
+                   query: sql.Composable, params: Sequence[Any], *, guard: bool) -> list[dict[str, Any]]:
+    """Run an HNSW-path ``query`` with its settings, in one round trip when possible.
+
+    Unguarded (no metadata or custom filter): session-level hnsw.* settings, then the
+    query alone. Guarded: transaction-local settings that also stop the planner from
+    sorting (see ``_apply_settings``), sent with the query in one pipeline. No BEGIN/COMMIT
+    there: in the extended query protocol everything up to a Sync is one implicit
+    transaction, so ``set_config(..., true)`` ends with the query and nothing leaks to the
+    next user of the pooled connection.
+    """
+    idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    if not idle:
+        # Inside a caller's transaction the settings must end with ours, not theirs.
+        with conn.transaction():
+            _apply_settings(conn, ef_search, max_scan)
+            return conn.execute(query, params).fetchall()
+    if not guard:
+        _session_settings(conn, ef_search, max_scan)
+        return conn.execute(query, params).fetchall()
+    with conn.pipeline() as pipe:
+        _apply_settings(conn, ef_search, max_scan)
+        cur = conn.execute(query, params)
+        pipe.sync()  # Sync, not Flush: results and the implicit commit arrive together
+        return cur.fetchall()
 
 
 def _check_int(value: Any, name: str, lo: int, hi: int) -> int:
@@ -276,15 +347,9 @@ def run(
         # No index settings to scope: one plain statement, one round trip.
         rows = conn.execute(*_fetch_sql(q, "exact")).fetchall()
     else:
-        # Pipeline mode: BEGIN, the settings, the query and COMMIT travel together.
-        with conn.pipeline():
-            with conn.transaction():
-                _apply_settings(conn, max(ef_search, q.k), max_scan_tuples)
-                if chosen == "auto":
-                    cur = conn.execute(*_auto_sql(q, exact_threshold))
-                else:
-                    cur = conn.execute(*_fetch_sql(q, chosen))
-            rows = cur.fetchall()
+        rows = _with_settings(conn, max(ef_search, q.k), max_scan_tuples,
+                              *(_auto_sql(q, exact_threshold) if chosen == "auto" else _fetch_sql(q, chosen)),
+                              guard=q.guard)
     if chosen == "auto":
         matching = rows[0]["matching"] if rows else None
         chosen = "exact" if matching is not None and matching < exact_threshold else "hnsw"
@@ -293,8 +358,7 @@ def run(
     if chosen == "hnsw" and len(rows) < q.k and path == "auto":
         # The graph walk hit max_scan_tuples before finding k matches: finish exactly.
         chosen = "hnsw+exact"
-        with conn.transaction():
-            rows = conn.execute(*_fetch_sql(q, "exact")).fetchall()
+        rows = conn.execute(*_fetch_sql(q, "exact")).fetchall()
     for r in rows:
         r.pop("matching", None)
     res = Results(_tidy(rows))
@@ -368,13 +432,15 @@ def _choose(conn: psycopg.Connection[Any], q: Query, threshold: int) -> tuple[in
 
 
 def _owner_sql(extra_cols: str = "") -> sql.Composable:
-    return sql.SQL(_OWNER_SQL).format(extra_cols=sql.SQL(extra_cols), order=sql.SQL("h.distance, e.id"))
+    return sql.SQL(_OWNER_SQL).format(
+        similarity=sql.SQL("1 - e.distance"), extra_cols=sql.SQL(extra_cols), source=sql.SQL("hits e"),
+        order=sql.SQL("e.distance, e.id"))
 
 
 def _fetch_sql(q: Query, path: str) -> tuple[sql.Composed, list[Any]]:
     cand, params = _candidates_sql(q, path)
     query = sql.SQL("WITH hits AS MATERIALIZED ({cand}) ").format(cand=cand) + _owner_sql()
-    return query, [*params, q.k, q.vector, q.params[0]]
+    return query, params
 
 
 def _auto_sql(q: Query, threshold: int) -> tuple[sql.Composed, list[Any]]:
@@ -383,17 +449,15 @@ def _auto_sql(q: Query, threshold: int) -> tuple[sql.Composed, list[Any]]:
     Both paths are UNION ALL branches behind one-time filters on the capped count, so the
     server runs exactly one of them, and the client pays one round trip, not two.
     """
-    exact, eparams = _candidates_sql(q, "exact", sql.SQL("(SELECT c FROM n) < %s"))
-    hnsw, hparams = _candidates_sql(q, "hnsw", sql.SQL("(SELECT c FROM n) >= %s"))
-    # The gate's %s sits after the WHERE params and before ORDER BY's vector.
-    eparams = [*eparams[:-1], threshold, eparams[-1]]
-    hparams = [*hparams[:-1], threshold, hparams[-1]]
+    gate = sql.Literal(int(threshold))
+    exact, eparams = _candidates_sql(q, "exact", sql.SQL("(SELECT c FROM n) < {}").format(gate))
+    hnsw, hparams = _candidates_sql(q, "hnsw", sql.SQL("(SELECT c FROM n) >= {}").format(gate))
     query = sql.SQL(
         "WITH n AS MATERIALIZED (SELECT count(*) AS c FROM"
-        " (SELECT 1 FROM learnloop.embeddings e WHERE {w} LIMIT %s) s),"
+        " (SELECT 1 FROM learnloop.embeddings e WHERE {w} LIMIT {t}) s),"
         " hits AS MATERIALIZED (({exact}) UNION ALL ({hnsw})) "
-    ).format(w=_count_where(q), exact=exact, hnsw=hnsw) + _owner_sql(", (SELECT c FROM n) AS matching")
-    return query, [*q.params, threshold, *eparams, q.k, *hparams, q.k, q.vector, q.params[0]]
+    ).format(w=_count_where(q), t=gate, exact=exact, hnsw=hnsw) + _owner_sql(", (SELECT c FROM n) AS matching")
+    return query, [*q.params, *eparams, *hparams]
 
 
 # -- hybrid --------------------------------------------------------------------------------
@@ -431,7 +495,7 @@ def run_hybrid(
         matching, path = _choose(conn, q, exact_threshold)
         if path == "hnsw":
             _apply_settings(conn, max(ef_search, n), max_scan_tuples)
-        dense, dparams = _candidates_sql(q, path)
+        dense, dparams = _candidates_sql(q, path, limit=n, cols=sql.SQL("e.id"))
         query = sql.SQL(
             "WITH tq AS MATERIALIZED ("
             "  SELECT replace(plainto_tsquery('english', %s)::text, ' & ', ' | ')::tsquery AS q),"
@@ -447,8 +511,11 @@ def run_hybrid(
             "  ORDER BY score DESC, id LIMIT %s) "
         ).format(dense=dense, text=fulltext.ranked_sql(_where(q)), rrf=sql.Literal(RRF_K))
         owner = sql.SQL(_OWNER_SQL).format(
-            extra_cols=sql.SQL(", h.score, h.dense_rank, h.text_rank"), order=sql.SQL("h.score DESC, e.id"))
-        params = [q.text, *dparams, n, avgdl, lexemes, idf, *q.params, n,
+            similarity=sql.SQL("1 - (e.embedding <=> %s::vector)"),
+            extra_cols=sql.SQL(", h.score, h.dense_rank, h.text_rank"),
+            source=sql.SQL("hits h JOIN learnloop.embeddings e ON e.tenant_id = %s AND e.id = h.id"),
+            order=sql.SQL("h.score DESC, e.id"))
+        params = [q.text, *dparams, avgdl, lexemes, idf, *q.params, n,
                   float(dense_weight), float(text_weight), q.k, q.vector, q.params[0]]
         rows = conn.execute(query + owner, params).fetchall()
     res = Results(_tidy(rows))

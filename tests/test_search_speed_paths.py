@@ -1,0 +1,129 @@
+"""The fast paths of search, against the real database: what they save must not cost rows.
+
+* HNSW settings live on the pooled session and are sent only when they change; a session
+  reset behind our back still yields k rows (the exact path finishes a short graph walk).
+* Guarded (metadata-filtered) searches scope their planner settings to the query's own
+  implicit transaction: nothing leaks to the next user of the connection.
+* The exact path computes each row's distance once (it used to compute it twice).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+import learnloop
+from learnloop.knowledge import search as S
+from tests.test_search import _vec_rows
+
+MODEL = "test/random-24"
+DIMS = 24
+N = 2000
+
+
+class KB(S.SearchMixin):
+    def __init__(self, c: Any) -> None:
+        self._c = c
+
+
+@pytest.fixture(scope="module")
+def one_conn(db_url: str) -> Iterator[tuple[Any, KB, np.ndarray]]:
+    """A client whose pool holds exactly one connection, so every call sees the same session."""
+    ll = learnloop.connect(db_url, pool_min=1, pool_max=1)
+    vecs = _vec_rows(ll, N, DIMS, MODEL, np.random.default_rng(5))  # 1% 'rare', metadata bucket and i
+    yield ll, KB(ll), vecs
+    ll.close()
+
+
+def _show(ll: Any, name: str) -> str:
+    with ll.db.connection() as conn:
+        return str(conn.execute(f"SHOW {name}").fetchone()[name])  # type: ignore[index]
+
+
+def _exact_top(vecs: np.ndarray, q: np.ndarray, mask: np.ndarray, k: int) -> list[int]:
+    sims = np.where(mask, vecs @ q, -np.inf)
+    return [int(i) for i in np.argsort(-sims)[: min(k, int(mask.sum()))]]
+
+
+def test_session_hnsw_settings_are_sent_once_and_only_when_they_change(one_conn: Any) -> None:
+    ll, kb, vecs = one_conn
+    hits = kb.search(vecs[1], k=10, model=MODEL, path="hnsw")
+    assert len(hits) == 10
+    assert _show(ll, "hnsw.ef_search") == str(S.DEFAULT_EF_SEARCH)
+    assert _show(ll, "hnsw.iterative_scan") == "relaxed_order"
+    # Change the session behind the tracker's back: the same settings are not re-sent...
+    with ll.db.connection() as conn:
+        conn.execute("SET hnsw.ef_search = 77")
+    kb.search(vecs[2], k=10, model=MODEL, path="hnsw")
+    assert _show(ll, "hnsw.ef_search") == "77"
+    # ...new ones are.
+    kb.search(vecs[2], k=10, model=MODEL, path="hnsw", ef_search=90)
+    assert _show(ll, "hnsw.ef_search") == "90"
+    # Only hnsw.* stays on the session; the planner settings never do.
+    assert _show(ll, "enable_sort") == "on"
+    assert _show(ll, "join_collapse_limit") == "8"
+
+
+def test_a_reset_session_still_returns_k_rows(one_conn: Any) -> None:
+    ll, kb, vecs = one_conn
+    kb.search(vecs[3], k=10, model=MODEL, path="hnsw")
+    with ll.db.connection() as conn:
+        conn.execute("RESET ALL")  # iterative scan off, ef_search 40; the tracker does not know
+    rare = np.arange(N) % 100 == 0
+    for i in range(5):
+        hits = kb.search(vecs[i], k=10, model=MODEL, entity_types="rare", exact_threshold=5)
+        assert len(hits) == 10
+        assert [int(h["content"].split()[1]) for h in hits] == _exact_top(vecs, vecs[i], rare, 10)
+
+
+def test_guarded_search_settings_end_with_the_query(one_conn: Any) -> None:
+    ll, kb, vecs = one_conn
+    bucket = np.arange(N) % 10 == 3
+    hits = kb.search(vecs[4], k=10, model=MODEL, where={"bucket": 3}, exact_threshold=50, ef_search=100)
+    assert hits.path == "hnsw" and len(hits) == 10
+    got = [h["metadata"]["i"] for h in hits]
+    assert all(bucket[i] for i in got)
+    assert len(set(got) & set(_exact_top(vecs, vecs[4], bucket, 10))) >= 8
+    assert _show(ll, "enable_sort") == "on"
+    assert _show(ll, "join_collapse_limit") == "8"
+    assert _show(ll, "hnsw.ef_search") != "100"
+
+
+def test_search_inside_a_callers_transaction_keeps_settings_local(one_conn: Any) -> None:
+    ll, _, vecs = one_conn
+    q = S.prepare(ll.scope, vecs[5], MODEL, k=10)
+    with ll.db.connection() as conn:
+        before = conn.execute("SHOW hnsw.ef_search").fetchone()["hnsw.ef_search"]
+        with conn.transaction():
+            hits = S.run(conn, q, ef_search=123, path="hnsw")
+            assert conn.execute("SHOW hnsw.ef_search").fetchone()["hnsw.ef_search"] == "123"
+        assert len(hits) == 10
+        assert conn.execute("SHOW hnsw.ef_search").fetchone()["hnsw.ef_search"] == before
+
+
+def test_exact_path_computes_each_distance_once(one_conn: Any) -> None:
+    ll, _, vecs = one_conn
+    q = S.prepare(ll.scope, vecs[6], MODEL, k=10, entity_types="rare")
+    query, params = S._fetch_sql(q, "exact")
+    with ll.db.connection() as conn:
+        plan = [r["QUERY PLAN"] for r in conn.execute(
+            b"EXPLAIN (VERBOSE, COSTS OFF) " + query.as_bytes(conn), params).fetchall()]
+    outputs = [line for line in plan if line.strip().startswith("Output:") and "<=>" in line]
+    assert outputs, plan
+    assert all(len(re.findall("<=>", line)) == 1 for line in outputs), outputs
+
+
+def test_hits_carry_similarity_from_the_one_distance(one_conn: Any) -> None:
+    _, kb, vecs = one_conn
+    q = vecs[7]
+    for path in ("exact", "hnsw"):
+        hits = kb.search(q, k=5, model=MODEL, path=path)
+        sims = [h["similarity"] for h in hits]
+        assert sims == sorted(sims, reverse=True)
+        for h in hits:
+            i = int(h["content"].split()[1])
+            assert h["similarity"] == pytest.approx(float(vecs[i] @ q), abs=1e-5)
