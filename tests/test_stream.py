@@ -29,10 +29,11 @@ def api(client: learnloop.Client, tmp_path_factory: pytest.TempPathFactory) -> I
 def test_library_subscribe_gets_new_events_in_order(client: learnloop.Client) -> None:
     ll = client.scoped(tenant="stream-lib")
     ll.log(kind="chat", prompt="before")
+    before = ll.events.list()[-1]["id"]  # not "from now on": the reader may start late on a busy box
     got: list[dict[str, Any]] = []
 
     def reader() -> None:
-        for ev in ll.events.subscribe(timeout=3, poll=0.2):
+        for ev in ll.events.subscribe(after=before, timeout=3, poll=0.2):
             got.append(ev)
             if len(got) == 3:
                 return

@@ -28,6 +28,25 @@ def test_no_listener_no_notify_then_a_registered_listener_is_woken(fresh_client)
     assert _notified(ll.db.url, lambda: ll.log(kind="chat")) == []
 
 
+def test_one_reader_leaving_keeps_the_gate_open_for_another_until_its_heartbeat_expires(fresh_client):
+    ll = fresh_client
+    tenant = ll.scope.tenant_id
+    a, b = uuid.uuid4(), uuid.uuid4()
+    stream.register(ll.db, a, [tenant])
+    stream.register(ll.db, b, [tenant])
+    stream.unregister(ll.db, a)
+    assert _notified(ll.db.url, lambda: ll.log(kind="chat")) == [str(tenant)]
+    # b stops heartbeating (a crashed reader never unregisters): 60 s later writers stop notifying
+    with ll.db.connection() as conn:
+        conn.execute("UPDATE learnloop.stream_listeners SET seen_at = now() - interval '61 seconds'")
+        conn.execute("SELECT learnloop.sync_stream_listeners()")
+    stale = []
+    assert _notified(ll.db.url, lambda: stale.append(ll.log(kind="chat"))) == []
+    stream.register(ll.db, b, [tenant])  # its next heartbeat reopens it
+    assert _notified(ll.db.url, lambda: ll.feedback(stale[0].id, thumbs=1)) == [str(tenant)]
+    stream.unregister(ll.db, b)
+
+
 def test_a_library_subscriber_registers_itself_and_leaves_no_trace(fresh_client):
     ll = fresh_client
     tenant = ll.scope.tenant_id

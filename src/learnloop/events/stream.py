@@ -2,7 +2,9 @@
 
 A statement-level trigger sends ``NOTIFY learnloop_events, '<tenant id>'`` when events are
 inserted, while at least one reader is registered in ``learnloop.stream_listeners`` (readers
-register and heartbeat every ``HEARTBEAT`` seconds; writers pay nothing when nobody listens). A notification is only a wake-up: readers then read stable events after their
+register and heartbeat every ``HEARTBEAT`` seconds, which also sets the sequence
+``learnloop.stream_listeners_until`` the trigger reads; writers pay ~3 us, not a NOTIFY,
+when nobody listens). A notification is only a wake-up: readers then read stable events after their
 position (:mod:`.cursor`), so a lost or early notification cannot cause a gap or a
 duplicate. Readers also re-check every ``poll`` seconds, because an event becomes stable
 when *another* transaction ends, which sends no notification.
@@ -37,9 +39,16 @@ CHANNEL = "learnloop_events"
 HEARTBEAT = 15.0  # seconds; the trigger treats a listener older than 60 s as gone
 
 
+# Registrations are serialised so the gate each one recomputes counts every other's row
+# (setval is not transactional: without the lock, a reader leaving could overwrite the
+# value a reader arriving had just set, leaving it unnotified until its next heartbeat).
+_GATE_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('learnloop.stream_listeners', 0))"
+
+
 def register(db: Database, listener: UUID, tenant_ids: Sequence[UUID]) -> None:
-    """Record (or refresh) this reader's tenants, forget its other ones."""
+    """Record (or refresh) this reader's tenants, forget its other ones, open the gate."""
     with db.transaction() as conn:
+        conn.execute(_GATE_LOCK)
         conn.execute("DELETE FROM learnloop.stream_listeners WHERE listener = %s AND NOT tenant_id = ANY(%s)",
                      (listener, list(tenant_ids)))
         for t in tenant_ids:
@@ -48,11 +57,14 @@ def register(db: Database, listener: UUID, tenant_ids: Sequence[UUID]) -> None:
                 " ON CONFLICT (tenant_id, listener) DO UPDATE SET seen_at = now()",
                 (t, listener),
             )
+        conn.execute("SELECT learnloop.sync_stream_listeners()")
 
 
 def unregister(db: Database, listener: UUID) -> None:
-    with contextlib.suppress(Exception), db.connection() as conn:
+    with contextlib.suppress(Exception), db.transaction() as conn:
+        conn.execute(_GATE_LOCK)
         conn.execute("DELETE FROM learnloop.stream_listeners WHERE listener = %s", (listener,))
+        conn.execute("SELECT learnloop.sync_stream_listeners()")
 
 
 def subscribe(
@@ -70,10 +82,12 @@ def subscribe(
     me = uuid4()
     with psycopg.connect(db.url, autocommit=True, row_factory=dict_row) as listen:
         listen.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
-        register(db, me, [tenant_id])
-        beat = time.monotonic()
+        # The tail before registering: whatever is written meanwhile comes after it, and the
+        # first read below does not wait for a notification.
         with db.connection() as conn:
             pos = after if after is not None else _tail(conn, tenant_id)
+        register(db, me, [tenant_id])
+        beat = time.monotonic()
         idle_since = time.monotonic()
         try:
             yield from _follow(db, listen, tenant_id, pos, idle_since, beat, me,
