@@ -148,7 +148,7 @@ CREATE TRIGGER events_notify AFTER INSERT ON learnloop.events
 
 M004_SEQUENCE_GATE = """
 -- The gate above ran an SQL function (a query on stream_listeners) for every statement that
--- wrote events: ~20 us of server time on each single log, about 10% of its statement. The
+-- wrote events: ~28 us of server time on each single log, about a tenth of its statement. The
 -- same fact, "some reader heartbeated within the last 60 s", now lives in a sequence that
 -- readers set (non-transactionally) and writers read without running a query.
 CREATE SEQUENCE learnloop.stream_listeners_until MINVALUE 0 START 0;

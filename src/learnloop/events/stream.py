@@ -3,7 +3,7 @@
 A statement-level trigger sends ``NOTIFY learnloop_events, '<tenant id>'`` when events are
 inserted, while at least one reader is registered in ``learnloop.stream_listeners`` (readers
 register and heartbeat every ``HEARTBEAT`` seconds, which also sets the sequence
-``learnloop.stream_listeners_until`` the trigger reads; writers pay ~3 us, not a NOTIFY,
+``learnloop.stream_listeners_until`` the trigger reads; writers pay ~10 us, not a NOTIFY,
 when nobody listens). A notification is only a wake-up: readers then read stable events after their
 position (:mod:`.cursor`), so a lost or early notification cannot cause a gap or a
 duplicate. Readers also re-check every ``poll`` seconds, because an event becomes stable
