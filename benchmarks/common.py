@@ -25,6 +25,10 @@ def bench_client(**settings: Any) -> Iterator[Any]:
             yield ll
         finally:
             ll.close()
+            # Stop it before its directory goes: left to process exit, every earlier run's
+            # server kept running (autovacuum and all) under the later runs' timings.
+            if ll.db.server is not None:
+                ll.db.server.stop()
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
