@@ -6,6 +6,7 @@ import uuid
 from decimal import Decimal
 
 import psycopg
+from psycopg import sql
 import pytest
 
 from learnloop import Conflict, InvalidInput, NotFound
@@ -271,3 +272,41 @@ def test_integers_beyond_64_bits_round_trip(client):
     assert back.context == {"big": 2**70, "neg": -(2**65)} and back.config == {"n": 10**30}
     ids = client.bulk_log([{"kind": "chat", "context": {"big": 2**80}}])
     assert client.get(ids[0]).context == {"big": 2**80}
+
+
+def _generic_parent_check_plan(ll) -> str:
+    """The plan a backend caches for the parent foreign-key check, as PostgreSQL writes it."""
+    with ll.db.connection() as conn:
+        conn.execute("SET plan_cache_mode = force_generic_plan")
+        try:
+            conn.execute(
+                "PREPARE parent_check (uuid, uuid) AS SELECT 1 FROM ONLY learnloop.generations x"
+                " WHERE tenant_id = $1 AND id = $2 FOR KEY SHARE OF x"
+            )
+            # EXECUTE takes no bind parameters; the values do not matter to a generic plan
+            rows = conn.execute(sql.SQL("EXPLAIN EXECUTE parent_check ({}, {})").format(
+                sql.Literal(str(ll.scope.tenant_id)), sql.Literal(str(uuid.uuid4())))).fetchall()
+            return "\n".join(r["QUERY PLAN"] for r in rows)
+        finally:
+            conn.execute("DEALLOCATE ALL")
+            conn.execute("RESET plan_cache_mode")
+
+
+def test_a_young_ledger_checks_parents_by_primary_key(fresh_client):
+    # Before its first ANALYZE, a cached plan for a lookup by (tenant_id, id) used to scan the
+    # tenant's whole (tenant_id, root_id) index: 2.7 ms per child log at 20k rows.
+    ll = fresh_client
+    parent = ll.log(kind="chat")
+    for _ in range(20):  # below autovacuum's analyze threshold: these statistics stay seeded
+        parent = ll.log(kind="chat", parent_id=parent.id)
+    with ll.db.connection() as conn:
+        assert conn.execute(
+            "SELECT last_analyze, last_autoanalyze FROM pg_stat_user_tables WHERE relid = 'learnloop.generations'::regclass"
+        ).fetchone() == {"last_analyze": None, "last_autoanalyze": None}
+    assert "generations_pkey" in _generic_parent_check_plan(ll)
+    with ll.db.connection() as conn:
+        conn.execute("ANALYZE learnloop.generations")  # real statistics replace the seeded ones
+        assert conn.execute(
+            "SELECT n_distinct FROM pg_stats WHERE schemaname = 'learnloop' AND tablename = 'generations'"
+            " AND attname = 'tenant_id'"
+        ).fetchone()["n_distinct"] == 1
