@@ -127,3 +127,31 @@ def test_hits_carry_similarity_from_the_one_distance(one_conn: Any) -> None:
         for h in hits:
             i = int(h["content"].split()[1])
             assert h["similarity"] == pytest.approx(float(vecs[i] @ q), abs=1e-5)
+
+
+def test_owner_data_is_the_same_on_every_path_and_ids_only_ranks_alike(one_conn: Any) -> None:
+    ll, _, _ = one_conn
+    kn = ll.knowledge
+    doc = kn.ingest_bytes(b"A sourdough starter needs flour and water, fed every day.", file_name="bread.txt",
+                          title="Bread notes")
+    g = ll.log(kind="chat", prompt="How do I feed a sourdough starter?", output_text="Flour and water, daily.")
+    kn.embed_generations()
+    kn.upsert_entity("goal", "g-1", "Bake a sourdough loaf", user_ref="ana", metadata={"status": "active"})
+    seen: dict[str, list[Any]] = {}
+    for path in ("exact", "hnsw", "auto"):
+        hits = kn.search("sourdough starter", k=10, path=path)
+        assert len(hits) == 3, path
+        by_type = {h["owner_type"]: h for h in hits}
+        chunk, gen, ent = by_type["chunk"], by_type["generation"], by_type["entity"]
+        assert (chunk["title"], chunk["file_name"], chunk["chunk_index"]) == ("Bread notes", "bread.txt", 0)
+        assert chunk["document_id"] == doc.document_id
+        assert (gen["owner_id"], gen["prompt"], gen["output_text"], gen["kind"]) == (
+            g.id, g.prompt, g.output_text, "chat")
+        assert gen["generation_created_at"] is not None
+        assert (ent["entity_id"], ent["user_ref"], ent["metadata"]) == ("g-1", "ana", {"status": "active"})
+        assert "prompt" not in chunk and "title" not in ent and "entity_id" not in gen
+        seen[path] = [(h["owner_id"], round(h["similarity"], 5)) for h in hits]
+        ids = kn.search("sourdough starter", k=10, path=path, owner_data=False)
+        assert [set(h) for h in ids] == [{"owner_type", "owner_id", "similarity", "embedding_id"}] * 3
+        assert [(h["owner_id"], round(h["similarity"], 5)) for h in ids] == seen[path]
+    assert seen["exact"] == seen["hnsw"] == seen["auto"]

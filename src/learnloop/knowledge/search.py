@@ -78,6 +78,7 @@ class Query:
     # A condition the planner cannot estimate well (metadata filter, custom condition):
     # the HNSW path then forbids sorting for the query (see ``_apply_settings``).
     guard: bool = False
+    owner_data: bool = True  # False: hits carry ids and similarity only
     doc_cond: int | None = None  # index of the active-document condition (not counted)
 
     @property
@@ -189,6 +190,9 @@ def count_matching(conn: psycopg.Connection[Any], q: Query, cap: int) -> int:
 # lookup into learnloop.embeddings.
 _HIT_COLS = sql.SQL("e.id, e.tenant_id, e.owner_type, e.owner_id, e.content, e.entity_type, e.user_ref,"
                     " e.document_id, e.metadata")
+# The narrow set, for paths where every matching row flows into a sort (exact, auto): the
+# other columns are read for the k winners only.
+_ID_COLS = sql.SQL("e.id, e.tenant_id, e.owner_type, e.owner_id")
 
 
 def _candidates_sql(q: Query, path: str, gate: sql.Composable | None = None, *, limit: int | None = None,
@@ -215,20 +219,36 @@ def _candidates_sql(q: Query, path: str, gate: sql.Composable | None = None, *, 
     return query, [q.vector, *q.params]
 
 
-# Owner data for the k hits. ``{source}`` is either the hits themselves (they carry the
-# embedding columns) or, for hybrid, the hits joined back to learnloop.embeddings.
+# Owner data for the k hits. ``{source}`` is the hits themselves when they carry the
+# embedding columns (HNSW path), else the hits joined back to learnloop.embeddings.
+# Correlated scalar subqueries, not LEFT JOINs: each is a one-table plan behind a CASE on
+# the owner type, which costs the planner ~0.2 ms less per search than four outer joins
+# whose order it would otherwise search (and runs only the lookups a hit needs).
 _OWNER_SQL = """
 SELECT e.owner_type, e.owner_id, {similarity} AS similarity, e.content, e.entity_type, e.user_ref,
        e.document_id, e.metadata, e.id AS embedding_id,
-       en.entity_id, d.title, d.file_name, c.chunk_index,
-       g.prompt, g.output_text, g.kind, g.created_at AS generation_created_at{extra_cols}
+       CASE WHEN e.owner_type = 'entity' THEN (SELECT en.entity_id FROM learnloop.entities en
+            WHERE en.tenant_id = e.tenant_id AND en.id = e.owner_id) END AS entity_id,
+       CASE WHEN e.document_id IS NOT NULL THEN (SELECT d.title FROM learnloop.documents d
+            WHERE d.tenant_id = e.tenant_id AND d.id = e.document_id) END AS title,
+       CASE WHEN e.document_id IS NOT NULL THEN (SELECT d.file_name FROM learnloop.documents d
+            WHERE d.tenant_id = e.tenant_id AND d.id = e.document_id) END AS file_name,
+       CASE WHEN e.owner_type = 'chunk' THEN (SELECT c.chunk_index FROM learnloop.chunks c
+            WHERE c.tenant_id = e.tenant_id AND c.id = e.owner_id) END AS chunk_index,
+       CASE WHEN e.owner_type = 'generation' THEN (SELECT g.prompt FROM learnloop.generations g
+            WHERE g.tenant_id = e.tenant_id AND g.id = e.owner_id) END AS prompt,
+       CASE WHEN e.owner_type = 'generation' THEN (SELECT g.output_text FROM learnloop.generations g
+            WHERE g.tenant_id = e.tenant_id AND g.id = e.owner_id) END AS output_text,
+       CASE WHEN e.owner_type = 'generation' THEN (SELECT g.kind FROM learnloop.generations g
+            WHERE g.tenant_id = e.tenant_id AND g.id = e.owner_id) END AS kind,
+       CASE WHEN e.owner_type = 'generation' THEN (SELECT g.created_at FROM learnloop.generations g
+            WHERE g.tenant_id = e.tenant_id AND g.id = e.owner_id) END AS generation_created_at{extra_cols}
 FROM {source}
-LEFT JOIN learnloop.entities en ON e.owner_type = 'entity' AND en.tenant_id = e.tenant_id AND en.id = e.owner_id
-LEFT JOIN learnloop.chunks c ON e.owner_type = 'chunk' AND c.tenant_id = e.tenant_id AND c.id = e.owner_id
-LEFT JOIN learnloop.documents d ON d.tenant_id = e.tenant_id AND d.id = e.document_id
-LEFT JOIN learnloop.generations g ON e.owner_type = 'generation' AND g.tenant_id = e.tenant_id AND g.id = e.owner_id
 ORDER BY {order}
 """
+# Only ids and similarity (``owner_data=False``): no owner lookups at all.
+_IDS_SQL = ("SELECT h.owner_type, h.owner_id, 1 - h.distance AS similarity, h.id AS embedding_id{extra_cols}"
+            " FROM hits h ORDER BY h.distance, h.id")
 
 
 def _tidy(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -431,15 +451,25 @@ def _choose(conn: psycopg.Connection[Any], q: Query, threshold: int) -> tuple[in
     return matching, path
 
 
-def _owner_sql(extra_cols: str = "") -> sql.Composable:
+def _owner_sql(q: Query, wide: bool, extra_cols: str = "") -> sql.Composable:
+    """The outer SELECT over ``hits``: owner data (or only ids), best first."""
+    if not q.owner_data:
+        return sql.SQL(_IDS_SQL).format(extra_cols=sql.SQL(extra_cols))
+    if wide:
+        return sql.SQL(_OWNER_SQL).format(
+            similarity=sql.SQL("1 - e.distance"), extra_cols=sql.SQL(extra_cols), source=sql.SQL("hits e"),
+            order=sql.SQL("e.distance, e.id"))
     return sql.SQL(_OWNER_SQL).format(
-        similarity=sql.SQL("1 - e.distance"), extra_cols=sql.SQL(extra_cols), source=sql.SQL("hits e"),
-        order=sql.SQL("e.distance, e.id"))
+        similarity=sql.SQL("1 - h.distance"), extra_cols=sql.SQL(extra_cols),
+        source=sql.SQL("hits h JOIN learnloop.embeddings e ON e.tenant_id = h.tenant_id AND e.id = h.id"),
+        order=sql.SQL("h.distance, e.id"))
 
 
 def _fetch_sql(q: Query, path: str) -> tuple[sql.Composed, list[Any]]:
-    cand, params = _candidates_sql(q, path)
-    query = sql.SQL("WITH hits AS MATERIALIZED ({cand}) ").format(cand=cand) + _owner_sql()
+    # HNSW hands over ~k rows: carrying their columns is free. Exact sorts every match.
+    wide = path == "hnsw" and q.owner_data
+    cand, params = _candidates_sql(q, path, cols=_HIT_COLS if wide else _ID_COLS)
+    query = sql.SQL("WITH hits AS MATERIALIZED ({cand}) ").format(cand=cand) + _owner_sql(q, wide)
     return query, params
 
 
@@ -450,13 +480,14 @@ def _auto_sql(q: Query, threshold: int) -> tuple[sql.Composed, list[Any]]:
     server runs exactly one of them, and the client pays one round trip, not two.
     """
     gate = sql.Literal(int(threshold))
-    exact, eparams = _candidates_sql(q, "exact", sql.SQL("(SELECT c FROM n) < {}").format(gate))
-    hnsw, hparams = _candidates_sql(q, "hnsw", sql.SQL("(SELECT c FROM n) >= {}").format(gate))
+    exact, eparams = _candidates_sql(q, "exact", sql.SQL("(SELECT c FROM n) < {}").format(gate), cols=_ID_COLS)
+    hnsw, hparams = _candidates_sql(q, "hnsw", sql.SQL("(SELECT c FROM n) >= {}").format(gate), cols=_ID_COLS)
     query = sql.SQL(
         "WITH n AS MATERIALIZED (SELECT count(*) AS c FROM"
         " (SELECT 1 FROM learnloop.embeddings e WHERE {w} LIMIT {t}) s),"
         " hits AS MATERIALIZED (({exact}) UNION ALL ({hnsw})) "
-    ).format(w=_count_where(q), t=gate, exact=exact, hnsw=hnsw) + _owner_sql(", (SELECT c FROM n) AS matching")
+    ).format(w=_count_where(q), t=gate, exact=exact, hnsw=hnsw) + _owner_sql(
+        q, False, ", (SELECT c FROM n) AS matching")
     return query, [*q.params, *eparams, *hparams]
 
 
@@ -654,6 +685,7 @@ class SearchMixin:
         exact_threshold: int | None = None,
         max_scan_tuples: int | None = None,
         path: str = "auto",
+        owner_data: bool = True,
         _extra: Compiled | None = None,
     ) -> Results:
         """The ``k`` rows nearest to ``query`` (text, or a vector of the model's dimensions).
@@ -665,6 +697,9 @@ class SearchMixin:
         owner's data. ``hybrid=True`` fuses in full-text ranking (needs a text query, or
         ``text=`` beside a vector). ``ef_search``, ``exact_threshold``, ``max_scan_tuples``
         override the ``LEARNLOOP_SEARCH_*`` settings; ``path`` forces "exact" or "hnsw".
+        ``owner_data=False`` returns only ``owner_type``, ``owner_id``, ``similarity`` and
+        ``embedding_id`` per hit (no owner lookups: for callers that fetch what they need
+        themselves, e.g. a re-ranker); hybrid search always returns owner data.
         """
         settings = self._c.settings
         t0 = time.perf_counter()
@@ -674,6 +709,7 @@ class SearchMixin:
                         user=user, document_ids=document_ids, where=where, all_projects=all_projects,
                         extra=_extra)
             q.text = text if text is not None else qtext
+            q.owner_data = bool(owner_data)
             ef = ef_search if ef_search is not None else settings.search_ef_search
             threshold = exact_threshold if exact_threshold is not None else settings.search_exact_threshold
             if threshold is None:
