@@ -92,6 +92,21 @@ def test_a_pool_of_one_connection_serves_every_call(db_url):
         assert ll.get(g.id).prompt == "one connection is enough" and other.get(child.id).project == "solo-2"
 
 
+def test_sequential_calls_reuse_the_most_recent_connection(db_url):
+    # After a burst opened several connections, one caller keeps getting the same (hot)
+    # server process instead of rotating through all of them.
+    with learnloop.connect(db_url, pool_min=1, pool_max=3) as ll:
+        with ll.db.connection() as a, ll.db.connection() as b, ll.db.connection() as c:
+            burst = {x.execute("SELECT pg_backend_pid() AS p").fetchone()["p"] for x in (a, b, c)}
+        assert len(burst) == 3
+        pids = []
+        for _ in range(6):
+            ll.log(kind="chat")
+            with ll.db.connection() as conn:
+                pids.append(conn.execute("SELECT pg_backend_pid() AS p").fetchone()["p"])
+        assert len(set(pids)) == 1 and pids[0] in burst
+
+
 def test_a_server_without_pgvector_is_refused_with_the_fix():
     # The machine's system PostgreSQL has no pgvector: exactly the case to explain.
     url = "postgresql://postgres@127.0.0.1:5432/postgres"
