@@ -14,8 +14,15 @@ tenant (and by project unless ``all_projects``). Invariants:
 * The HNSW query repeats the index contract of ``knowledge.vectors`` exactly:
   ``(embedding::vector(DIM)) <=> %s::vector(DIM)`` with ``model = %s``. The exact path
   uses the untyped column so the planner cannot pick the graph index there.
-* Search settings are transaction-local (``set_config(..., true)``) inside the query's
-  transaction: nothing leaks to the next user of a pooled connection.
+* HNSW settings (``hnsw.ef_search``, ``hnsw.iterative_scan``, ``hnsw.max_scan_tuples``)
+  are set on the pooled session and re-sent only when they change (tracked on the
+  connection object): only HNSW scans read them, and only search runs those. Planner
+  settings (``enable_sort``, ``join_collapse_limit``), which would change other queries,
+  are only ever transaction-local: a metadata-filtered ("guarded") HNSW query pipelines
+  them with the query into one implicit transaction. Inside a caller's transaction all
+  settings are local to it.
+* The distance is computed once per row and ordered by its alias; the hits carry their
+  similarity out of the scan (no second distance computation).
 * Filters are data: see ``knowledge.filters``.
 
 Hybrid search fuses the vector ranking with a BM25 ranking of PostgreSQL full-text
