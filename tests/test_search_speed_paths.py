@@ -155,3 +155,20 @@ def test_owner_data_is_the_same_on_every_path_and_ids_only_ranks_alike(one_conn:
         assert [set(h) for h in ids] == [{"owner_type", "owner_id", "similarity", "embedding_id"}] * 3
         assert [(h["owner_id"], round(h["similarity"], 5)) for h in ids] == seen[path]
     assert seen["exact"] == seen["hnsw"] == seen["auto"]
+
+
+@pytest.mark.parametrize("path", ["exact", "hnsw"])
+def test_owner_lookups_run_for_the_k_hits_only(one_conn: Any, path: str) -> None:
+    """The owner subqueries sit in the scan's own SELECT list: PostgreSQL must evaluate
+    them after sort and limit (k times), not once per matching row."""
+    ll, _, vecs = one_conn
+    q = S.prepare(ll.scope, vecs[8], MODEL, k=5, entity_types="common")  # 1,980 matching rows
+    query, params = S._fetch_sql(q, path)
+    with ll.db.connection() as conn:
+        if path == "hnsw":
+            S._session_settings(conn, 64, 20000)
+        plan = [r["QUERY PLAN"] for r in conn.execute(
+            b"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + query.as_bytes(conn), params).fetchall()]
+    lookups = [line for line in plan if "entities_pkey" in line]
+    assert lookups, plan
+    assert all(re.search(r"loops=5\b", line) for line in lookups), plan

@@ -192,48 +192,16 @@ def count_matching(conn: psycopg.Connection[Any], q: Query, cap: int) -> int:
     return int(row["n"] if isinstance(row, dict) else row[0])  # type: ignore[index]
 
 
-# The embedding columns a hit carries out of the candidate scan: the heap row is already
-# in hand there, so reading them costs nothing extra and the owner query needs no second
-# lookup into learnloop.embeddings.
-_HIT_COLS = sql.SQL("e.id, e.tenant_id, e.owner_type, e.owner_id, e.content, e.entity_type, e.user_ref,"
-                    " e.document_id, e.metadata")
-# The narrow set, for paths where every matching row flows into a sort (exact, auto): the
-# other columns are read for the k winners only.
-_ID_COLS = sql.SQL("e.id, e.tenant_id, e.owner_type, e.owner_id")
-
-
-def _candidates_sql(q: Query, path: str, gate: sql.Composable | None = None, *, limit: int | None = None,
-                    cols: sql.Composable = _HIT_COLS) -> tuple[sql.Composable, list[Any]]:
-    """SELECT cols, distance ... ORDER BY distance LIMIT n, by the chosen path.
-
-    The distance is written once and ordered by its alias: written twice with two
-    parameters, PostgreSQL computes it twice per row, which doubled the cost of the exact
-    path (one distance per matching row). ``gate`` is an extra condition that does not
-    depend on the row (a one-time filter): the auto path puts both paths in one statement
-    and lets the count open one of them. The limit is a literal (a validated int), so a
-    prepared statement's generic plan knows it.
-    """
-    dist: sql.Composable
-    if path == "hnsw":
-        dist = sql.SQL("(e.embedding::vector({d})) <=> %s::vector({d})").format(d=sql.Literal(q.dims))
-    else:
-        # Untyped column: cannot match the HNSW index expression, so the planner filters first.
-        dist = sql.SQL("e.embedding <=> %s::vector")
-    where = _where(q) if gate is None else sql.SQL("{} AND {}").format(_where(q), gate)
-    query = sql.SQL("SELECT {cols}, {dist} AS distance FROM learnloop.embeddings e WHERE {w}"
-                    " ORDER BY distance LIMIT {n}").format(
-        cols=cols, dist=dist, w=where, n=sql.Literal(int(limit if limit is not None else q.k)))
-    return query, [q.vector, *q.params]
-
-
-# Owner data for the k hits. ``{source}`` is the hits themselves when they carry the
-# embedding columns (HNSW path), else the hits joined back to learnloop.embeddings.
-# Correlated scalar subqueries, not LEFT JOINs: each is a one-table plan behind a CASE on
-# the owner type, which costs the planner ~0.2 ms less per search than four outer joins
-# whose order it would otherwise search (and runs only the lookups a hit needs).
-_OWNER_SQL = """
-SELECT e.owner_type, e.owner_id, {similarity} AS similarity, e.content, e.entity_type, e.user_ref,
-       e.document_id, e.metadata, e.id AS embedding_id,
+# What a hit returns, read in the candidate scan itself (one statement level, no CTE):
+# the embedding columns are in the heap row the scan already holds, and the owner data
+# comes from correlated scalar subqueries behind a CASE on the owner type. PostgreSQL
+# evaluates such expensive output expressions after the sort and limit (they are
+# "postponed" past the Sort when there is a LIMIT; an index scan produces only the rows
+# the LIMIT pulls), so each runs for the k hits only, never for every matching row. Four
+# LEFT JOINs in an outer query over a CTE cost ~0.3 ms more planning per search (their
+# join order is searched) plus a materialisation and a second sort.
+_OWNER_COLS = """e.owner_type, e.owner_id, e.content, e.entity_type, e.user_ref, e.document_id, e.metadata,
+       e.id AS embedding_id,
        CASE WHEN e.owner_type = 'entity' THEN (SELECT en.entity_id FROM learnloop.entities en
             WHERE en.tenant_id = e.tenant_id AND en.id = e.owner_id) END AS entity_id,
        CASE WHEN e.document_id IS NOT NULL THEN (SELECT d.title FROM learnloop.documents d
@@ -249,29 +217,64 @@ SELECT e.owner_type, e.owner_id, {similarity} AS similarity, e.content, e.entity
        CASE WHEN e.owner_type = 'generation' THEN (SELECT g.kind FROM learnloop.generations g
             WHERE g.tenant_id = e.tenant_id AND g.id = e.owner_id) END AS kind,
        CASE WHEN e.owner_type = 'generation' THEN (SELECT g.created_at FROM learnloop.generations g
-            WHERE g.tenant_id = e.tenant_id AND g.id = e.owner_id) END AS generation_created_at{extra_cols}
-FROM {source}
-ORDER BY {order}
-"""
+            WHERE g.tenant_id = e.tenant_id AND g.id = e.owner_id) END AS generation_created_at"""
 # Only ids and similarity (``owner_data=False``): no owner lookups at all.
-_IDS_SQL = ("SELECT h.owner_type, h.owner_id, 1 - h.distance AS similarity, h.id AS embedding_id{extra_cols}"
-            " FROM hits h ORDER BY h.distance, h.id")
+_IDS_COLS = "e.owner_type, e.owner_id, e.id AS embedding_id"
 
 
-def _tidy(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Drop the owner columns that do not apply to each hit's owner type."""
-    keep = {
-        "chunk": ("document_id", "title", "file_name", "chunk_index"),
-        "entity": ("entity_id", "entity_type", "user_ref"),
-        "generation": ("prompt", "output_text", "kind", "user_ref", "generation_created_at"),
-        "term": (),
-    }
-    every = {"document_id", "title", "file_name", "chunk_index", "entity_id", "entity_type", "user_ref",
-             "prompt", "output_text", "kind", "generation_created_at"}
+def _cols(q: Query) -> sql.Composable:
+    return sql.SQL(_OWNER_COLS if q.owner_data else _IDS_COLS)
+
+
+def _candidates_sql(q: Query, path: str, gate: sql.Composable | None = None, *, limit: int | None = None,
+                    cols: sql.Composable | None = None) -> tuple[sql.Composable, list[Any]]:
+    """SELECT cols, distance ... ORDER BY distance LIMIT n, by the chosen path.
+
+    The distance is written once and ordered by its alias: written twice with two
+    parameters, PostgreSQL computes it twice per row, which doubled the cost of the exact
+    path (one distance per matching row). ``gate`` is an extra condition that does not
+    depend on the row (a one-time filter): the auto path puts both paths in one statement
+    and lets the count open one of them. The limit is a literal (a validated int).
+    """
+    dist: sql.Composable
+    if path == "hnsw":
+        dist = sql.SQL("(e.embedding::vector({d})) <=> %s::vector({d})").format(d=sql.Literal(q.dims))
+    else:
+        # Untyped column: cannot match the HNSW index expression, so the planner filters first.
+        dist = sql.SQL("e.embedding <=> %s::vector")
+    where = _where(q) if gate is None else sql.SQL("{} AND {}").format(_where(q), gate)
+    query = sql.SQL("SELECT {cols}, {dist} AS distance FROM learnloop.embeddings e WHERE {w}"
+                    " ORDER BY distance LIMIT {n}").format(
+        cols=cols if cols is not None else _cols(q), dist=dist, w=where,
+        n=sql.Literal(int(limit if limit is not None else q.k)))
+    return query, [q.vector, *q.params]
+
+
+_OWNER_KEYS = {
+    "chunk": frozenset(("document_id", "title", "file_name", "chunk_index")),
+    "entity": frozenset(("entity_id", "entity_type", "user_ref")),
+    "generation": frozenset(("prompt", "output_text", "kind", "user_ref", "generation_created_at")),
+}
+_EVERY_OWNER_KEY = frozenset().union(*_OWNER_KEYS.values())
+
+
+def _tidy(rows: list[dict[str, Any]], *, by_distance: bool = True) -> list[dict[str, Any]]:
+    """Hits best first, ``similarity`` third, without owner columns foreign to each hit.
+
+    ``by_distance``: order by (distance, embedding id) here: the HNSW path's relaxed-order
+    scan may hand rows over slightly out of order, and sorting ten rows in Python costs
+    less than a second sort level in SQL.
+    """
+    if by_distance:
+        rows.sort(key=lambda r: (r["distance"], r["embedding_id"]))
     out = []
     for r in rows:
-        wanted = set(keep.get(r["owner_type"], ()))
-        out.append({key: v for key, v in r.items() if key not in every or key in wanted})
+        wanted = _OWNER_KEYS.get(r["owner_type"], frozenset())
+        distance = r.pop("distance", None)
+        hit = {"owner_type": r.pop("owner_type"), "owner_id": r.pop("owner_id")}
+        hit["similarity"] = r.pop("similarity") if "similarity" in r else 1.0 - distance  # type: ignore[operator]
+        hit.update((key, v) for key, v in r.items() if key not in _EVERY_OWNER_KEY or key in wanted)
+        out.append(hit)
     return out
 
 
@@ -458,43 +461,29 @@ def _choose(conn: psycopg.Connection[Any], q: Query, threshold: int) -> tuple[in
     return matching, path
 
 
-def _owner_sql(q: Query, wide: bool, extra_cols: str = "") -> sql.Composable:
-    """The outer SELECT over ``hits``: owner data (or only ids), best first."""
-    if not q.owner_data:
-        return sql.SQL(_IDS_SQL).format(extra_cols=sql.SQL(extra_cols))
-    if wide:
-        return sql.SQL(_OWNER_SQL).format(
-            similarity=sql.SQL("1 - e.distance"), extra_cols=sql.SQL(extra_cols), source=sql.SQL("hits e"),
-            order=sql.SQL("e.distance, e.id"))
-    return sql.SQL(_OWNER_SQL).format(
-        similarity=sql.SQL("1 - h.distance"), extra_cols=sql.SQL(extra_cols),
-        source=sql.SQL("hits h JOIN learnloop.embeddings e ON e.tenant_id = h.tenant_id AND e.id = h.id"),
-        order=sql.SQL("h.distance, e.id"))
-
-
-def _fetch_sql(q: Query, path: str) -> tuple[sql.Composed, list[Any]]:
-    # HNSW hands over ~k rows: carrying their columns is free. Exact sorts every match.
-    wide = path == "hnsw" and q.owner_data
-    cand, params = _candidates_sql(q, path, cols=_HIT_COLS if wide else _ID_COLS)
-    query = sql.SQL("WITH hits AS MATERIALIZED ({cand}) ").format(cand=cand) + _owner_sql(q, wide)
-    return query, params
+def _fetch_sql(q: Query, path: str) -> tuple[sql.Composable, list[Any]]:
+    return _candidates_sql(q, path)
 
 
 def _auto_sql(q: Query, threshold: int) -> tuple[sql.Composed, list[Any]]:
     """Count, choose and search in one statement: the count gates which path runs.
 
     Both paths are UNION ALL branches behind one-time filters on the capped count, so the
-    server runs exactly one of them, and the client pays one round trip, not two.
+    server runs exactly one of them, and the client pays one round trip, not two. The
+    branches return ids (every matching row of the exact branch flows into its sort);
+    the outer query reads the k winners' columns.
     """
     gate = sql.Literal(int(threshold))
-    exact, eparams = _candidates_sql(q, "exact", sql.SQL("(SELECT c FROM n) < {}").format(gate), cols=_ID_COLS)
-    hnsw, hparams = _candidates_sql(q, "hnsw", sql.SQL("(SELECT c FROM n) >= {}").format(gate), cols=_ID_COLS)
+    ids = sql.SQL("e.id, e.tenant_id")
+    exact, eparams = _candidates_sql(q, "exact", sql.SQL("(SELECT c FROM n) < {}").format(gate), cols=ids)
+    hnsw, hparams = _candidates_sql(q, "hnsw", sql.SQL("(SELECT c FROM n) >= {}").format(gate), cols=ids)
     query = sql.SQL(
         "WITH n AS MATERIALIZED (SELECT count(*) AS c FROM"
         " (SELECT 1 FROM learnloop.embeddings e WHERE {w} LIMIT {t}) s),"
-        " hits AS MATERIALIZED (({exact}) UNION ALL ({hnsw})) "
-    ).format(w=_count_where(q), t=gate, exact=exact, hnsw=hnsw) + _owner_sql(
-        q, False, ", (SELECT c FROM n) AS matching")
+        " hits AS MATERIALIZED (({exact}) UNION ALL ({hnsw}))"
+        " SELECT {cols}, h.distance, (SELECT c FROM n) AS matching"
+        " FROM hits h JOIN learnloop.embeddings e ON e.tenant_id = h.tenant_id AND e.id = h.id"
+    ).format(w=_count_where(q), t=gate, exact=exact, hnsw=hnsw, cols=_cols(q))
     return query, [*q.params, *eparams, *hparams]
 
 
@@ -548,15 +537,14 @@ def run_hybrid(
             "  FROM dense_r dr FULL JOIN txt_r tr ON tr.id = dr.id"
             "  ORDER BY score DESC, id LIMIT %s) "
         ).format(dense=dense, text=fulltext.ranked_sql(_where(q)), rrf=sql.Literal(RRF_K))
-        owner = sql.SQL(_OWNER_SQL).format(
-            similarity=sql.SQL("1 - (e.embedding <=> %s::vector)"),
-            extra_cols=sql.SQL(", h.score, h.dense_rank, h.text_rank"),
-            source=sql.SQL("hits h JOIN learnloop.embeddings e ON e.tenant_id = %s AND e.id = h.id"),
-            order=sql.SQL("h.score DESC, e.id"))
+        owner = sql.SQL(
+            "SELECT {cols}, 1 - (e.embedding <=> %s::vector) AS similarity, h.score, h.dense_rank, h.text_rank"
+            " FROM hits h JOIN learnloop.embeddings e ON e.tenant_id = %s AND e.id = h.id"
+            " ORDER BY h.score DESC, e.id").format(cols=sql.SQL(_OWNER_COLS))
         params = [q.text, *dparams, avgdl, lexemes, idf, *q.params, n,
                   float(dense_weight), float(text_weight), q.k, q.vector, q.params[0]]
         rows = conn.execute(query + owner, params).fetchall()
-    res = Results(_tidy(rows))
+    res = Results(_tidy(rows, by_distance=False))
     res.path, res.matching, res.ms = f"hybrid/{path}", matching, (time.perf_counter() - t0) * 1000
     return res
 
