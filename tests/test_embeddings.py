@@ -171,7 +171,9 @@ def test_openai_provider_against_a_local_server(openai_url):
     ("slow", "timed out after 0.5 s"),
 ])
 def test_openai_provider_failures_become_provider_errors(openai_url, model, message):
-    p = OpenAIProvider(model, base_url=openai_url, api_key="k", dimensions=FAKE_DIMS, timeout=0.5, max_retries=0)
+    # only "slow" should time out: the others get a timeout a busy box cannot miss
+    p = OpenAIProvider(model, base_url=openai_url, api_key="k", dimensions=FAKE_DIMS,
+                       timeout=0.5 if model == "slow" else 10, max_retries=0)
     with pytest.raises(ProviderError, match=message):
         p.embed(["a", "b"])
 
