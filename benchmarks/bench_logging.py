@@ -23,7 +23,7 @@ import uuid
 
 from psycopg.types.json import Jsonb
 
-from benchmarks.common import bench_client, save
+from benchmarks.common import MachineLoad, bench_client, save
 
 STYLES = ["CYBERPUNK_DARK", "MINIMAL", "BLUEPRINT", "WATERCOLOR"]
 
@@ -52,6 +52,7 @@ def main() -> None:
     rnd = random.Random(1)
     rows = make_rows(n, rnd)
     results: dict[str, float] = {}
+    machine = MachineLoad()
     with bench_client() as ll:
         scope = ll.scope
 
@@ -121,7 +122,8 @@ def main() -> None:
     print(f"single learnloop {results['single_rows_s']:>9,.0f} rows/s   bare INSERT {results['single_baseline_rows_s']:>9,.0f} rows/s"
           f"   overhead x{results['single_overhead_ratio']:.2f}   target >= 1,000")
     print(f"single learnloop, synchronous_commit=off {results['single_async_commit_rows_s']:>9,.0f} rows/s")
-    save("logging", {"rows": n, "single_rows": n_single, **results})
+    print(f"machine during the runs: {machine.summary()}")
+    save("logging", {"rows": n, "single_rows": n_single, **results, "machine": machine.summary()})
 
 
 if __name__ == "__main__":

@@ -47,3 +47,33 @@ def percentiles(samples_s: list[float]) -> dict[str, float]:
 def save(name: str, data: dict[str, Any]) -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=2, default=str))
+
+
+class MachineLoad:
+    """What else used the box during a run: load average and the hypervisor's steal.
+
+    On this shared 2-core VM the same run swings 2-3x with steal time and with other work;
+    printing both beside a figure says how far to trust it.
+    """
+
+    def __init__(self) -> None:
+        self._start = _cpu_times()
+
+    def summary(self) -> str:
+        now = _cpu_times()
+        delta = [b - a for a, b in zip(self._start, now)]
+        total = sum(delta) or 1
+        busy = 1 - (delta[3] + delta[4]) / total  # idle + iowait
+        steal = delta[7] / total if len(delta) > 7 else 0.0
+        import os
+
+        return f"load {os.getloadavg()[0]:.1f}, cpu busy {busy:.0%}, steal {steal:.0%}"
+
+
+def _cpu_times() -> list[int]:
+    try:
+        with open("/proc/stat") as fh:
+            return [int(x) for x in fh.readline().split()[1:]]
+    except OSError:  # not Linux: no figures, not an error
+        return [0] * 8
+
