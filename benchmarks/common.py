@@ -61,7 +61,7 @@ class MachineLoad:
 
     def summary(self) -> str:
         now = _cpu_times()
-        delta = [b - a for a, b in zip(self._start, now)]
+        delta = [b - a for a, b in zip(self._start, now, strict=False)]
         total = sum(delta) or 1
         busy = 1 - (delta[3] + delta[4]) / total  # idle + iowait
         steal = delta[7] / total if len(delta) > 7 else 0.0

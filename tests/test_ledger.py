@@ -6,8 +6,8 @@ import uuid
 from decimal import Decimal
 
 import psycopg
-from psycopg import sql
 import pytest
+from psycopg import sql
 
 from learnloop import Conflict, InvalidInput, NotFound
 
