@@ -151,6 +151,14 @@ def test_migrations_race_safely_under_the_advisory_lock(pg_server):
     assert len(rows) == len(set(rows)) == total
 
 
+def test_client_lists_migrations_over_its_dict_row_pool(client):
+    # Client.migrations() reads through a pooled connection (dict rows); the migration
+    # bookkeeping used to index rows by position and raised KeyError: 0 there.
+    states = client.migrations()
+    assert len(states) == len(list(migrations.iter_migrations()))
+    assert all(m.applied_at is not None for m in states)
+
+
 def test_schema_lives_beside_an_apps_own_tables(pg_server):
     """Seed 004: learnloop inside an app's existing database, next to its own tables."""
     name = "app_db"

@@ -16,8 +16,10 @@ import importlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import psycopg
+from psycopg.rows import tuple_row
 
 from ..errors import ConfigurationError
 
@@ -87,26 +89,30 @@ COMMENT ON TABLE {SCHEMA}.migrations IS
 """
 
 
-def _applied(conn: psycopg.Connection) -> dict[tuple[str, str], datetime]:
-    exists = conn.execute("SELECT to_regclass('learnloop.migrations') IS NOT NULL").fetchone()
-    if not exists or not exists[0]:
-        return {}
-    rows = conn.execute("SELECT set_name, name, applied_at FROM learnloop.migrations").fetchall()
+# These take a connection with any row factory: a plain one (``Database.open``, ``learnloop
+# migrate``) or one of the pool's dict-row connections (``Client.migrations``), so the one
+# place that reads rows asks for tuples itself.
+def _applied(conn: psycopg.Connection[Any]) -> dict[tuple[str, str], datetime]:
+    with conn.cursor(row_factory=tuple_row) as cur:
+        exists = cur.execute("SELECT to_regclass('learnloop.migrations') IS NOT NULL").fetchone()
+        if not exists or not exists[0]:
+            return {}
+        rows = cur.execute("SELECT set_name, name, applied_at FROM learnloop.migrations").fetchall()
     return {(r[0], r[1]): r[2] for r in rows}
 
 
-def status(conn: psycopg.Connection) -> list[MigrationState]:
+def status(conn: psycopg.Connection[Any]) -> list[MigrationState]:
     done = _applied(conn)
     return [
         MigrationState(s.name, m.name, done.get((s.name, m.name))) for s, m in iter_migrations()
     ]
 
 
-def pending(conn: psycopg.Connection) -> list[MigrationState]:
+def pending(conn: psycopg.Connection[Any]) -> list[MigrationState]:
     return [m for m in status(conn) if not m.applied]
 
 
-def apply(conn: psycopg.Connection) -> list[MigrationState]:
+def apply(conn: psycopg.Connection[Any]) -> list[MigrationState]:
     """Apply every pending migration; return those applied by this call.
 
     ``conn`` must be in autocommit mode; each migration opens its own transaction.
@@ -141,14 +147,14 @@ def apply(conn: psycopg.Connection) -> list[MigrationState]:
     return applied
 
 
-def _run(conn: psycopg.Connection, mig: Migration) -> None:
+def _run(conn: psycopg.Connection[Any], mig: Migration) -> None:
     if callable(mig.sql):
         mig.sql(conn)
     else:
         conn.execute(mig.sql)  # type: ignore[arg-type]  # constant DDL text owned by us
 
 
-def _record(conn: psycopg.Connection, set_name: str, name: str) -> None:
+def _record(conn: psycopg.Connection[Any], set_name: str, name: str) -> None:
     conn.execute(
         "INSERT INTO learnloop.migrations (set_name, name) VALUES (%s, %s)", (set_name, name)
     )
