@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-import psycopg
 from psycopg import sql
 
 from ..errors import InvalidInput
+from ..store.database import Conn
 from ..store.tenancy import Scope
 from ..store.validation import check_key
 
@@ -59,7 +59,7 @@ def _scope_sql(scope: Scope, alias: str, all_projects: bool, since: datetime | N
 
 
 def failure_rate(
-    conn: psycopg.Connection,
+    conn: Conn,
     scope: Scope,
     by: str | Sequence[str],
     *,
@@ -106,7 +106,7 @@ def parse_condition(text: str) -> tuple[str, str, float]:
 
 
 def golden(
-    conn: psycopg.Connection,
+    conn: Conn,
     scope: Scope,
     where: Sequence[tuple[str | Sequence[str], str, float]] = (),
     *,
@@ -158,7 +158,7 @@ def golden(
 
 
 def tag_frequencies(
-    conn: psycopg.Connection,
+    conn: Conn,
     scope: Scope,
     *,
     since: datetime | None = None,
@@ -189,7 +189,7 @@ def tag_frequencies(
 
 
 def corrections(
-    conn: psycopg.Connection,
+    conn: Conn,
     scope: Scope,
     *,
     since: datetime | None = None,

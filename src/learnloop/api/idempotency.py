@@ -12,12 +12,12 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-import psycopg
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from psycopg.types.json import Jsonb
 
 from ..errors import Conflict, InvalidInput
+from ..store.database import Conn
 from .deps import Ctx
 
 
@@ -26,7 +26,7 @@ def request_hash(method: str, path: str, project: str, body: Any) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
-def run_write(ctx: Ctx, key: str | None, rhash: str, fn: Callable[[psycopg.Connection], Any],
+def run_write(ctx: Ctx, key: str | None, rhash: str, fn: Callable[[Conn], Any],
               status: int = 201) -> JSONResponse:
     if key is not None and (not key or len(key) > 200 or "\x00" in key or not key.isprintable()):
         raise InvalidInput("Idempotency-Key must be 1 to 200 printable characters", field="Idempotency-Key")

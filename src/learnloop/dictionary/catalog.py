@@ -25,6 +25,7 @@ from psycopg.types.json import Jsonb
 
 from ..errors import DatabaseUnavailable, InvalidInput, NotFound
 from ..events.outbox import emit
+from ..store.database import Conn
 from ..store.ids import uuid7
 from ..store.tenancy import Scope
 from ..store.validation import check_json, check_text
@@ -134,7 +135,7 @@ RETURNING (xmax = 0) AS inserted
 """
 
 
-def introspect(conn: psycopg.Connection, scope: Scope, url: str, schema: str = "public", *,
+def introspect(conn: Conn, scope: Scope, url: str, schema: str = "public", *,
                by: str | None = None) -> dict[str, Any]:
     cols = read_schema(url, schema)
     inserted = 0
@@ -144,6 +145,7 @@ def introspect(conn: psycopg.Connection, scope: Scope, url: str, schema: str = "
                 **c, "t": scope.tenant_id, "id": uuid7(), "p": scope.project_id, "schema": schema,
                 "allowed_values": Jsonb(c["allowed_values"]) if c["allowed_values"] else None,
             }).fetchone()
+            assert row is not None  # an upsert whose DO UPDATE has no WHERE returns its row
             inserted += bool(row["inserted"])
         gone = conn.execute(
             "UPDATE learnloop.catalog_fields SET present = false, updated_at = now()"
@@ -169,7 +171,7 @@ def introspect(conn: psycopg.Connection, scope: Scope, url: str, schema: str = "
 HUMAN_FIELDS = ("definition", "notes", "allowed_values", "example_values", "data_type")
 
 
-def _field_row(conn: psycopg.Connection, scope: Scope, table: str, field: str, schema: str) -> dict[str, Any] | None:
+def _field_row(conn: Conn, scope: Scope, table: str, field: str, schema: str) -> dict[str, Any] | None:
     return conn.execute(
         "SELECT * FROM learnloop.catalog_fields WHERE tenant_id = %s AND project_id = %s AND schema_name = %s"
         " AND table_name = %s AND field_name = %s",
@@ -177,14 +179,14 @@ def _field_row(conn: psycopg.Connection, scope: Scope, table: str, field: str, s
     ).fetchone()
 
 
-def get_field(conn: psycopg.Connection, scope: Scope, table: str, field: str, schema: str = "public") -> dict[str, Any]:
+def get_field(conn: Conn, scope: Scope, table: str, field: str, schema: str = "public") -> dict[str, Any]:
     row = _field_row(conn, scope, table, field, schema)
     if row is None:
         raise NotFound(f"no catalog entry for {schema}.{table}.{field}")
     return _public(row)
 
 
-def describe(conn: psycopg.Connection, scope: Scope, table: str, field: str, *, schema: str = "public",
+def describe(conn: Conn, scope: Scope, table: str, field: str, *, schema: str = "public",
              create: bool = False, because_of: UUID | str | None = None, note: str | None = None,
              by: str | None = None, **changes: Any) -> dict[str, Any]:
     """Set the human part of a field (definition, notes, allowed/example values)."""
@@ -223,6 +225,7 @@ def describe(conn: psycopg.Connection, scope: Scope, table: str, field: str, *, 
                     " RETURNING *").format(sets),
             {**params, "t": scope.tenant_id, "p": scope.project_id, "s": schema, "tb": table, "f": field},
         ).fetchone()
+        assert row is not None  # found or inserted above, in this transaction; nothing deletes fields
         emit(conn, scope.tenant_id, "catalog_field", row["id"], "catalog_field.described",
              {"table": table, "field": field, "changed": sorted(changes)}, project_id=scope.project_id, actor=by)
         if fid is not None:
@@ -240,7 +243,7 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
             for k, v in d.items()}
 
 
-def list_fields(conn: psycopg.Connection, scope: Scope, *, table: str | None = None, schema: str | None = None,
+def list_fields(conn: Conn, scope: Scope, *, table: str | None = None, schema: str | None = None,
                 include_missing: bool = False) -> list[dict[str, Any]]:
     sql = "SELECT * FROM learnloop.catalog_fields WHERE tenant_id = %s AND project_id = %s"
     params: list[Any] = [scope.tenant_id, scope.project_id]

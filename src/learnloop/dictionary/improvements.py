@@ -12,18 +12,18 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-import psycopg
 from psycopg.types.json import Jsonb
 
 from ..errors import NotFound
 from ..events.outbox import emit
 from ..ledger import feedback as _feedback
 from ..ledger.generations import as_uuid
+from ..store.database import Conn
 from ..store.ids import uuid7
 from ..store.tenancy import Scope
 
 
-def check_feedback(conn: psycopg.Connection, scope: Scope, feedback_id: UUID | str) -> UUID:
+def check_feedback(conn: Conn, scope: Scope, feedback_id: UUID | str) -> UUID:
     fid = as_uuid(feedback_id, "feedback id")
     if conn.execute("SELECT 1 FROM learnloop.feedback WHERE tenant_id = %s AND id = %s",
                     (scope.tenant_id, fid)).fetchone() is None:
@@ -31,7 +31,7 @@ def check_feedback(conn: psycopg.Connection, scope: Scope, feedback_id: UUID | s
     return fid
 
 
-def record(conn: psycopg.Connection, scope: Scope, feedback_id: UUID, target_type: str, target_id: UUID,
+def record(conn: Conn, scope: Scope, feedback_id: UUID, target_type: str, target_id: UUID,
            action: str, before: dict[str, Any] | None, after: dict[str, Any], *, note: str | None = None,
            by: str | None = None) -> UUID:
     """Call inside the transaction that made the change."""
@@ -49,7 +49,7 @@ def record(conn: psycopg.Connection, scope: Scope, feedback_id: UUID, target_typ
     return iid
 
 
-def for_feedback(conn: psycopg.Connection, scope: Scope, feedback_id: UUID | str) -> list[dict[str, Any]]:
+def for_feedback(conn: Conn, scope: Scope, feedback_id: UUID | str) -> list[dict[str, Any]]:
     fid = as_uuid(feedback_id, "feedback id")
     return conn.execute(
         "SELECT * FROM learnloop.improvements WHERE tenant_id = %s AND feedback_id = %s ORDER BY created_at, id",
@@ -57,7 +57,7 @@ def for_feedback(conn: psycopg.Connection, scope: Scope, feedback_id: UUID | str
     ).fetchall()
 
 
-def for_target(conn: psycopg.Connection, scope: Scope, target_type: str, target_id: UUID) -> list[dict[str, Any]]:
+def for_target(conn: Conn, scope: Scope, target_type: str, target_id: UUID) -> list[dict[str, Any]]:
     return conn.execute(
         "SELECT * FROM learnloop.improvements WHERE tenant_id = %s AND target_type = %s AND target_id = %s"
         " ORDER BY created_at, id",
@@ -65,7 +65,7 @@ def for_target(conn: psycopg.Connection, scope: Scope, target_type: str, target_
     ).fetchall()
 
 
-def list_all(conn: psycopg.Connection, scope: Scope, limit: int = 100) -> list[dict[str, Any]]:
+def list_all(conn: Conn, scope: Scope, limit: int = 100) -> list[dict[str, Any]]:
     return conn.execute(
         "SELECT i.*, f.sentiment, f.comment AS feedback_comment FROM learnloop.improvements i"
         " JOIN learnloop.feedback f ON f.tenant_id = i.tenant_id AND f.id = i.feedback_id"

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ..errors import Conflict, InvalidInput, NotFound
 from ..events.outbox import emit
 from ..ledger.models import parse
+from ..store.database import Conn
 from ..store.ids import uuid7
 from ..store.tenancy import Scope
 from ..store.validation import check_text
@@ -105,29 +106,32 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
     return {k: row[k] for k in ("id", "word", *FIELDS, "created_at", "updated_at") if k in row}
 
 
-def _store_vector(conn: psycopg.Connection, scope: Scope, embedder: Any, row: dict[str, Any]) -> None:
+def _store_vector(conn: Conn, scope: Scope, embedder: Any, row: dict[str, Any]) -> None:
     if embedder is None:
         return
+    # The ignores on calls into embeddings/ and knowledge/: those annotate ``conn`` as bare
+    # ``psycopg.Connection`` (tuple rows) but read only through cursors with their own
+    # row_factory, so the pool's dict-row connections are right for them.
     from ..embeddings import embed_with_cache
     from ..knowledge.vectors import EmbeddingRow, upsert_embeddings
 
     text = embed_text(row)
-    vec = embed_with_cache(conn, scope.tenant_id, embedder, [text])[0]
-    upsert_embeddings(conn, scope, embedder.model_id,
+    vec = embed_with_cache(conn, scope.tenant_id, embedder, [text])[0]  # type: ignore[arg-type]  # see _store_vector
+    upsert_embeddings(conn, scope, embedder.model_id,  # type: ignore[arg-type]  # see above
                       [EmbeddingRow("term", row["id"], text, vec, entity_type=row["category"],
                                     metadata={"table": row["table_name"], "field": row["field_name"]})],
                       dimensions=embedder.dimensions)
 
 
-def prepare(conn: psycopg.Connection, embedder: Any) -> None:
+def prepare(conn: Conn, embedder: Any) -> None:
     """The model's vector index must exist before a transaction writes its first vector."""
     if embedder is not None:
         from ..knowledge.vectors import ensure_index
 
-        ensure_index(conn, embedder.model_id, embedder.dimensions)
+        ensure_index(conn, embedder.model_id, embedder.dimensions)  # type: ignore[arg-type]  # see _store_vector
 
 
-def _get_row(conn: psycopg.Connection, scope: Scope, word: str | UUID) -> dict[str, Any]:
+def _get_row(conn: Conn, scope: Scope, word: str | UUID) -> dict[str, Any]:
     if isinstance(word, UUID):
         row = conn.execute("SELECT * FROM learnloop.dictionary_terms WHERE tenant_id = %s AND project_id = %s"
                            " AND id = %s", (scope.tenant_id, scope.project_id, word)).fetchone()
@@ -141,11 +145,11 @@ def _get_row(conn: psycopg.Connection, scope: Scope, word: str | UUID) -> dict[s
     return row
 
 
-def get(conn: psycopg.Connection, scope: Scope, word: str | UUID) -> dict[str, Any]:
+def get(conn: Conn, scope: Scope, word: str | UUID) -> dict[str, Any]:
     return _public(_get_row(conn, scope, word))
 
 
-def add(conn: psycopg.Connection, scope: Scope, embedder: Any, data: dict[str, Any] | TermIn, *,
+def add(conn: Conn, scope: Scope, embedder: Any, data: dict[str, Any] | TermIn, *,
         because_of: UUID | str | None = None, note: str | None = None, by: str | None = None) -> dict[str, Any]:
     t = parse(TermIn, data)
     prepare(conn, embedder)
@@ -165,6 +169,7 @@ def add(conn: psycopg.Connection, scope: Scope, embedder: Any, data: dict[str, A
         except psycopg.errors.UniqueViolation:
             raise Conflict(f"the dictionary already has the word {t.word!r} (matching ignores case and accents);"
                            " update it instead") from None
+        assert row is not None  # INSERT ... RETURNING returns the row it inserted
         _store_vector(conn, scope, embedder, row)
         emit(conn, scope.tenant_id, "dictionary_term", tid, "dictionary_term.created",
              {"word": t.word, "table": t.table_name, "field": t.field_name}, project_id=scope.project_id, actor=by)
@@ -173,7 +178,7 @@ def add(conn: psycopg.Connection, scope: Scope, embedder: Any, data: dict[str, A
     return _public(row)
 
 
-def update(conn: psycopg.Connection, scope: Scope, embedder: Any, word: str | UUID, changes: dict[str, Any], *,
+def update(conn: Conn, scope: Scope, embedder: Any, word: str | UUID, changes: dict[str, Any], *,
            because_of: UUID | str | None = None, note: str | None = None, by: str | None = None) -> dict[str, Any]:
     if not isinstance(changes, dict) or not changes:
         raise InvalidInput("nothing to change", field="changes")
@@ -197,6 +202,7 @@ def update(conn: psycopg.Connection, scope: Scope, embedder: Any, word: str | UU
                 ).fetchone()
         except psycopg.errors.UniqueViolation:
             raise Conflict(f"the dictionary already has the word {merged.word!r}") from None
+        assert row is not None  # the row read above, in this transaction; nothing deletes terms
         if embed_text(row) != embed_text(before):
             _store_vector(conn, scope, embedder, row)
         emit(conn, scope.tenant_id, "dictionary_term", row["id"], "dictionary_term.updated",
@@ -212,7 +218,7 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
             for k, v in d.items()}
 
 
-def list_terms(conn: psycopg.Connection, scope: Scope, *, category: str | None = None,
+def list_terms(conn: Conn, scope: Scope, *, category: str | None = None,
                include_inactive: bool = False) -> list[dict[str, Any]]:
     sql = "SELECT * FROM learnloop.dictionary_terms WHERE tenant_id = %s AND project_id = %s"
     params: list[Any] = [scope.tenant_id, scope.project_id]
@@ -224,7 +230,7 @@ def list_terms(conn: psycopg.Connection, scope: Scope, *, category: str | None =
     return [_public(r) for r in conn.execute(sql + " ORDER BY word_norm", params).fetchall()]
 
 
-def lookup(conn: psycopg.Connection, scope: Scope, embedder: Any, phrase: str, *, k: int = 5,
+def lookup(conn: Conn, scope: Scope, embedder: Any, phrase: str, *, k: int = 5,
            min_score: float = 0.3) -> list[dict[str, Any]]:
     if not isinstance(phrase, str) or not phrase.strip():
         raise InvalidInput("nothing to look up: the phrase is empty", field="phrase")
@@ -249,7 +255,7 @@ def lookup(conn: psycopg.Connection, scope: Scope, embedder: Any, phrase: str, *
         return []
     from ..embeddings import embed_with_cache
 
-    vec = embed_with_cache(conn, scope.tenant_id, embedder, [phrase.strip()], write=False)[0]
+    vec = embed_with_cache(conn, scope.tenant_id, embedder, [phrase.strip()], write=False)[0]  # type: ignore[arg-type]  # see _store_vector
     rows = conn.execute(
         "SELECT t.*, 1 - (e.embedding <=> %(v)s) AS score, cf.definition AS field_definition, cf.data_type"
         " FROM learnloop.embeddings e"

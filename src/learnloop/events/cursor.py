@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-import psycopg
-
 from ..errors import InvalidInput, NotFound
+from ..store.database import Conn
 
 COLUMNS = (
     "e.tenant_id, e.id, e.project_id, e.entity_type, e.entity_id, e.event_type, e.payload,"
@@ -38,14 +37,14 @@ class Position:
         return cls(0, 0)
 
 
-def horizon(conn: psycopg.Connection) -> int:
+def horizon(conn: Conn) -> int:
     """The xid below which every transaction has finished (this statement's snapshot)."""
     row = conn.execute("SELECT learnloop.event_horizon()::text::bigint AS x").fetchone()
     assert row is not None
     return int(row["x"] if isinstance(row, dict) else row[0])
 
 
-def position_of(conn: psycopg.Connection, tenant_id: UUID, event_id: int) -> Position:
+def position_of(conn: Conn, tenant_id: UUID, event_id: int) -> Position:
     """The cursor position of one of this tenant's events (for "resume after id N")."""
     if isinstance(event_id, bool) or not isinstance(event_id, int) or event_id < 0:
         raise InvalidInput("last event id must be a whole number >= 0", field="last_event_id")
@@ -64,7 +63,7 @@ def position_of(conn: psycopg.Connection, tenant_id: UUID, event_id: int) -> Pos
 
 
 def stable_events(
-    conn: psycopg.Connection,
+    conn: Conn,
     after: Position,
     *,
     tenant_id: UUID | None = None,

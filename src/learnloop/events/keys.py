@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-import psycopg
-
 from ..errors import InvalidInput, NotFound, PermissionDenied
+from ..store.database import Conn
 from ..store.ids import uuid7
 from ..store.validation import check_name
 
@@ -75,7 +74,7 @@ def check_scopes(scopes: Any) -> list[str]:
     return out
 
 
-def create(conn: psycopg.Connection, tenant_id: UUID, name: str, scopes: Any) -> tuple[dict[str, Any], str]:
+def create(conn: Conn, tenant_id: UUID, name: str, scopes: Any) -> tuple[dict[str, Any], str]:
     """Create a key; returns (its record, the full key). The key is never retrievable again."""
     from .outbox import emit
 
@@ -96,7 +95,7 @@ def create(conn: psycopg.Connection, tenant_id: UUID, name: str, scopes: Any) ->
     return dict(row), f"{PREFIX}{key_id.hex}_{secret}"
 
 
-def list_keys(conn: psycopg.Connection, tenant_id: UUID) -> list[dict[str, Any]]:
+def list_keys(conn: Conn, tenant_id: UUID) -> list[dict[str, Any]]:
     return conn.execute(
         "SELECT id, name, scopes, created_at, revoked_at, last_used_at FROM learnloop.api_keys"
         " WHERE tenant_id = %s ORDER BY created_at, id",
@@ -104,7 +103,7 @@ def list_keys(conn: psycopg.Connection, tenant_id: UUID) -> list[dict[str, Any]]
     ).fetchall()
 
 
-def revoke(conn: psycopg.Connection, tenant_id: UUID, key_id: UUID | str) -> dict[str, Any]:
+def revoke(conn: Conn, tenant_id: UUID, key_id: UUID | str) -> dict[str, Any]:
     from .outbox import emit
 
     try:
@@ -124,7 +123,7 @@ def revoke(conn: psycopg.Connection, tenant_id: UUID, key_id: UUID | str) -> dic
     return dict(row)
 
 
-def authenticate(conn: psycopg.Connection, key: str | None) -> Principal:
+def authenticate(conn: Conn, key: str | None) -> Principal:
     """The principal for a presented key, or Unauthenticated (same message for every failure
     after parsing, so a caller cannot tell a wrong secret from a revoked key)."""
     if not key:

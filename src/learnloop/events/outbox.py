@@ -15,11 +15,14 @@ from uuid import UUID
 import psycopg
 from psycopg.types.json import Jsonb
 
+# Both functions only write, so any row factory will do: they take ``psycopg.Connection[Any]``
+# (the pool's dict-row connections and plain tuple-row ones alike).
+
 COLUMNS = ("tenant_id", "project_id", "entity_type", "entity_id", "event_type", "payload", "actor")
 
 
 def emit(
-    conn: psycopg.Connection,
+    conn: psycopg.Connection[Any],
     tenant_id: UUID,
     entity_type: str,
     entity_id: Any,
@@ -37,7 +40,7 @@ def emit(
     )
 
 
-def emit_many(conn: psycopg.Connection, rows: Iterable[Sequence[Any]]) -> int:
+def emit_many(conn: psycopg.Connection[Any], rows: Iterable[Sequence[Any]]) -> int:
     """Bulk variant: rows are tuples in ``COLUMNS`` order (payload a dict). Binary COPY."""
     n = 0
     with conn.cursor() as cur, cur.copy(

@@ -30,7 +30,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from ..store.database import Database
+from ..store.database import Conn, Database
 from . import cursor
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ def subscribe(
             unregister(db, me)
 
 
-def _follow(db: Database, listen: psycopg.Connection, tenant_id: UUID, pos: cursor.Position,
+def _follow(db: Database, listen: Conn, tenant_id: UUID, pos: cursor.Position,
             idle_since: float, beat: float, me: UUID, entity_types: Sequence[str],
             event_types: Sequence[str], poll: float, timeout: float | None) -> Iterator[dict[str, Any]]:
     while True:
@@ -119,7 +119,7 @@ def _follow(db: Database, listen: psycopg.Connection, tenant_id: UUID, pos: curs
             pass
 
 
-def _tail(conn: psycopg.Connection, tenant_id: UUID) -> cursor.Position:
+def _tail(conn: Conn, tenant_id: UUID) -> cursor.Position:
     """The position after the tenant's newest stable event ("from now on")."""
     row = conn.execute(
         "SELECT txid::text::bigint AS txid, id FROM learnloop.events WHERE tenant_id = %s"

@@ -30,6 +30,7 @@ import orjson
 import psycopg
 
 from ..errors import Conflict, NotFound
+from ..store.database import Conn
 from ..store.ids import uuid7s
 from ..store.memory import gc_paused
 from ..store.tenancy import Scope
@@ -210,7 +211,7 @@ def validate(item: Any) -> Row:
 class _Writer:
     """Copies one batch at a time on a worker thread, in the caller's transaction."""
 
-    def __init__(self, conn: psycopg.Connection, tenant_id: UUID) -> None:
+    def __init__(self, conn: Conn, tenant_id: UUID) -> None:
         self.conn = conn
         self.tenant_id = tenant_id
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="learnloop-bulk")
@@ -254,7 +255,7 @@ class _Writer:
 
 
 def bulk_log(
-    conn: psycopg.Connection,
+    conn: Conn,
     scope: Scope,
     rows: Iterable[GenerationIn | dict[str, Any]],
     *,
@@ -268,7 +269,9 @@ def bulk_log(
     """
     ids: list[UUID] = []
     with gc_paused(), conn.transaction():
-        now = conn.execute("SELECT now() AS now").fetchone()["now"]  # type: ignore[index]
+        now_row = conn.execute("SELECT now() AS now").fetchone()
+        assert now_row is not None  # a SELECT without FROM returns exactly one row
+        now = now_row["now"]
         batcher = _Batcher(conn, scope, skip_existing, now)
         writer = _Writer(conn, scope.tenant_id)
         try:
@@ -303,7 +306,7 @@ def _batches(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
 class _Batcher:
     """Lineage and idempotence across the batches of one call."""
 
-    def __init__(self, conn: psycopg.Connection, scope: Scope, skip_existing: bool, now: datetime) -> None:
+    def __init__(self, conn: Conn, scope: Scope, skip_existing: bool, now: datetime) -> None:
         self.conn = conn
         self.scope = scope
         self.skip_existing = skip_existing
@@ -315,7 +318,7 @@ class _Batcher:
         # The connection is the writer's while a batch is in flight; an earlier batch's
         # failure must surface before we read as if it had landed.
         writer.wait()
-        return self.conn.execute(query, params).fetchall()  # type: ignore[return-value]
+        return self.conn.execute(query, params).fetchall()
 
     def prepare(
         self, items: list[Row], writer: _Writer

@@ -15,6 +15,7 @@ from psycopg import sql
 
 from ..errors import Conflict, InvalidInput, NotFound
 from ..events.outbox import emit, emit_many
+from ..store.database import Conn
 from ..store.ids import uuid7
 from ..store.memory import gc_paused
 from ..store.tenancy import Scope
@@ -56,7 +57,7 @@ def _params(scope: Scope, f: FeedbackIn, fid: UUID) -> dict[str, Any]:
     }
 
 
-def add(conn: psycopg.Connection, scope: Scope, data: FeedbackIn | dict[str, Any]) -> Feedback:
+def add(conn: Conn, scope: Scope, data: FeedbackIn | dict[str, Any]) -> Feedback:
     f = parse(FeedbackIn, data)
     try:
         row = conn.execute(_ADD_SQL, _params(scope, f, f.id or uuid7())).fetchone()
@@ -67,7 +68,7 @@ def add(conn: psycopg.Connection, scope: Scope, data: FeedbackIn | dict[str, Any
     return Feedback.model_validate(row)
 
 
-def for_generation(conn: psycopg.Connection, scope: Scope, generation_id: UUID | str) -> list[Feedback]:
+def for_generation(conn: Conn, scope: Scope, generation_id: UUID | str) -> list[Feedback]:
     gid = as_uuid(generation_id, "generation id")
     rows = conn.execute(
         "SELECT * FROM learnloop.feedback WHERE tenant_id = %s AND generation_id = %s ORDER BY created_at, id",
@@ -86,13 +87,13 @@ COPY_TYPES = [
 ]
 
 
-def bulk_add(conn: psycopg.Connection, scope: Scope, rows: Iterable[FeedbackIn | dict[str, Any]]) -> int:
+def bulk_add(conn: Conn, scope: Scope, rows: Iterable[FeedbackIn | dict[str, Any]]) -> int:
     """Many feedback rows in one transaction (binary COPY); every generation must exist."""
     with gc_paused():
         return _bulk_add(conn, scope, [parse(FeedbackIn, r) for r in rows])
 
 
-def _bulk_add(conn: psycopg.Connection, scope: Scope, items: list[FeedbackIn]) -> int:
+def _bulk_add(conn: Conn, scope: Scope, items: list[FeedbackIn]) -> int:
     if not items:
         return 0
     with conn.transaction():
@@ -107,7 +108,9 @@ def _bulk_add(conn: psycopg.Connection, scope: Scope, items: list[FeedbackIn]) -
         missing = [g for g in wanted if g not in found]
         if missing:
             raise NotFound(f"generation {missing[0]} does not exist in this tenant ({len(missing)} unknown)")
-        now = conn.execute("SELECT now() AS now").fetchone()["now"]  # type: ignore[index]
+        now_row = conn.execute("SELECT now() AS now").fetchone()
+        assert now_row is not None  # a SELECT without FROM returns exactly one row
+        now = now_row["now"]
         events = []
         with conn.cursor() as cur, cur.copy(
             "COPY learnloop.feedback (" + ", ".join(COPY_COLUMNS) + ") FROM STDIN (FORMAT BINARY)"
@@ -136,7 +139,7 @@ def _bulk_add(conn: psycopg.Connection, scope: Scope, items: list[FeedbackIn]) -
 # -- review queue --------------------------------------------------------------------------
 
 def pending_review(
-    conn: psycopg.Connection,
+    conn: Conn,
     scope: Scope,
     *,
     sentiment: str | None = "NEGATIVE",
@@ -169,7 +172,7 @@ def pending_review(
 
 
 def mark_processed(
-    conn: psycopg.Connection,
+    conn: Conn,
     scope: Scope,
     feedback_id: UUID | str,
     *,

@@ -17,6 +17,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from ..errors import Conflict, InvalidInput, NotFound
+from ..store.database import Conn
 from ..store.ids import uuid7
 from ..store.tenancy import Scope, ensure_project
 from .bulk import bulk_log
@@ -97,7 +98,7 @@ def _params(scope: Scope, project_id: UUID, g: GenerationIn, gid: UUID) -> dict[
     }
 
 
-def log(conn: psycopg.Connection, scope: Scope, data: GenerationIn | dict[str, Any], *, project: str | None = None) -> Generation:
+def log(conn: Conn, scope: Scope, data: GenerationIn | dict[str, Any], *, project: str | None = None) -> Generation:
     g = parse(GenerationIn, data)
     project_id = scope.project_id if project in (None, scope.project) else ensure_project(conn, scope.tenant_id, project)  # type: ignore[arg-type]
     gid = g.id or uuid7()
@@ -123,7 +124,7 @@ def _duplicate(exc: psycopg.errors.UniqueViolation, g: GenerationIn) -> Conflict
     return Conflict(f"a generation with id {g.id} already exists")
 
 
-def get(conn: psycopg.Connection, scope: Scope, generation_id: UUID | str) -> Generation:
+def get(conn: Conn, scope: Scope, generation_id: UUID | str) -> Generation:
     gid = as_uuid(generation_id, "generation id")
     row = conn.execute(_SELECT + " WHERE g.tenant_id = %s AND g.id = %s", (scope.tenant_id, gid)).fetchone()
     if row is None:
@@ -132,7 +133,7 @@ def get(conn: psycopg.Connection, scope: Scope, generation_id: UUID | str) -> Ge
 
 
 def find(
-    conn: psycopg.Connection,
+    conn: Conn,
     scope: Scope,
     *,
     links: dict[str, Any] | None = None,

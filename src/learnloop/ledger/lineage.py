@@ -9,9 +9,8 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-import psycopg
-
 from ..errors import NotFound
+from ..store.database import Conn
 from ..store.tenancy import Scope
 from .generations import as_uuid
 from .models import Generation
@@ -27,7 +26,7 @@ ORDER BY g.iteration, g.created_at, g.id
 """
 
 
-def tree(conn: psycopg.Connection, scope: Scope, generation_id: UUID | str) -> dict[str, Any]:
+def tree(conn: Conn, scope: Scope, generation_id: UUID | str) -> dict[str, Any]:
     """The whole lineage tree containing ``generation_id``, as nested dicts from the root.
 
     Each node: the generation's fields, its feedback verdict, and ``children`` (oldest first).
@@ -51,7 +50,7 @@ def tree(conn: psycopg.Connection, scope: Scope, generation_id: UUID | str) -> d
     return root
 
 
-def path(conn: psycopg.Connection, scope: Scope, generation_id: UUID | str) -> list[Generation]:
+def path(conn: Conn, scope: Scope, generation_id: UUID | str) -> list[Generation]:
     """Generations from the root down to ``generation_id`` (inclusive)."""
     gid = as_uuid(generation_id, "generation id")
     rows = conn.execute(

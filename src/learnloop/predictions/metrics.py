@@ -19,9 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import psycopg
-
 from ..errors import InvalidInput, NotFound
+from ..store.database import Conn
 from ..store.tenancy import Scope
 
 _COUNTS = """
@@ -47,19 +46,22 @@ GROUP BY 1 ORDER BY 1
 """
 
 
-def report(conn: psycopg.Connection, scope: Scope, model_name: str, model_version: str, *,
+def report(conn: Conn, scope: Scope, model_name: str, model_version: str, *,
            threshold: float = 0.5, bins: int = 10) -> dict[str, Any]:
     if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 <= threshold <= 1:
         raise InvalidInput("threshold must be from 0 to 1", field="threshold")
     if isinstance(bins, bool) or not isinstance(bins, int) or not 2 <= bins <= 100:
         raise InvalidInput("bins must be a whole number from 2 to 100", field="bins")
     base = {"t": scope.tenant_id, "p": scope.project_id, "m": model_name, "v": model_version}
-    total = conn.execute(
+    counted = conn.execute(
         "SELECT count(*) AS n FROM learnloop.predictions WHERE tenant_id = %(t)s AND project_id = %(p)s"
-        " AND model_name = %(m)s AND model_version = %(v)s", base).fetchone()["n"]
+        " AND model_name = %(m)s AND model_version = %(v)s", base).fetchone()
+    assert counted is not None  # an aggregate without GROUP BY returns exactly one row
+    total = counted["n"]
     if total == 0:
         raise NotFound(f"no predictions by {model_name} version {model_version} in project {scope.project!r}")
     c = conn.execute(_COUNTS, {**base, "th": threshold}).fetchone()
+    assert c is not None  # likewise (_COUNTS is all aggregates)
     n = c["n"]
     out: dict[str, Any] = {
         "model_name": model_name, "model_version": model_version, "threshold": threshold,
@@ -96,7 +98,7 @@ def report(conn: psycopg.Connection, scope: Scope, model_name: str, model_versio
     }
 
 
-def versions(conn: psycopg.Connection, scope: Scope, model_name: str | None = None) -> list[dict[str, Any]]:
+def versions(conn: Conn, scope: Scope, model_name: str | None = None) -> list[dict[str, Any]]:
     sql = ("SELECT model_name, model_version, count(*) AS predictions, count(outcome) AS with_outcome,"
            " min(created_at) AS first_at, max(created_at) AS last_at FROM learnloop.predictions"
            " WHERE tenant_id = %s AND project_id = %s")

@@ -23,6 +23,7 @@ from ..errors import Conflict, InvalidInput, NotFound
 from ..events.outbox import emit, emit_many
 from ..ledger.generations import as_uuid
 from ..ledger.models import parse
+from ..store.database import Conn
 from ..store.ids import uuid7
 from ..store.tenancy import Scope
 from ..store.validation import check_object, check_text
@@ -70,7 +71,7 @@ class PredictionIn(BaseModel):
         return check_text(v, info.field_name) if v is not None else v
 
 
-def log(conn: psycopg.Connection, scope: Scope, rows: Iterable[PredictionIn | dict[str, Any]]) -> list[UUID]:
+def log(conn: Conn, scope: Scope, rows: Iterable[PredictionIn | dict[str, Any]]) -> list[UUID]:
     """One transaction for the whole batch; ids in input order."""
     parsed = [parse(PredictionIn, r) for r in rows]
     if not parsed:
@@ -101,7 +102,7 @@ def log(conn: psycopg.Connection, scope: Scope, rows: Iterable[PredictionIn | di
     return ids
 
 
-def _resolve(conn: psycopg.Connection, scope: Scope, ref: UUID | str) -> dict[str, Any]:
+def _resolve(conn: Conn, scope: Scope, ref: UUID | str) -> dict[str, Any]:
     if isinstance(ref, UUID) or _is_uuid(ref):
         row = conn.execute("SELECT * FROM learnloop.predictions WHERE tenant_id = %s AND project_id = %s AND id = %s",
                            (scope.tenant_id, scope.project_id, as_uuid(ref, "prediction id"))).fetchone()
@@ -123,12 +124,12 @@ def _is_uuid(v: Any) -> bool:
     return True
 
 
-def get(conn: psycopg.Connection, scope: Scope, ref: UUID | str) -> dict[str, Any]:
+def get(conn: Conn, scope: Scope, ref: UUID | str) -> dict[str, Any]:
     row = _resolve(conn, scope, ref)
     return {k: row[k] for k in _COLS}
 
 
-def record_outcome(conn: psycopg.Connection, scope: Scope, ref: UUID | str, outcome: bool, *,
+def record_outcome(conn: Conn, scope: Scope, ref: UUID | str, outcome: bool, *,
                    note: str | None = None, at: datetime | None = None, replace: bool = False,
                    actor: str | None = None) -> dict[str, Any]:
     if not isinstance(outcome, bool):
@@ -139,18 +140,20 @@ def record_outcome(conn: psycopg.Connection, scope: Scope, ref: UUID | str, outc
         row = _resolve(conn, scope, ref)
         if row["outcome"] is not None and row["outcome"] != outcome and not replace:
             raise Conflict(f"prediction {row['id']} already has outcome {row['outcome']}; pass replace=True to change it")
-        row = conn.execute(
+        updated = conn.execute(
             "UPDATE learnloop.predictions SET outcome = %s, outcome_at = coalesce(%s, now()), outcome_note = %s"
             " WHERE tenant_id = %s AND id = %s RETURNING *",
             (outcome, at, note, scope.tenant_id, row["id"]),
         ).fetchone()
+        assert updated is not None  # the row _resolve found in this transaction; nothing deletes predictions
+        row = updated
         emit(conn, scope.tenant_id, "prediction", row["id"], "prediction.outcome_recorded",
              {"outcome": outcome, "model": row["model_name"], "version": row["model_version"]},
              project_id=scope.project_id, actor=actor)
     return {k: row[k] for k in _COLS}
 
 
-def find(conn: psycopg.Connection, scope: Scope, *, subject: dict[str, Any] | None = None,
+def find(conn: Conn, scope: Scope, *, subject: dict[str, Any] | None = None,
          model_name: str | None = None, model_version: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
     from psycopg.types.json import Jsonb
 

@@ -7,11 +7,13 @@ A ``Scope`` is what every query is filtered by. Local use never names either: th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 import psycopg
 
 from ..errors import InvalidInput, NotFound
+from .database import Conn
 from .validation import check_name
 
 
@@ -23,7 +25,9 @@ class Scope:
     project: str
 
 
-def ensure_tenant(conn: psycopg.Connection, name: str, *, create: bool = True) -> UUID:
+# ensure_tenant, ensure_project and resolve read ids with _first, which takes dict or tuple
+# rows: any connection will do.
+def ensure_tenant(conn: psycopg.Connection[Any], name: str, *, create: bool = True) -> UUID:
     check_name(name, "tenant")
     row = conn.execute("SELECT id FROM learnloop.tenants WHERE name = %s", (name,)).fetchone()
     if row is None:
@@ -38,7 +42,7 @@ def ensure_tenant(conn: psycopg.Connection, name: str, *, create: bool = True) -
     return _first(row)
 
 
-def ensure_project(conn: psycopg.Connection, tenant_id: UUID, name: str, *, create: bool = True) -> UUID:
+def ensure_project(conn: psycopg.Connection[Any], tenant_id: UUID, name: str, *, create: bool = True) -> UUID:
     check_name(name, "project")
     row = conn.execute(
         "SELECT id FROM learnloop.projects WHERE tenant_id = %s AND name = %s", (tenant_id, name)
@@ -55,13 +59,13 @@ def ensure_project(conn: psycopg.Connection, tenant_id: UUID, name: str, *, crea
     return _first(row)
 
 
-def resolve(conn: psycopg.Connection, tenant: str, project: str, *, create: bool = True) -> Scope:
+def resolve(conn: psycopg.Connection[Any], tenant: str, project: str, *, create: bool = True) -> Scope:
     tid = ensure_tenant(conn, tenant, create=create)
     pid = ensure_project(conn, tid, project, create=create)
     return Scope(tid, tenant, pid, project)
 
 
-def list_projects(conn: psycopg.Connection, tenant_id: UUID) -> list[dict]:
+def list_projects(conn: Conn, tenant_id: UUID) -> list[dict]:
     return conn.execute(
         "SELECT id, name, created_at FROM learnloop.projects WHERE tenant_id = %s ORDER BY name",
         (tenant_id,),

@@ -26,13 +26,13 @@ from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
-import psycopg
 from psycopg.types.json import Jsonb
 
 from ..errors import InvalidInput, NotFound
 from ..events.outbox import emit
 from ..ledger.generations import as_uuid
 from ..ledger.models import parse
+from ..store.database import Conn
 from ..store.ids import uuid7
 from ..store.tenancy import Scope, ensure_project
 from .models import Dataset, DatasetFilter, DatasetOptions
@@ -61,7 +61,7 @@ def split_of(ex_hash: str, options: DatasetOptions) -> str:
 
 # -- selection -------------------------------------------------------------------------------
 
-def _where(conn: psycopg.Connection, scope: Scope, f: DatasetFilter, *, ratings: bool = True) -> tuple[str, list[Any]]:
+def _where(conn: Conn, scope: Scope, f: DatasetFilter, *, ratings: bool = True) -> tuple[str, list[Any]]:
     project_id = scope.project_id
     if f.project is not None and f.project != scope.project:
         project_id = ensure_project(conn, scope.tenant_id, f.project, create=False)
@@ -122,7 +122,7 @@ _SELECT = (
 )
 
 
-def _rows(conn: psycopg.Connection, sql: str, params: list[Any]) -> Iterator[dict[str, Any]]:
+def _rows(conn: Conn, sql: str, params: list[Any]) -> Iterator[dict[str, Any]]:
     # A server-side cursor keeps memory flat for 100k+ generations; it needs a transaction,
     # which the caller holds.
     with conn.cursor(name=f"ds_{uuid7().hex}") as cur:
@@ -142,7 +142,7 @@ def prompt_messages(row: dict[str, Any]) -> list[dict[str, str]]:
     return out
 
 
-def _sft_examples(conn: psycopg.Connection, scope: Scope, f: DatasetFilter, opts: DatasetOptions,
+def _sft_examples(conn: Conn, scope: Scope, f: DatasetFilter, opts: DatasetOptions,
                   counts: Counter[str], pii: Counter[str]) -> Iterator[tuple[UUID, UUID | None, dict[str, Any]]]:
     where, params = _where(conn, scope, f)
     for row in _rows(conn, f"{_SELECT} WHERE {where} ORDER BY g.created_at, g.id", params):
@@ -160,7 +160,7 @@ def _sft_examples(conn: psycopg.Connection, scope: Scope, f: DatasetFilter, opts
         yield row["id"], None, {"messages": msgs}
 
 
-def _preference_examples(conn: psycopg.Connection, scope: Scope, f: DatasetFilter, opts: DatasetOptions,
+def _preference_examples(conn: Conn, scope: Scope, f: DatasetFilter, opts: DatasetOptions,
                          counts: Counter[str], pii: Counter[str]) -> Iterator[tuple[UUID, UUID | None, dict[str, Any]]]:
     where, params = _where(conn, scope, f, ratings=False)
     trees: dict[UUID, list[dict[str, Any]]] = {}
@@ -213,7 +213,7 @@ def _preference_examples(conn: psycopg.Connection, scope: Scope, f: DatasetFilte
 
 # -- versions --------------------------------------------------------------------------------
 
-def create(conn: psycopg.Connection, scope: Scope, name: str, filter: DatasetFilter | dict[str, Any] | None = None,
+def create(conn: Conn, scope: Scope, name: str, filter: DatasetFilter | dict[str, Any] | None = None,
            *, kind: str = "sft", options: DatasetOptions | dict[str, Any] | None = None,
            created_by: str | None = None) -> Dataset:
     if not isinstance(name, str) or not name.strip() or len(name) > 200 or "@" in name or "\x00" in name:
@@ -300,7 +300,7 @@ def _empty_message(kind: str, counts: Counter[str]) -> str:
             "output; no dataset was created")
 
 
-def get(conn: psycopg.Connection, scope: Scope, ref: UUID | str) -> Dataset:
+def get(conn: Conn, scope: Scope, ref: UUID | str) -> Dataset:
     """By id, ``name`` (latest version) or ``name@version``."""
     sql = "SELECT * FROM learnloop.datasets WHERE tenant_id = %s AND project_id = %s"
     if isinstance(ref, UUID) or (isinstance(ref, str) and _looks_like_uuid(ref)):
@@ -330,7 +330,7 @@ def _looks_like_uuid(text: str) -> bool:
     return True
 
 
-def list_versions(conn: psycopg.Connection, scope: Scope, name: str | None = None) -> list[Dataset]:
+def list_versions(conn: Conn, scope: Scope, name: str | None = None) -> list[Dataset]:
     sql = "SELECT * FROM learnloop.datasets WHERE tenant_id = %s AND project_id = %s"
     params: list[Any] = [scope.tenant_id, scope.project_id]
     if name:
@@ -340,7 +340,7 @@ def list_versions(conn: psycopg.Connection, scope: Scope, name: str | None = Non
     return [Dataset.model_validate(r) for r in rows]
 
 
-def items(conn: psycopg.Connection, scope: Scope, dataset_id: UUID, split: str | None = None) -> Iterator[dict[str, Any]]:
+def items(conn: Conn, scope: Scope, dataset_id: UUID, split: str | None = None) -> Iterator[dict[str, Any]]:
     """Membership rows in position order; the caller holds a transaction (server-side cursor)."""
     if split not in (None, "train", "validation"):
         raise InvalidInput(f"unknown split {split!r}: use train or validation", field="split")

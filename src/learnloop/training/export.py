@@ -33,9 +33,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
 from ..errors import InvalidInput
+from ..store.database import Conn
 from ..store.tenancy import Scope
 from . import datasets as _ds
 
@@ -112,7 +111,7 @@ def record(fmt: str, kind: str, example: dict[str, Any]) -> tuple[dict[str, Any]
     return out, [*example["prompt"], *chosen]
 
 
-def export(conn: psycopg.Connection, scope: Scope, dataset_ref: Any, path: str | os.PathLike[str], *,
+def export(conn: Conn, scope: Scope, dataset_ref: Any, path: str | os.PathLike[str], *,
            fmt: str = "chat", split: str | None = None, max_tokens: int = DEFAULT_MAX_TOKENS) -> dict[str, Any]:
     """Write one dataset version to ``path``; return the report (counts, tokens, problems)."""
     if fmt not in FORMATS:

@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import psycopg
 from psycopg.types.json import Jsonb
 
 from ..config import Settings
 from ..errors import ConfigurationError, InvalidInput, NotFound, ProviderError, provider_message
 from ..events.outbox import emit
 from ..ledger.generations import as_uuid
+from ..store.database import Conn
 from ..store.ids import uuid7
 from ..store.tenancy import Scope
 from . import datasets as _ds
@@ -120,7 +120,7 @@ class OpenAIFineTuning:
 
 
 
-def _row(conn: psycopg.Connection, scope: Scope, job_id: UUID) -> dict[str, Any]:
+def _row(conn: Conn, scope: Scope, job_id: UUID) -> dict[str, Any]:
     row = conn.execute("SELECT * FROM learnloop.finetune_jobs WHERE tenant_id = %s AND id = %s",
                        (scope.tenant_id, job_id)).fetchone()
     if row is None:
@@ -128,7 +128,7 @@ def _row(conn: psycopg.Connection, scope: Scope, job_id: UUID) -> dict[str, Any]
     return row
 
 
-def resolve_job(conn: psycopg.Connection, scope: Scope, ref: UUID | str) -> UUID:
+def resolve_job(conn: Conn, scope: Scope, ref: UUID | str) -> UUID:
     """A job by our id or by the provider's job id (``ftjob-...``)."""
     if isinstance(ref, str) and not _ds._looks_like_uuid(ref):
         row = conn.execute("SELECT id FROM learnloop.finetune_jobs WHERE tenant_id = %s AND provider_job_id = %s",
@@ -139,11 +139,11 @@ def resolve_job(conn: psycopg.Connection, scope: Scope, ref: UUID | str) -> UUID
     return as_uuid(ref, "job id")
 
 
-def get(conn: psycopg.Connection, scope: Scope, ref: UUID | str) -> Job:
+def get(conn: Conn, scope: Scope, ref: UUID | str) -> Job:
     return Job.model_validate(_row(conn, scope, resolve_job(conn, scope, ref)))
 
 
-def list_jobs(conn: psycopg.Connection, scope: Scope, *, status: str | None = None, limit: int = 100) -> list[Job]:
+def list_jobs(conn: Conn, scope: Scope, *, status: str | None = None, limit: int = 100) -> list[Job]:
     sql = "SELECT * FROM learnloop.finetune_jobs WHERE tenant_id = %s AND project_id = %s"
     params: list[Any] = [scope.tenant_id, scope.project_id]
     if status is not None:
@@ -155,7 +155,7 @@ def list_jobs(conn: psycopg.Connection, scope: Scope, *, status: str | None = No
     return [Job.model_validate(r) for r in rows]
 
 
-def job_events(conn: psycopg.Connection, scope: Scope, ref: UUID | str) -> list[dict[str, Any]]:
+def job_events(conn: Conn, scope: Scope, ref: UUID | str) -> list[dict[str, Any]]:
     jid = resolve_job(conn, scope, ref)
     _row(conn, scope, jid)
     return conn.execute(
@@ -179,16 +179,19 @@ def _check_hyper(hp: dict[str, Any] | None) -> dict[str, Any]:
     return hp
 
 
-def _update(conn: psycopg.Connection, scope: Scope, job_id: UUID, fields: dict[str, Any]) -> dict[str, Any]:
+def _update(conn: Conn, scope: Scope, job_id: UUID, fields: dict[str, Any]) -> dict[str, Any]:
     from psycopg import sql
 
     sets = sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in fields)
     q = sql.SQL("UPDATE learnloop.finetune_jobs SET {}, updated_at = now() WHERE tenant_id = %(t)s AND id = %(i)s"
                 " RETURNING *").format(sets)
-    return conn.execute(q, {**fields, "t": scope.tenant_id, "i": job_id}).fetchone()  # type: ignore[return-value]
+    row = conn.execute(q, {**fields, "t": scope.tenant_id, "i": job_id}).fetchone()
+    if row is None:  # every caller read or inserted the job first, and nothing deletes jobs
+        raise NotFound(f"no fine-tuning job {job_id} in this tenant")
+    return row
 
 
-def start(conn: psycopg.Connection, scope: Scope, provider: OpenAIFineTuning, dataset_ref: Any, *,
+def start(conn: Conn, scope: Scope, provider: OpenAIFineTuning, dataset_ref: Any, *,
           base_model: str, hyperparameters: dict[str, Any] | None = None, suffix: str | None = None,
           seed: int | None = None, actor: str | None = None) -> Job:
     """Record a job, export the dataset, upload it, create the remote job; see module doc."""
@@ -237,7 +240,7 @@ def _ts(value: Any) -> datetime | None:
     return datetime.fromtimestamp(value, UTC) if isinstance(value, int | float) else None
 
 
-def _apply_remote(conn: psycopg.Connection, scope: Scope, jid: UUID, remote: Any, *,
+def _apply_remote(conn: Conn, scope: Scope, jid: UUID, remote: Any, *,
                   extra: dict[str, Any] | None = None, progress: float | None = None,
                   actor: str | None = None) -> dict[str, Any]:
     before = _row(conn, scope, jid)
@@ -279,7 +282,7 @@ def _apply_remote(conn: psycopg.Connection, scope: Scope, jid: UUID, remote: Any
     return row
 
 
-def sync(conn: psycopg.Connection, scope: Scope, provider: OpenAIFineTuning, ref: UUID | str,
+def sync(conn: Conn, scope: Scope, provider: OpenAIFineTuning, ref: UUID | str,
          actor: str | None = None) -> Job:
     """Poll the provider once: status, resulting model, new events, progress."""
     jid = resolve_job(conn, scope, ref)
@@ -322,7 +325,7 @@ def sync(conn: psycopg.Connection, scope: Scope, provider: OpenAIFineTuning, ref
     return get(conn, scope, jid)
 
 
-def cancel(conn: psycopg.Connection, scope: Scope, provider: OpenAIFineTuning, ref: UUID | str,
+def cancel(conn: Conn, scope: Scope, provider: OpenAIFineTuning, ref: UUID | str,
            actor: str | None = None) -> Job:
     jid = resolve_job(conn, scope, ref)
     row = _row(conn, scope, jid)

@@ -16,10 +16,9 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-import psycopg
-
 from ..errors import InvalidInput, NotFound
 from ..ledger.generations import as_uuid
+from ..store.database import Conn
 from ..store.tenancy import Scope
 
 
@@ -29,7 +28,7 @@ def _model(model: Any) -> str:
     return model
 
 
-def trained_on(conn: psycopg.Connection, scope: Scope, model: str, *, limit: int = 100_000) -> list[dict[str, Any]]:
+def trained_on(conn: Conn, scope: Scope, model: str, *, limit: int = 100_000) -> list[dict[str, Any]]:
     model = _model(model)
     jobs = conn.execute(
         "SELECT id FROM learnloop.finetune_jobs WHERE tenant_id = %s AND result_model = %s",
@@ -61,7 +60,7 @@ def trained_on(conn: psycopg.Connection, scope: Scope, model: str, *, limit: int
     ).fetchall()
 
 
-def trace(conn: psycopg.Connection, scope: Scope, generation_id: UUID | str) -> dict[str, Any]:
+def trace(conn: Conn, scope: Scope, generation_id: UUID | str) -> dict[str, Any]:
     gid = as_uuid(generation_id, "generation id")
     g = conn.execute("SELECT id, model FROM learnloop.generations WHERE tenant_id = %s AND id = %s",
                      (scope.tenant_id, gid)).fetchone()
@@ -110,7 +109,7 @@ def trace(conn: psycopg.Connection, scope: Scope, generation_id: UUID | str) -> 
     }
 
 
-def used_by(conn: psycopg.Connection, scope: Scope, model: str, *, limit: int = 1000) -> list[dict[str, Any]]:
+def used_by(conn: Conn, scope: Scope, model: str, *, limit: int = 1000) -> list[dict[str, Any]]:
     model = _model(model)
     return conn.execute(
         """
