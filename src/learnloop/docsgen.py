@@ -46,12 +46,14 @@ def data_model(url: str) -> str:
             lines += ["", f"## {'view ' if kind == 'v' else ''}learnloop.{name}", ""]
             if comment:
                 lines += [comment, ""]
-            pk = conn.execute("""
+            pk_row = conn.execute("""
                 SELECT string_agg(a.attname, ', ' ORDER BY k.ord)
                 FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
                 WHERE i.indrelid = %s AND i.indisprimary
-            """, (oid,)).fetchone()[0]
+            """, (oid,)).fetchone()
+            assert pk_row is not None  # an aggregate without GROUP BY returns exactly one row
+            pk = pk_row[0]
             if pk:
                 lines += [f"Primary key: ({pk})", ""]
             lines += ["| column | type | null | default | description |", "|---|---|---|---|---|"]

@@ -54,7 +54,7 @@ def dataset_create(ctx: click.Context, name: str, kind: str, as_json: bool, link
         f["without_tags"] = list(without_tags)
     if links:
         f["links"] = dict(_pair(x, "--link") for x in links)
-    options = {"scrub_pii": scrub_pii, "dedupe": not no_dedupe, "validation": validation, "seed": seed}
+    options: dict[str, Any] = {"scrub_pii": scrub_pii, "dedupe": not no_dedupe, "validation": validation, "seed": seed}
     if system is not None:
         options["system"] = system
     ds = get_client(ctx).training.create_dataset(name, f, kind=kind, options=options)

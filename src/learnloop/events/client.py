@@ -13,6 +13,7 @@ installation-wide (one archiver serves every tenant).
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -88,14 +89,15 @@ class Events:
         finally:
             con.close()
 
-    def by_type_and_day(self, *, days: int | None = None, root: str | None = None) -> list[dict[str, Any]]:
+    # Below the method ``list``, a bare ``list[...]`` in a signature names that method: builtins.list.
+    def by_type_and_day(self, *, days: int | None = None, root: str | None = None) -> builtins.list[dict[str, Any]]:
         con = self.duckdb(root=root)
         try:
             return _query.by_type_and_day(con, days)
         finally:
             con.close()
 
-    def activity(self, *, days: int = 7, root: str | None = None) -> list[dict[str, Any]]:
+    def activity(self, *, days: int = 7, root: str | None = None) -> builtins.list[dict[str, Any]]:
         con = self.duckdb(root=root)
         try:
             return _query.activity(con, days)
@@ -107,7 +109,7 @@ class Events:
         with self._c.db.connection() as conn:
             return _keys.create(conn, self._c.scope.tenant_id, name, list(scopes) if not isinstance(scopes, str) else scopes)
 
-    def list_keys(self) -> list[dict[str, Any]]:
+    def list_keys(self) -> builtins.list[dict[str, Any]]:
         with self._c.db.connection() as conn:
             return _keys.list_keys(conn, self._c.scope.tenant_id)
 

@@ -186,7 +186,12 @@ class Hub:
         with self._lock:
             targets = [e for t, es in self._waiters.items() if tenant_id in (None, t) for e in es]
         if targets and self._loop is not None:
-            self._loop.call_soon_threadsafe(lambda: [e.set() for e in targets])
+
+            def wake() -> None:
+                for e in targets:
+                    e.set()
+
+            self._loop.call_soon_threadsafe(wake)
 
     def _run(self) -> None:
         # Reconnects after a database restart; wakes everyone then, since notifications

@@ -201,7 +201,7 @@ def validate(item: Any) -> Row:
         return row
     g = parse(GenerationIn, item)
     f = dict(g.__dict__)
-    json = {name: json_bytes(f[name], name) for name in (*_OBJECTS, "retrieved", "links")}
+    json: dict[str, bytes | None] = {name: json_bytes(f[name], name) for name in (*_OBJECTS, "retrieved", "links")}
     json["messages"] = None if f["messages"] is None else json_bytes(f["messages"], "messages")
     return Row(f, json)
 

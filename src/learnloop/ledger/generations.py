@@ -146,7 +146,7 @@ def find(
     offset: int = 0,
 ) -> list[Generation]:
     """Generations matching every given condition, newest first ("every conversation about loan 456")."""
-    where = [sql.SQL("g.tenant_id = %s")]
+    where: list[sql.Composable] = [sql.SQL("g.tenant_id = %s")]
     params: list[Any] = [scope.tenant_id]
     if not all_projects:
         where.append(sql.SQL("g.project_id = %s"))
