@@ -227,7 +227,7 @@ def _cols(q: Query) -> sql.Composable:
 
 
 def _candidates_sql(q: Query, path: str, gate: sql.Composable | None = None, *, limit: int | None = None,
-                    cols: sql.Composable | None = None) -> tuple[sql.Composable, list[Any]]:
+                    cols: sql.Composable | None = None) -> tuple[sql.Composed, list[Any]]:
     """SELECT cols, distance ... ORDER BY distance LIMIT n, by the chosen path.
 
     The distance is written once and ordered by its alias: written twice with two
@@ -321,7 +321,7 @@ def _session_settings(conn: psycopg.Connection[Any], ef_search: int, max_scan: i
 
 
 def _with_settings(conn: psycopg.Connection[Any], ef_search: int, max_scan: int,
-                   query: sql.Composable, params: Sequence[Any], *, guard: bool) -> list[dict[str, Any]]:
+                   query: sql.Composed, params: Sequence[Any], *, guard: bool) -> list[dict[str, Any]]:
     """Run an HNSW-path ``query`` with its settings, in one round trip when possible.
 
     Unguarded (no metadata or custom filter): session-level hnsw.* settings, then the
@@ -461,7 +461,7 @@ def _choose(conn: psycopg.Connection[Any], q: Query, threshold: int) -> tuple[in
     return matching, path
 
 
-def _fetch_sql(q: Query, path: str) -> tuple[sql.Composable, list[Any]]:
+def _fetch_sql(q: Query, path: str) -> tuple[sql.Composed, list[Any]]:
     if path == "hnsw" or not q.owner_data:
         return _candidates_sql(q, path)
     # Exact with owner data: every matching row flows into the top-k sort, which copies
