@@ -6,6 +6,7 @@ benchmarks/results/ (gitignored); later runs reuse the file.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -249,7 +250,9 @@ def run_size(name: str, vectors: np.ndarray, texts: list[str], queries: np.ndarr
         for set_name, (qs, truth) in sets.items():
             if big and set_name != "held-out glosses":
                 continue
-            for ef in ((64, 100) if big else (40, 64, 100, 200)):
+            sweep = os.environ.get("BENCH_EF_SWEEP")  # e.g. "64,128,256,400"
+            points = tuple(int(x) for x in sweep.split(",")) if sweep else ((64, 100) if big else (40, 64, 100, 200))
+            for ef in points:
                 def lib_ef(q: np.ndarray, ef: int = ef) -> list[int]:
                     return [h["owner_id"].int - 1 for h in kn.search(q, k=K, model=model, ef_search=ef)]
                 m = measure(lib_ef, qs, truth)
@@ -374,8 +377,6 @@ def million(vectors: np.ndarray, n: int = 1_000_000, sigma: float = 0.03) -> np.
 
 
 def main() -> None:
-    import os
-
     from .common import save
 
     texts, all_vectors = gloss_vectors()
