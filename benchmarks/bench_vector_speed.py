@@ -214,7 +214,13 @@ def run_size(name: str, vectors: np.ndarray, texts: list[str], queries: np.ndarr
             f.before_round = lambda: raw_settings(ef, iterative)  # type: ignore[attr-defined]
             return f
 
-        lib_ef = kn._c.settings.search_ef_search or 64
+        lib_ef = kn._c.settings.search_ef_search
+        if lib_ef is None:  # the library's own default for this table size
+            from learnloop.knowledge.search import adaptive_ef_search
+
+            with kn._c.db.connection() as c:
+                lib_ef = adaptive_ef_search(c)
+        print(f"  [{name}] library ef_search for {len(vectors):,} vectors: {lib_ef}", flush=True)
         results: dict[str, dict[str, object]] = {}
         for label, et in SCENARIOS:
             mask = None if et is None else etypes == et

@@ -46,8 +46,9 @@ class Settings(BaseSettings):
     work_mem: str = "16MB"
     max_connections: int = 200
     # Search (learnloop.knowledge.search); see docs/retrieval.md for how they were chosen.
-    search_ef_search: int = Field(
-        default=64, description="HNSW candidate list size (hnsw.ef_search); 64 measured recall@10 0.98 at 117k.")
+    search_ef_search: int | None = Field(
+        default=None, description="HNSW candidate list size (hnsw.ef_search); unset: 64 up to 120k vectors, "
+        "growing with the table beyond (about 300 at 1M, at most 400), see docs/retrieval.md.")
     search_exact_threshold: int | None = Field(
         default=None, description="Filters matching fewer rows than this are searched exactly (B-tree + sort); "
         "unset: sqrt(12 * k * rows in the table), see docs/retrieval.md.")
