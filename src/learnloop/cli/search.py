@@ -24,7 +24,7 @@ from ._common import echo_json, get_client, json_flag, json_option, table
 @click.option("--exclude-tag", "exclude_tags", multiple=True, help="With --successes: never tagged this (repeatable).")
 @click.option("--few-shot", is_flag=True, help="With --successes: print the hits as few-shot examples.")
 @click.option("--all-projects", is_flag=True, help="Search every project of the tenant.")
-@click.option("--ef-search", type=int, help="HNSW candidate list size (default LEARNLOOP_SEARCH_EF_SEARCH=64).")
+@click.option("--ef-search", type=int, help="HNSW candidate list size (default: LEARNLOOP_SEARCH_EF_SEARCH, else 64 growing with the table).")
 @json_flag
 @click.pass_context
 def search(ctx: click.Context, query: str, k: int, entity_types: tuple[str, ...], owner_types: tuple[str, ...],
