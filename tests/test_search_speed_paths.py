@@ -197,3 +197,26 @@ def test_search_uses_the_table_sized_default_unless_told(one_conn: Any, monkeypa
     assert _show(ll, "hnsw.ef_search") == str(S.ef_for_rows(1_000_000))
     kb.search(vecs[7], k=10, model=MODEL, path="hnsw", ef_search=72)  # an explicit value wins
     assert _show(ll, "hnsw.ef_search") == "72"
+
+
+def test_repeated_searches_reuse_a_generic_plan(one_conn: Any) -> None:
+    # The model id is part of the statement (like the partial index's predicate), so after
+    # psycopg prepares the statement PostgreSQL can keep one plan instead of planning each call.
+    ll, kb, vecs = one_conn
+    for i in range(12):
+        assert len(kb.search(vecs[10 + i], k=10, model=MODEL, path="hnsw")) == 10
+    with ll.db.connection() as conn:
+        rows = conn.execute(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE %s",
+            ("%learnloop.embeddings e%",),
+        ).fetchall()
+    assert rows and max(r["generic_plans"] for r in rows) >= 5
+
+
+def test_a_hostile_model_id_is_a_value_not_sql(one_conn: Any) -> None:
+    ll, kb, vecs = one_conn
+    hostile = "x'; DELETE FROM learnloop.embeddings; --"
+    assert list(kb.search(vecs[3], k=5, model=hostile, path="exact")) == []
+    assert len(kb.search(vecs[3], k=5, model=MODEL)) == 5  # nothing was deleted
+    with pytest.raises(learnloop.InvalidInput, match="model"):
+        kb.search(vecs[3], k=5, model="a\x00b")

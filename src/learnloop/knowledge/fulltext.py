@@ -35,8 +35,7 @@ _lock = threading.Lock()
 
 def _base(q: Any) -> tuple[sql.Composable, list[Any]]:
     """The scope part of a prepared query: tenant, model (and project)."""
-    n = q.base_conds
-    return sql.SQL(" AND ").join(q.conds[:n]), q.params[:n]
+    return sql.SQL(" AND ").join(q.conds[:q.base_conds]), q.params[:q.base_params]
 
 
 def corpus_stats(conn: psycopg.Connection[Any], q: Any) -> tuple[float, float]:

@@ -82,6 +82,7 @@ class Query:
     params: list[Any]
     text: str | None = None
     base_conds: int = 2  # conds[:base_conds] are the scope: tenant, model (and project)
+    base_params: int = 1  # ... and params[:base_params] their values (the model is a literal)
     # A condition the planner cannot estimate well (metadata filter, custom condition):
     # the HNSW path then forbids sorting for the query (see ``_apply_settings``).
     guard: bool = False
@@ -102,6 +103,12 @@ def _as_list(value: Any, what: str) -> list[Any] | None:
     if not out:
         raise InvalidInput(f"{what} is empty; leave it out to search everything", field=what)
     return out
+
+
+def _check_model(model: Any) -> str:
+    if not isinstance(model, str) or not model.strip():
+        raise InvalidInput("model must be a non-empty model id", field="model")
+    return check_text(model, "model")
 
 
 def prepare(
@@ -131,8 +138,15 @@ def prepare(
             field="vector")
     if not np.isfinite(vec).all():
         raise InvalidInput("the query vector contains NaN or infinity", field="vector")
-    conds: list[sql.Composable] = [sql.SQL("e.tenant_id = %s"), sql.SQL("e.model = %s")]
-    params: list[Any] = [scope.tenant_id, model]
+    _check_model(model)
+    # The model id is written into the statement, quoted by psycopg (sql.Literal), like the
+    # predicate of the model's partial HNSW index (knowledge.vectors). As a bound parameter
+    # it kept PostgreSQL from proving that predicate in a generic plan, so every search was
+    # planned afresh: ~0.3 ms of a 1.7 ms search at 117k. The model names an index, much as
+    # an identifier would; every other value stays a parameter.
+    conds: list[sql.Composable] = [sql.SQL("e.tenant_id = %s"),
+                                   sql.SQL("e.model = {}").format(sql.Literal(model))]
+    params: list[Any] = [scope.tenant_id]
     if not all_projects:
         conds.append(sql.SQL("e.project_id = %s"))
         params.append(scope.project_id)
@@ -169,7 +183,7 @@ def prepare(
             params.extend(extra_cond.params)
             guard = True
     return Query(vec, model, k, conds, params, base_conds=2 if all_projects else 3,
-                 doc_cond=doc_cond, guard=guard)
+                 base_params=1 if all_projects else 2, doc_cond=doc_cond, guard=guard)
 
 
 def _where(q: Query) -> sql.Composable:
@@ -687,7 +701,7 @@ class SearchMixin:
             return vec, provider.model_id, query, (time.perf_counter() - t0) * 1000
         if query is None:
             raise InvalidInput("give a query text or a query vector", field="query")
-        mid = model or self._provider(None).model_id
+        mid = _check_model(model) if model else self._provider(None).model_id
         dkey = (conn.info.dbname, conn.info.host, conn.info.port, mid)
         dims = _DIMS.get(dkey)
         if dims is None:
