@@ -12,8 +12,11 @@ tenant (and by project unless ``all_projects``). Invariants:
   up early (``hnsw.max_scan_tuples``), the exact path finishes the job: a filtered search
   never silently returns fewer rows than it could.
 * The HNSW query repeats the index contract of ``knowledge.vectors`` exactly:
-  ``(embedding::vector(DIM)) <=> %s::vector(DIM)`` with ``model = %s``. The exact path
-  uses the untyped column so the planner cannot pick the graph index there.
+  ``(embedding::vector(DIM)) <=> %s::vector(DIM)`` with ``model = '<model>'``: the model
+  id is written into the statement (quoted by psycopg) like the index's own predicate, so
+  a prepared statement's generic plan can use the partial index and repeated searches are
+  not planned again. Every other value is a bound parameter. The exact path uses the
+  untyped column so the planner cannot pick the graph index there.
 * HNSW settings (``hnsw.ef_search``, ``hnsw.iterative_scan``, ``hnsw.max_scan_tuples``)
   are set on the pooled session and re-sent only when they change (tracked on the
   connection object): only HNSW scans read them, and only search runs those. Planner
