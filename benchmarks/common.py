@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -65,8 +66,6 @@ class MachineLoad:
         total = sum(delta) or 1
         busy = 1 - (delta[3] + delta[4]) / total  # idle + iowait
         steal = delta[7] / total if len(delta) > 7 else 0.0
-        import os
-
         return f"load {os.getloadavg()[0]:.1f}, cpu busy {busy:.0%}, steal {steal:.0%}"
 
 

@@ -109,15 +109,12 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
 def _store_vector(conn: Conn, scope: Scope, embedder: Any, row: dict[str, Any]) -> None:
     if embedder is None:
         return
-    # The ignores on calls into embeddings/ and knowledge/: those annotate ``conn`` as bare
-    # ``psycopg.Connection`` (tuple rows) but read only through cursors with their own
-    # row_factory, so the pool's dict-row connections are right for them.
     from ..embeddings import embed_with_cache
     from ..knowledge.vectors import EmbeddingRow, upsert_embeddings
 
     text = embed_text(row)
-    vec = embed_with_cache(conn, scope.tenant_id, embedder, [text])[0]  # type: ignore[arg-type]  # see _store_vector
-    upsert_embeddings(conn, scope, embedder.model_id,  # type: ignore[arg-type]  # see above
+    vec = embed_with_cache(conn, scope.tenant_id, embedder, [text])[0]
+    upsert_embeddings(conn, scope, embedder.model_id,
                       [EmbeddingRow("term", row["id"], text, vec, entity_type=row["category"],
                                     metadata={"table": row["table_name"], "field": row["field_name"]})],
                       dimensions=embedder.dimensions)
@@ -128,7 +125,7 @@ def prepare(conn: Conn, embedder: Any) -> None:
     if embedder is not None:
         from ..knowledge.vectors import ensure_index
 
-        ensure_index(conn, embedder.model_id, embedder.dimensions)  # type: ignore[arg-type]  # see _store_vector
+        ensure_index(conn, embedder.model_id, embedder.dimensions)
 
 
 def _get_row(conn: Conn, scope: Scope, word: str | UUID) -> dict[str, Any]:
@@ -255,7 +252,7 @@ def lookup(conn: Conn, scope: Scope, embedder: Any, phrase: str, *, k: int = 5,
         return []
     from ..embeddings import embed_with_cache
 
-    vec = embed_with_cache(conn, scope.tenant_id, embedder, [phrase.strip()], write=False)[0]  # type: ignore[arg-type]  # see _store_vector
+    vec = embed_with_cache(conn, scope.tenant_id, embedder, [phrase.strip()], write=False)[0]
     rows = conn.execute(
         "SELECT t.*, 1 - (e.embedding <=> %(v)s) AS score, cf.definition AS field_definition, cf.data_type"
         " FROM learnloop.embeddings e"

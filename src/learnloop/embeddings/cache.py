@@ -11,6 +11,7 @@ a concurrent writer of the same text is harmless (ON CONFLICT DO NOTHING).
 from __future__ import annotations
 
 import time
+from typing import Any
 from uuid import UUID, uuid4
 
 import numpy as np
@@ -25,7 +26,7 @@ from .metrics import METRICS
 
 
 def embed_with_cache(
-    conn: psycopg.Connection,
+    conn: psycopg.Connection[Any],
     tenant_id: UUID,
     provider: EmbeddingProvider,
     texts: list[str],

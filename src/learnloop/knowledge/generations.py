@@ -80,7 +80,7 @@ def pending(conn: psycopg.Connection, scope: Scope, model: str, what: str = "bot
     return int(row["n"]) if row else 0
 
 
-def embed_generations(conn: psycopg.Connection, scope: Scope, provider: EmbeddingProvider, *,
+def embed_generations(conn: psycopg.Connection[Any], scope: Scope, provider: EmbeddingProvider, *,
                       what: str = "both", batch_size: int = 256, limit: int | None = None,
                       on_batch: Any = None) -> dict[str, Any]:
     """Embed every not-yet-embedded generation of the project (up to ``limit``)."""

@@ -86,7 +86,7 @@ def recorded_dimensions(conn: psycopg.Connection, model: str) -> int | None:
     return None if row is None else int(row[0])
 
 
-def ensure_index(conn: psycopg.Connection, model: str, dimensions: int, m: int = 16,
+def ensure_index(conn: psycopg.Connection[Any], model: str, dimensions: int, m: int = 16,
                  ef_construction: int = 64) -> str:
     """Create (once) the model's partial HNSW index; return its name.
 
@@ -175,7 +175,7 @@ def _checked(rows: Iterable[EmbeddingRow], dimensions: int) -> list[tuple[Embedd
     return out
 
 
-def upsert_embeddings(conn: psycopg.Connection, scope: Scope, model: str, rows: Sequence[EmbeddingRow],
+def upsert_embeddings(conn: psycopg.Connection[Any], scope: Scope, model: str, rows: Sequence[EmbeddingRow],
                       *, dimensions: int | None = None) -> int:
     """Insert or replace the vectors of (owner_type, owner_id) for ``model``; binary COPY."""
     dims = dimensions or recorded_dimensions(conn, model)

@@ -117,10 +117,8 @@ class Database:
         pool.open(wait=False)
         return cls(url, pool, server)
 
-    # Typed Connection[Any], not Conn, for now: code under knowledge/ and embeddings/ still
-    # annotates bare psycopg.Connection (tuple rows) and receives these connections.
     @contextmanager
-    def connection(self, timeout: float | None = None) -> Iterator[psycopg.Connection[Any]]:
+    def connection(self, timeout: float | None = None) -> Iterator[Conn]:
         """A pooled autocommit connection with dict rows; errors become our own."""
         try:
             with self.pool.connection(timeout=timeout) as conn:
@@ -136,7 +134,7 @@ class Database:
             raise DatabaseUnavailable(f"database connection failed: {_first_line(exc)}") from exc
 
     @contextmanager
-    def transaction(self) -> Iterator[psycopg.Connection[Any]]:
+    def transaction(self) -> Iterator[Conn]:
         with self.connection() as conn, conn.transaction():
             yield conn
 

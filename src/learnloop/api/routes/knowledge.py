@@ -302,6 +302,5 @@ def embed_generations(request: Request, body: EmbedGenerations, ctx: Write, idem
     provider = ctx.client.knowledge.provider
     ctx.client.knowledge.ensure_index()  # outside the write's transaction (see upsert_entity)
     return run_write(ctx, idem, request_hash("POST", request.url.path, ctx.scope.project, body),
-                     # knowledge/ annotates bare psycopg.Connection (tuple rows); it reads via its own dict_row cursor
-                     lambda conn: _gens.embed_generations(conn, ctx.scope, provider, what=body.what,  # type: ignore[arg-type]
+                     lambda conn: _gens.embed_generations(conn, ctx.scope, provider, what=body.what,
                                                           batch_size=body.batch_size, limit=body.limit))
