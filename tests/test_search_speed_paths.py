@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from typing import Any
+from uuid import uuid4
 
 import numpy as np
 import pytest
@@ -147,7 +148,7 @@ def test_owner_data_is_the_same_on_every_path_and_ids_only_ranks_alike(one_conn:
         assert chunk["document_id"] == doc.document_id
         assert (gen["owner_id"], gen["prompt"], gen["output_text"], gen["kind"]) == (
             g.id, g.prompt, g.output_text, "chat")
-        assert gen["generation_created_at"] is not None
+        assert gen["generation_created_at"] == g.created_at  # a timestamp, not the JSON string
         assert (ent["entity_id"], ent["user_ref"], ent["metadata"]) == ("g-1", "ana", {"status": "active"})
         assert "prompt" not in chunk and "title" not in ent and "entity_id" not in gen
         seen[path] = [(h["owner_id"], round(h["similarity"], 5)) for h in hits]
@@ -155,6 +156,47 @@ def test_owner_data_is_the_same_on_every_path_and_ids_only_ranks_alike(one_conn:
         assert [set(h) for h in ids] == [{"owner_type", "owner_id", "similarity", "embedding_id"}] * 3
         assert [(h["owner_id"], round(h["similarity"], 5)) for h in ids] == seen[path]
     assert seen["exact"] == seen["hnsw"] == seen["auto"]
+
+
+def test_a_narrowed_scope_returns_the_same_owner_data_with_fewer_lookups(one_conn: Any) -> None:
+    """A scope that cannot reach an owner type leaves its lookups out of the statement
+    (each is planned on every exact-path search); the hits it returns must not change."""
+    ll, _, _ = one_conn
+    kn = ll.knowledge
+    doc = kn.ingest_bytes(b"Rye bread wants a long, slow rise in a cool kitchen.", file_name="rye.txt",
+                          title="Rye notes")
+    ll.log(kind="chat", prompt="How long should rye bread rise?", output_text="Slowly, overnight.")
+    kn.embed_generations()
+    kn.upsert_entity("goal", "rye-1", "Bake a rye loaf with a slow rise", user_ref="ana")
+    every = {h["owner_id"]: h for h in kn.search("rye bread slow rise", k=50, path="exact")}
+    narrowed = {
+        "entity": kn.search("rye bread slow rise", k=50, path="exact", entity_types="goal"),
+        "chunk": kn.search("rye bread slow rise", k=50, path="exact", document_ids=[doc.document_id]),
+        "generation": kn.search("rye bread slow rise", k=50, path="exact", owner_types="generation"),
+    }
+    assert len(every) < 50  # the whole corpus of the default model: every narrowed hit is in it
+    for owner_type, hits in narrowed.items():
+        assert hits and {h["owner_type"] for h in hits} == {owner_type}
+        assert all(h == every[h["owner_id"]] for h in hits), owner_type
+    q = S.prepare(ll.scope, np.ones(384, dtype=np.float32), kn.provider.model_id, entity_types="goal")
+    with ll.db.connection() as conn:
+        text = S._statement(conn, q, "exact")[0].decode()
+    assert "learnloop.chunks" not in text and "learnloop.documents" not in text
+    assert "learnloop.entities" in text and "learnloop.generations" in text
+
+
+def test_only_chunks_have_documents_and_chunks_have_no_entity_type(one_conn: Any) -> None:
+    # The narrowed statements above rely on these two rules; the table enforces them.
+    import psycopg
+
+    ll, _, _ = one_conn
+    insert = ("INSERT INTO learnloop.embeddings (tenant_id, id, project_id, owner_type, owner_id, model,"
+              " content_hash, content, embedding, entity_type, document_id)"
+              " VALUES (%s, gen_random_uuid(), %s, %s, gen_random_uuid(), 'm', 'h', 't', '[1]', %s, %s)")
+    for owner_type, entity_type, document in (("entity", "goal", uuid4()), ("chunk", "goal", None)):
+        with pytest.raises(psycopg.errors.CheckViolation), ll.db.connection() as conn:
+            conn.execute(insert,
+                         (ll.scope.tenant_id, ll.scope.project_id, owner_type, entity_type, document))
 
 
 @pytest.mark.parametrize("path", ["exact", "hnsw"])

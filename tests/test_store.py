@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -256,3 +257,15 @@ def test_uuid7_batches_are_version_7_unique_and_time_ordered():
         assert u.version == 7 and u.variant == _uuid.RFC_4122
     # The 48-bit millisecond prefix never runs backwards.
     assert before.int >> 80 <= min(u.int >> 80 for u in batch)
+
+
+def test_json_read_back_loses_no_digits(client):
+    # Pooled connections read JSON with orjson, which would turn integers beyond 64 bits
+    # into floats; those documents must come back exactly, like every other one.
+    docs = [{"id": 123456789012345678901234567890, "n": -(2**70)}, {"max": 18446744073709551615},
+            {"a": 1.5, "s": "é\u2603", "nested": [{"x": None, "t": True}]}, ["plain", 3], "text"]
+    with client.db.connection() as conn:
+        for doc in docs:
+            row = conn.execute("SELECT %s::jsonb AS b, %s::json AS j",
+                               (json.dumps(doc), json.dumps(doc))).fetchone()
+            assert row["b"] == doc and row["j"] == doc

@@ -7,6 +7,8 @@
   a B-tree and orders them by exact distance instead of walking the HNSW graph.
 * ``search_metrics``: per tenant/project/day counters flushed from each process, so
   ``learnloop stats search`` can report searches made by other processes.
+* Two CHECK constraints on ``embeddings`` that search's statement shapes rely on: only
+  chunks have a document; chunks have no entity type.
 """
 
 from ..store.migrations import Migration, MigrationSet
@@ -49,10 +51,22 @@ COMMENT ON COLUMN learnloop.search_metrics.embed_calls IS
     'Query embeddings computed by searches (time in embed_ms_total).';
 """
 
+# What search relies on to leave owner lookups out of a statement (knowledge.search,
+# ``reachable_owner_types``): only chunks have a document, and chunks have no entity type.
+# Added NOT VALID then validated, so the scan of existing rows takes no write lock.
+M003_OWNER_SHAPE = """
+ALTER TABLE learnloop.embeddings
+    ADD CONSTRAINT embeddings_document_is_chunk CHECK (document_id IS NULL OR owner_type = 'chunk') NOT VALID,
+    ADD CONSTRAINT embeddings_chunk_has_no_entity_type CHECK (owner_type <> 'chunk' OR entity_type IS NULL) NOT VALID;
+ALTER TABLE learnloop.embeddings VALIDATE CONSTRAINT embeddings_document_is_chunk;
+ALTER TABLE learnloop.embeddings VALIDATE CONSTRAINT embeddings_chunk_has_no_entity_type;
+"""
+
 MIGRATIONS = MigrationSet(
     "retrieval",
     [
         Migration("m001_fulltext_and_exact_path", M001_FULLTEXT),
         Migration("m002_search_metrics", M002_SEARCH_METRICS),
+        Migration("m003_owner_shape_constraints", M003_OWNER_SHAPE),
     ],
 )

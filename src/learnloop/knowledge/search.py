@@ -37,12 +37,14 @@ examples.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -59,6 +61,7 @@ from .filters import Compiled, compile_filter
 log = logging.getLogger(__name__)
 
 OWNER_TYPES = ("chunk", "entity", "generation", "term")
+OWNER_TYPES_SET = frozenset(OWNER_TYPES)
 MAX_K = 1000
 RRF_K = 60  # the constant of Cormack et al. (2009); robust across collections
 DEFAULT_EF_SEARCH = 64
@@ -91,6 +94,12 @@ class Query:
     guard: bool = False
     owner_data: bool = True  # False: hits carry ids and similarity only
     doc_cond: int | None = None  # index of the active-document condition (not counted)
+    # Owner types the scope can return (see ``reachable_owner_types``): the statement only
+    # carries the owner lookups and the active-document check these need.
+    reachable: frozenset[str] = frozenset(OWNER_TYPES_SET)
+    # The statement's shape without its values: one token per condition. Keys the
+    # statement cache and the path verdicts, so neither renders the SQL again per search.
+    shape: tuple[str, ...] = ()
 
     @property
     def dims(self) -> int:
@@ -147,46 +156,85 @@ def prepare(
     # it kept PostgreSQL from proving that predicate in a generic plan, so every search was
     # planned afresh: ~0.3 ms of a 1.7 ms search at 117k. The model names an index, much as
     # an identifier would; every other value stays a parameter.
-    conds: list[sql.Composable] = [sql.SQL("e.tenant_id = %s"),
-                                   sql.SQL("e.model = {}").format(sql.Literal(model))]
+    conds: list[sql.Composable] = [_TENANT_COND, sql.SQL("e.model = {}").format(sql.Literal(model))]
+    shape: list[str] = ["tenant", f"model={model!r}"]
     params: list[Any] = [scope.tenant_id]
     if not all_projects:
-        conds.append(sql.SQL("e.project_id = %s"))
+        conds.append(_PROJECT_COND)
+        shape.append("project")
         params.append(scope.project_id)
     types = _as_list(owner_types, "owner_types")
     if types is not None:
         bad = [t for t in types if t not in OWNER_TYPES]
         if bad:
             raise InvalidInput(f"unknown owner type {bad[0]!r}; use {', '.join(OWNER_TYPES)}", field="owner_types")
-        conds.append(sql.SQL("e.owner_type = ANY(%s)"))
+        conds.append(_OWNER_TYPES_COND)
+        shape.append("owner_types")
         params.append(types)
     etypes = _as_list(entity_types, "entity_types")
     if etypes is not None:
-        conds.append(sql.SQL("e.entity_type = ANY(%s)"))
+        conds.append(_ENTITY_TYPES_COND)
+        shape.append("entity_types")
         params.append([check_key(t, "entity type") for t in etypes])
     if user is not None:
-        conds.append(sql.SQL("e.user_ref = %s"))
+        conds.append(_USER_COND)
+        shape.append("user")
         params.append(check_key(str(user), "user"))
     docs = _as_list(document_ids, "document_ids")
     if docs is not None:
         try:
-            conds.append(sql.SQL("e.document_id = ANY(%s)"))
             params.append([d if isinstance(d, UUID) else UUID(str(d)) for d in docs])
         except ValueError:
             raise InvalidInput("document_ids must be document UUIDs", field="document_ids") from None
-    # Chunks of a deactivated document stay stored but are not searched.
-    doc_cond = len(conds)
-    conds.append(sql.SQL(
-        "(e.document_id IS NULL OR EXISTS (SELECT 1 FROM learnloop.documents d"
-        " WHERE d.tenant_id = e.tenant_id AND d.id = e.document_id AND d.active))"))
+        conds.append(_DOCUMENTS_COND)
+        shape.append("documents")
+    reachable = reachable_owner_types(types, etypes is not None, docs is not None)
+    # Chunks of a deactivated document stay stored but are not searched. Only chunks have
+    # a document (a CHECK constraint says so), so scopes without chunks skip the check.
+    doc_cond = None
+    if "chunk" in reachable:
+        doc_cond = len(conds)
+        conds.append(_ACTIVE_DOCUMENT_COND)
+        shape.append("active_document")
     guard = False
     for extra_cond in (compile_filter(where), extra):
         if extra_cond is not None:
             conds.append(extra_cond.sql)
+            shape.append(extra_cond.sql.as_string(None))
             params.extend(extra_cond.params)
             guard = True
     return Query(vec, model, k, conds, params, base_conds=2 if all_projects else 3,
-                 base_params=1 if all_projects else 2, doc_cond=doc_cond, guard=guard)
+                 base_params=1 if all_projects else 2, doc_cond=doc_cond, guard=guard,
+                 reachable=reachable, shape=tuple(shape))
+
+
+_TENANT_COND = sql.SQL("e.tenant_id = %s")
+_PROJECT_COND = sql.SQL("e.project_id = %s")
+_OWNER_TYPES_COND = sql.SQL("e.owner_type = ANY(%s)")
+_ENTITY_TYPES_COND = sql.SQL("e.entity_type = ANY(%s)")
+_USER_COND = sql.SQL("e.user_ref = %s")
+_DOCUMENTS_COND = sql.SQL("e.document_id = ANY(%s)")
+_ACTIVE_DOCUMENT_COND = sql.SQL(
+    "(e.document_id IS NULL OR EXISTS (SELECT 1 FROM learnloop.documents d"
+    " WHERE d.tenant_id = e.tenant_id AND d.id = e.document_id AND d.active))")
+
+
+def reachable_owner_types(owner_types: Sequence[str] | None, by_entity_type: bool,
+                          by_document: bool) -> frozenset[str]:
+    """The owner types a scope can return, by the embeddings table's CHECK constraints.
+
+    Only chunks have a document (``embeddings_document_is_chunk``) and chunks never have an
+    entity type (``embeddings_chunk_has_no_entity_type``): a search by document reaches
+    chunks only, a search by entity type never reaches them. Each owner lookup and the
+    active-document check cost the planner ~20 us per search on the exact path (which is
+    planned per search), so a statement carries only the ones its scope needs.
+    """
+    reachable = set(OWNER_TYPES if owner_types is None else owner_types)
+    if by_entity_type:
+        reachable.discard("chunk")
+    if by_document:
+        reachable &= {"chunk"}
+    return frozenset(reachable)
 
 
 def _where(q: Query) -> sql.Composable:
@@ -217,30 +265,46 @@ def count_matching(conn: psycopg.Connection[Any], q: Query, cap: int) -> int:
 # the LIMIT pulls), so each runs for the k hits only, never for every matching row. Four
 # LEFT JOINs in an outer query over a CTE cost ~0.3 ms more planning per search (their
 # join order is searched) plus a materialisation and a second sort.
-_OWNER_COLS = """e.owner_type, e.owner_id, e.content, e.entity_type, e.user_ref, e.document_id, e.metadata,
-       e.id AS embedding_id,
-       CASE WHEN e.owner_type = 'entity' THEN (SELECT en.entity_id FROM learnloop.entities en
-            WHERE en.tenant_id = e.tenant_id AND en.id = e.owner_id) END AS entity_id,
-       CASE WHEN e.document_id IS NOT NULL THEN (SELECT d.title FROM learnloop.documents d
-            WHERE d.tenant_id = e.tenant_id AND d.id = e.document_id) END AS title,
-       CASE WHEN e.document_id IS NOT NULL THEN (SELECT d.file_name FROM learnloop.documents d
-            WHERE d.tenant_id = e.tenant_id AND d.id = e.document_id) END AS file_name,
-       CASE WHEN e.owner_type = 'chunk' THEN (SELECT c.chunk_index FROM learnloop.chunks c
-            WHERE c.tenant_id = e.tenant_id AND c.id = e.owner_id) END AS chunk_index,
-       CASE WHEN e.owner_type = 'generation' THEN (SELECT g.prompt FROM learnloop.generations g
-            WHERE g.tenant_id = e.tenant_id AND g.id = e.owner_id) END AS prompt,
-       CASE WHEN e.owner_type = 'generation' THEN (SELECT g.output_text FROM learnloop.generations g
-            WHERE g.tenant_id = e.tenant_id AND g.id = e.owner_id) END AS output_text,
-       CASE WHEN e.owner_type = 'generation' THEN (SELECT g.kind FROM learnloop.generations g
-            WHERE g.tenant_id = e.tenant_id AND g.id = e.owner_id) END AS kind,
-       CASE WHEN e.owner_type = 'generation' THEN (SELECT g.created_at FROM learnloop.generations g
-            WHERE g.tenant_id = e.tenant_id AND g.id = e.owner_id) END AS generation_created_at"""
+_BASE_OWNER_COLS = ("e.owner_type, e.owner_id, e.content, e.entity_type, e.user_ref, e.document_id, e.metadata,"
+                    " e.id AS embedding_id")
+# Fields read from one owner row come back as one jsonb object (``_JSON_OWNERS``, expanded
+# by ``_tidy``): each scalar subquery is a subplan the planner builds on every exact-path
+# search (~15 us each), and the four generation fields as four subqueries cost 0.06 ms
+# more planning than one.
+_OWNER_LOOKUPS = {
+    "entity": ("""CASE WHEN e.owner_type = 'entity' THEN (SELECT en.entity_id FROM learnloop.entities en
+            WHERE en.tenant_id = e.tenant_id AND en.id = e.owner_id) END AS entity_id""",),
+    "chunk": ("""CASE WHEN e.document_id IS NOT NULL THEN (SELECT jsonb_build_object('title', d.title,
+            'file_name', d.file_name) FROM learnloop.documents d
+            WHERE d.tenant_id = e.tenant_id AND d.id = e.document_id) END AS owner_document""",
+              """CASE WHEN e.owner_type = 'chunk' THEN (SELECT c.chunk_index FROM learnloop.chunks c
+            WHERE c.tenant_id = e.tenant_id AND c.id = e.owner_id) END AS chunk_index"""),
+    "generation": ("""CASE WHEN e.owner_type = 'generation' THEN (SELECT jsonb_build_object('prompt', g.prompt,
+            'output_text', g.output_text, 'kind', g.kind, 'generation_created_at', g.created_at)
+            FROM learnloop.generations g WHERE g.tenant_id = e.tenant_id AND g.id = e.owner_id) END
+            AS owner_generation""",),
+    "term": (),
+}
+# jsonb owner columns -> the hit keys they expand to (a missing owner row gives None for each).
+_JSON_OWNERS = {
+    "owner_document": ("title", "file_name"),
+    "owner_generation": ("prompt", "output_text", "kind", "generation_created_at"),
+}
+
+
+@functools.lru_cache(maxsize=64)
+def _owner_cols(reachable: frozenset[str]) -> sql.SQL:
+    """The hit columns plus the owner lookups of the owner types the scope can return."""
+    lookups = [c for t in OWNER_TYPES if t in reachable for c in _OWNER_LOOKUPS[t]]
+    return sql.SQL(",\n       ".join([_BASE_OWNER_COLS, *lookups]))
+
+
 # Only ids and similarity (``owner_data=False``): no owner lookups at all.
-_IDS_COLS = "e.owner_type, e.owner_id, e.id AS embedding_id"
+_IDS_COLS = sql.SQL("e.owner_type, e.owner_id, e.id AS embedding_id")
 
 
 def _cols(q: Query) -> sql.Composable:
-    return sql.SQL(_OWNER_COLS if q.owner_data else _IDS_COLS)
+    return _owner_cols(q.reachable) if q.owner_data else _IDS_COLS
 
 
 def _candidates_sql(q: Query, path: str, gate: sql.Composable | None = None, *, limit: int | None = None,
@@ -264,7 +328,7 @@ def _candidates_sql(q: Query, path: str, gate: sql.Composable | None = None, *, 
                     " ORDER BY distance LIMIT {n}").format(
         cols=cols if cols is not None else _cols(q), dist=dist, w=where,
         n=sql.Literal(int(limit if limit is not None else q.k)))
-    return query, [q.vector, *q.params]
+    return query, _params(q, path)
 
 
 _OWNER_KEYS = {
@@ -273,6 +337,8 @@ _OWNER_KEYS = {
     "generation": frozenset(("prompt", "output_text", "kind", "user_ref", "generation_created_at")),
 }
 _EVERY_OWNER_KEY = frozenset().union(*_OWNER_KEYS.values())
+# Per owner type, the owner keys that belong to other owner types (dropped from its hits).
+_FOREIGN_KEYS = {t: tuple(sorted(_EVERY_OWNER_KEY - _OWNER_KEYS.get(t, frozenset()))) for t in OWNER_TYPES}
 
 
 def _tidy(rows: list[dict[str, Any]], *, by_distance: bool = True) -> list[dict[str, Any]]:
@@ -286,11 +352,19 @@ def _tidy(rows: list[dict[str, Any]], *, by_distance: bool = True) -> list[dict[
         rows.sort(key=lambda r: (r["distance"], r["embedding_id"]))
     out = []
     for r in rows:
-        wanted = _OWNER_KEYS.get(r["owner_type"], frozenset())
+        owner_type = r.pop("owner_type")
         distance = r.pop("distance", None)
-        hit = {"owner_type": r.pop("owner_type"), "owner_id": r.pop("owner_id")}
-        hit["similarity"] = r.pop("similarity") if "similarity" in r else 1.0 - distance  # type: ignore[operator]
-        hit.update((key, v) for key, v in r.items() if key not in _EVERY_OWNER_KEY or key in wanted)
+        hit = {"owner_type": owner_type, "owner_id": r.pop("owner_id"),
+               "similarity": r.pop("similarity") if "similarity" in r else 1.0 - distance}  # type: ignore[operator]
+        for col, keys in _JSON_OWNERS.items():
+            if col in r:
+                fields = r.pop(col) or {}
+                r.update((key, fields.get(key)) for key in keys)
+        if r.get("generation_created_at") is not None:  # a JSON string; the column is timestamptz
+            r["generation_created_at"] = datetime.fromisoformat(r["generation_created_at"])
+        for key in _FOREIGN_KEYS.get(owner_type, _EVERY_OWNER_KEY):
+            r.pop(key, None)
+        hit.update(r)
         out.append(hit)
     return out
 
@@ -338,7 +412,7 @@ def _session_settings(conn: psycopg.Connection[Any], ef_search: int, max_scan: i
 
 
 def _with_settings(conn: psycopg.Connection[Any], ef_search: int, max_scan: int,
-                   query: sql.Composed, params: Sequence[Any], *, guard: bool) -> list[dict[str, Any]]:
+                   query: sql.Composed | bytes, params: Sequence[Any], *, guard: bool) -> list[dict[str, Any]]:
     """Run an HNSW-path ``query`` with its settings, in one round trip when possible.
 
     Unguarded (no metadata or custom filter): session-level hnsw.* settings, then the
@@ -392,11 +466,10 @@ def run(
         chosen = _known_path(conn, q, exact_threshold) or "auto"
     if chosen == "exact":
         # No index settings to scope: one plain statement, one round trip.
-        rows = conn.execute(*_fetch_sql(q, "exact")).fetchall()
+        rows = conn.execute(*_statement(conn, q, "exact")).fetchall()
     else:
         rows = _with_settings(conn, max(ef_search, q.k), max_scan_tuples,
-                              *(_auto_sql(q, exact_threshold) if chosen == "auto" else _fetch_sql(q, chosen)),
-                              guard=q.guard)
+                              *_statement(conn, q, chosen, exact_threshold), guard=q.guard)
     if chosen == "auto":
         matching = rows[0]["matching"] if rows else None
         chosen = "exact" if matching is not None and matching < exact_threshold else "hnsw"
@@ -405,7 +478,7 @@ def run(
     if chosen == "hnsw" and len(rows) < q.k and path == "auto":
         # The graph walk hit max_scan_tuples before finding k matches: finish exactly.
         chosen = "hnsw+exact"
-        rows = conn.execute(*_fetch_sql(q, "exact")).fetchall()
+        rows = conn.execute(*_statement(conn, q, "exact")).fetchall()
     for r in rows:
         r.pop("matching", None)
     res = Results(_tidy(rows))
@@ -425,7 +498,7 @@ _table_rows: dict[tuple[Any, ...], tuple[float, float]] = {}
 
 def _table_size(conn: psycopg.Connection[Any]) -> float:
     """Rows in learnloop.embeddings as the planner knows them (re-read once a minute)."""
-    key = (conn.info.dbname, conn.info.host, conn.info.port)
+    key = _database_key(conn)
     seen = _table_rows.get(key)
     if seen is None or time.monotonic() - seen[0] > VERDICT_TTL:
         row = conn.execute(
@@ -476,10 +549,18 @@ VERDICT_TTL = 60.0
 MAX_VERDICTS = 4096
 
 
+def _database_key(conn: psycopg.Connection[Any]) -> tuple[Any, ...]:
+    """Which database a connection talks to, kept on the connection (libpq reads cost ~5 us)."""
+    key = getattr(conn, "_learnloop_db", None)
+    if key is None:
+        key = (conn.info.dbname, conn.info.host, conn.info.port)
+        conn._learnloop_db = key  # type: ignore[attr-defined]
+    return key  # type: ignore[no-any-return]
+
+
 def _verdict_key(conn: psycopg.Connection[Any], q: Query, threshold: int) -> tuple[Any, ...]:
     values = json.dumps([p if isinstance(p, int | float | str | list) else repr(p) for p in q.params], default=str)
-    return (conn.info.dbname, conn.info.host, conn.info.port, threshold,
-            _where(q).as_string(None), values)
+    return (_database_key(conn), threshold, q.shape, values)
 
 
 def _known_path(conn: psycopg.Connection[Any], q: Query, threshold: int) -> str | None:
@@ -508,6 +589,34 @@ def _choose(conn: psycopg.Connection[Any], q: Query, threshold: int) -> tuple[in
     return matching, path
 
 
+# Rendered statements by shape: composing a statement with psycopg.sql and encoding it cost
+# ~60 us per search (1.2 ms in all at 117k / 1%), every time for the same text. The key is
+# everything the text depends on; the values stay bound parameters.
+_STATEMENTS: dict[tuple[Any, ...], bytes] = {}
+MAX_STATEMENTS = 1024
+
+
+def _statement(conn: psycopg.Connection[Any], q: Query, path: str, threshold: int = 0) -> tuple[bytes, list[Any]]:
+    """(statement, parameters) for ``path`` ("exact", "hnsw" or "auto"), rendered once per shape."""
+    key = (q.shape, path, q.k, q.dims, q.owner_data, q.reachable, threshold if path == "auto" else 0,
+           conn.info.encoding)
+    text = _STATEMENTS.get(key)
+    if text is None:
+        query, params = _auto_sql(q, threshold) if path == "auto" else _fetch_sql(q, path)
+        if len(_STATEMENTS) >= MAX_STATEMENTS:
+            _STATEMENTS.clear()
+        text = _STATEMENTS[key] = query.as_bytes(conn)
+        return text, params
+    return text, _params(q, path)
+
+
+def _params(q: Query, path: str) -> list[Any]:
+    """The parameters of ``_fetch_sql`` (one candidate scan) or ``_auto_sql`` (count + both)."""
+    if path == "auto":
+        return [*q.params, q.vector, *q.params, q.vector, *q.params]
+    return [q.vector, *q.params]
+
+
 def _fetch_sql(q: Query, path: str) -> tuple[sql.Composed, list[Any]]:
     if path == "hnsw" or not q.owner_data:
         return _candidates_sql(q, path)
@@ -531,8 +640,8 @@ def _auto_sql(q: Query, threshold: int) -> tuple[sql.Composed, list[Any]]:
     """
     gate = sql.Literal(int(threshold))
     ids = sql.SQL("e.id, e.tenant_id")
-    exact, eparams = _candidates_sql(q, "exact", sql.SQL("(SELECT c FROM n) < {}").format(gate), cols=ids)
-    hnsw, hparams = _candidates_sql(q, "hnsw", sql.SQL("(SELECT c FROM n) >= {}").format(gate), cols=ids)
+    exact, _ = _candidates_sql(q, "exact", sql.SQL("(SELECT c FROM n) < {}").format(gate), cols=ids)
+    hnsw, _ = _candidates_sql(q, "hnsw", sql.SQL("(SELECT c FROM n) >= {}").format(gate), cols=ids)
     query = sql.SQL(
         "WITH n AS MATERIALIZED (SELECT count(*) AS c FROM"
         " (SELECT 1 FROM learnloop.embeddings e WHERE {w} LIMIT {t}) s),"
@@ -540,7 +649,8 @@ def _auto_sql(q: Query, threshold: int) -> tuple[sql.Composed, list[Any]]:
         " SELECT {cols}, h.distance, (SELECT c FROM n) AS matching"
         " FROM hits h JOIN learnloop.embeddings e ON e.tenant_id = h.tenant_id AND e.id = h.id"
     ).format(w=_count_where(q), t=gate, exact=exact, hnsw=hnsw, cols=_cols(q))
-    return query, [*q.params, *eparams, *hparams]
+    # The count's parameters, then each branch's (_params(q, "exact"), _params(q, "hnsw")).
+    return query, _params(q, "auto")
 
 
 # -- hybrid --------------------------------------------------------------------------------
@@ -596,7 +706,7 @@ def run_hybrid(
         owner = sql.SQL(
             "SELECT {cols}, 1 - (e.embedding <=> %s::vector) AS similarity, h.score, h.dense_rank, h.text_rank"
             " FROM hits h JOIN learnloop.embeddings e ON e.tenant_id = %s AND e.id = h.id"
-            " ORDER BY h.score DESC, e.id").format(cols=sql.SQL(_OWNER_COLS))
+            " ORDER BY h.score DESC, e.id").format(cols=_owner_cols(q.reachable))
         params = [q.text, *dparams, avgdl, lexemes, idf, *q.params, n,
                   float(dense_weight), float(text_weight), q.k, q.vector, q.params[0]]
         rows = conn.execute(query + owner, params).fetchall()
@@ -705,7 +815,7 @@ class SearchMixin:
         if query is None:
             raise InvalidInput("give a query text or a query vector", field="query")
         mid = _check_model(model) if model else self._provider(None).model_id
-        dkey = (conn.info.dbname, conn.info.host, conn.info.port, mid)
+        dkey = (*_database_key(conn), mid)
         dims = _DIMS.get(dkey)
         if dims is None:
             dims = recorded_dimensions(conn, mid)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from typing import Any
 import orjson
 import psycopg
 from psycopg.rows import DictRow, dict_row
-from psycopg.types.json import set_json_dumps
+from psycopg.types.json import set_json_dumps, set_json_loads
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..config import Settings
@@ -202,11 +203,29 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
 
+# A run of 19+ digits may be an integer beyond 64 bits: orjson would read it as a float
+# (losing digits), the stdlib reads it exactly.
+_LONG_DIGITS = re.compile(rb"\d{19}")
+
+
+def _loads(data: str | bytes) -> Any:
+    # orjson reads ~3x faster than the stdlib (a search decodes each hit's metadata). It
+    # reads integers beyond 64 bits as floats and refuses numbers beyond a double, both of
+    # which jsonb holds exactly: those documents go to the stdlib.
+    if isinstance(data, bytes | bytearray | memoryview) and _LONG_DIGITS.search(data) is None:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(data)
+
+
 def _configure(conn: Conn) -> None:
     from pgvector.psycopg import register_vector
 
     register_vector(conn)
     set_json_dumps(_dumps, context=conn)
+    set_json_loads(_loads, context=conn)
 
 
 def _first_line(exc: BaseException) -> str:
