@@ -38,7 +38,6 @@ examples.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import math
 import time
@@ -156,7 +155,7 @@ def prepare(
     # it kept PostgreSQL from proving that predicate in a generic plan, so every search was
     # planned afresh: ~0.3 ms of a 1.7 ms search at 117k. The model names an index, much as
     # an identifier would; every other value stays a parameter.
-    conds: list[sql.Composable] = [_TENANT_COND, sql.SQL("e.model = {}").format(sql.Literal(model))]
+    conds: list[sql.Composable] = [_TENANT_COND, _model_cond(model)]
     shape: list[str] = ["tenant", f"model={model!r}"]
     params: list[Any] = [scope.tenant_id]
     if not all_projects:
@@ -206,6 +205,11 @@ def prepare(
     return Query(vec, model, k, conds, params, base_conds=2 if all_projects else 3,
                  base_params=1 if all_projects else 2, doc_cond=doc_cond, guard=guard,
                  reachable=reachable, shape=tuple(shape))
+
+
+@functools.lru_cache(maxsize=64)
+def _model_cond(model: str) -> sql.Composed:
+    return sql.SQL("e.model = {}").format(sql.Literal(model))
 
 
 _TENANT_COND = sql.SQL("e.tenant_id = %s")
@@ -290,6 +294,7 @@ _JSON_OWNERS = {
     "owner_document": ("title", "file_name"),
     "owner_generation": ("prompt", "output_text", "kind", "generation_created_at"),
 }
+_JSON_OWNER_TYPE = {"owner_document": "chunk", "owner_generation": "generation"}
 
 
 @functools.lru_cache(maxsize=64)
@@ -337,8 +342,14 @@ _OWNER_KEYS = {
     "generation": frozenset(("prompt", "output_text", "kind", "user_ref", "generation_created_at")),
 }
 _EVERY_OWNER_KEY = frozenset().union(*_OWNER_KEYS.values())
-# Per owner type, the owner keys that belong to other owner types (dropped from its hits).
-_FOREIGN_KEYS = {t: tuple(sorted(_EVERY_OWNER_KEY - _OWNER_KEYS.get(t, frozenset()))) for t in OWNER_TYPES}
+# What a row may carry beyond the hit keys: the owner keys and the jsonb owner columns.
+_EVERY_OWNER_COLUMN = tuple(sorted(_EVERY_OWNER_KEY | set(_JSON_OWNERS)))
+# Per owner type, the columns of other owner types (dropped from its hits, jsonb ones unread).
+_FOREIGN_KEYS = {t: tuple(sorted((_EVERY_OWNER_KEY - _OWNER_KEYS.get(t, frozenset()))
+                                 | {col for col, owner in _JSON_OWNER_TYPE.items() if owner != t}))
+                 for t in OWNER_TYPES}
+# Per owner type, its own jsonb owner column and the keys it expands to.
+_OWN_JSON = {owner: (col, _JSON_OWNERS[col]) for col, owner in _JSON_OWNER_TYPE.items()}
 
 
 def _tidy(rows: list[dict[str, Any]], *, by_distance: bool = True) -> list[dict[str, Any]]:
@@ -349,24 +360,28 @@ def _tidy(rows: list[dict[str, Any]], *, by_distance: bool = True) -> list[dict[
     less than a second sort level in SQL.
     """
     if by_distance:
-        rows.sort(key=lambda r: (r["distance"], r["embedding_id"]))
+        rows.sort(key=_by_distance)
     out = []
     for r in rows:
         owner_type = r.pop("owner_type")
         distance = r.pop("distance", None)
         hit = {"owner_type": owner_type, "owner_id": r.pop("owner_id"),
                "similarity": r.pop("similarity") if "similarity" in r else 1.0 - distance}  # type: ignore[operator]
-        for col, keys in _JSON_OWNERS.items():
-            if col in r:
-                fields = r.pop(col) or {}
-                r.update((key, fields.get(key)) for key in keys)
-        if r.get("generation_created_at") is not None:  # a JSON string; the column is timestamptz
-            r["generation_created_at"] = datetime.fromisoformat(r["generation_created_at"])
-        for key in _FOREIGN_KEYS.get(owner_type, _EVERY_OWNER_KEY):
+        for key in _FOREIGN_KEYS.get(owner_type, _EVERY_OWNER_COLUMN):
             r.pop(key, None)
+        own = _OWN_JSON.get(owner_type)
+        if own is not None and own[0] in r:
+            fields = r.pop(own[0]) or {}
+            r.update((key, fields.get(key)) for key in own[1])
+            if r.get("generation_created_at") is not None:  # a JSON string; the column is timestamptz
+                r["generation_created_at"] = datetime.fromisoformat(r["generation_created_at"])
         hit.update(r)
         out.append(hit)
     return out
+
+
+def _by_distance(row: dict[str, Any]) -> tuple[Any, Any]:
+    return row["distance"], row["embedding_id"]
 
 
 def _apply_settings(conn: psycopg.Connection[Any], ef_search: int, max_scan: int) -> None:
@@ -559,8 +574,16 @@ def _database_key(conn: psycopg.Connection[Any]) -> tuple[Any, ...]:
 
 
 def _verdict_key(conn: psycopg.Connection[Any], q: Query, threshold: int) -> tuple[Any, ...]:
-    values = json.dumps([p if isinstance(p, int | float | str | list) else repr(p) for p in q.params], default=str)
-    return (_database_key(conn), threshold, q.shape, values)
+    return (_database_key(conn), threshold, q.shape, tuple(_value_key(p) for p in q.params))
+
+
+def _value_key(value: Any) -> Any:
+    """A hashable stand-in for a parameter value, equal for equal values."""
+    if isinstance(value, str | int | float | UUID) or value is None:
+        return value
+    if isinstance(value, list | tuple):
+        return tuple(_value_key(v) for v in value)
+    return repr(value)  # e.g. a Jsonb filter value: its repr shows the wrapped value
 
 
 def _known_path(conn: psycopg.Connection[Any], q: Query, threshold: int) -> str | None:
