@@ -269,14 +269,10 @@ def run_size(name: str, vectors: np.ndarray, texts: list[str], queries: np.ndarr
 
             # Like for like: the fastest raw query that returns k rows at the library's
             # ef_search (or exact, which has no ef).
-            def best(prefix: str) -> dict[str, float] | None:
-                return min((v for k, v in row.items() if k.startswith(prefix) and "ef 40" not in k
-                            and isinstance(v, dict) and v["min_rows"] >= min(K, row["matching"])),  # type: ignore[call-overload]
-                           key=lambda v: v["p50_ms"], default=None)
             for lname, key, prefix in (("library", "library/raw, same columns", "raw, same columns"),
                                        ("library, ids only", "ids only/raw", "raw "),
                                        ("library", "library/raw ids", "raw ")):
-                base = best(prefix)
+                base = _best_raw(row, prefix)
                 if base:
                     lib = row[lname]
                     row[f"{key} p50"] = lib["p50_ms"] / base["p50_ms"]  # type: ignore[index]
@@ -323,6 +319,14 @@ def run_size(name: str, vectors: np.ndarray, texts: list[str], queries: np.ndarr
         out["chroma"] = _chroma(vectors, etypes, queries)
         out["lancedb"] = _lancedb(vectors, etypes, queries)
     return out
+
+
+def _best_raw(row: dict[str, object], prefix: str) -> dict[str, float] | None:
+    """The fastest raw query named ``prefix``... that returned k rows every time."""
+    want = min(K, row["matching"])  # type: ignore[call-overload]
+    return min((v for k, v in row.items() if k.startswith(prefix) and "ef 40" not in k
+                and isinstance(v, dict) and v["min_rows"] >= want),
+               key=lambda v: v["p50_ms"], default=None)
 
 
 def _print_row(size: str, label: str, row: dict[str, object]) -> None:
