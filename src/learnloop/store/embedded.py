@@ -169,18 +169,22 @@ class EmbeddedServer:
     def _apply_conf(self, handle: Any, commands: Any) -> None:
         conf = self.pgdata / CONF_NAME
         wanted = _conf_text(self.settings)
-        if conf.exists() and conf.read_text() == wanted:
-            return
-        conf.write_text(wanted)
-        main_conf = self.pgdata / "postgresql.conf"
-        include = f"include_if_exists = '{CONF_NAME}'"
-        if include not in main_conf.read_text():
-            with main_conf.open("a") as fh:
-                fh.write(f"\n{include}\n")
-        if handle.system_user:
-            shutil.chown(conf, user=handle.system_user)
-        log.info("restarting the embedded server to apply %s", conf)
+        # Checked under the lock the restart holds. Checked outside it, a process could read
+        # the file another process had just written and connect while that one restarted
+        # the server (the likely cause of one process in four failing to start a new data
+        # dir together, once, on a loaded machine).
         with handle._lock:
+            if conf.exists() and conf.read_text() == wanted:
+                return
+            conf.write_text(wanted)
+            main_conf = self.pgdata / "postgresql.conf"
+            include = f"include_if_exists = '{CONF_NAME}'"
+            if include not in main_conf.read_text():
+                with main_conf.open("a") as fh:
+                    fh.write(f"\n{include}\n")
+            if handle.system_user:
+                shutil.chown(conf, user=handle.system_user)
+            log.info("restarting the embedded server to apply %s", conf)
             commands.pg_ctl(
                 ["-w", "-m", "fast", "restart", "-l", str(handle.log)],
                 pgdata=self.pgdata,
