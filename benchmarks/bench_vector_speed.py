@@ -245,7 +245,10 @@ def run_size(name: str, vectors: np.ndarray, texts: list[str], queries: np.ndarr
                 lib_ef = adaptive_ef_search(c)
         print(f"  [{name}] library ef_search for {len(vectors):,} vectors: {lib_ef}", flush=True)
         results: dict[str, dict[str, object]] = {}
+        wanted = os.environ.get("BENCH_VECTOR_SCENARIOS")  # e.g. "filter 1%": repeat one scenario
         for label, et in SCENARIOS:
+            if wanted and label not in wanted.split(","):
+                continue
             mask = None if et is None else etypes == et
             truth = [exact_top(vectors, q, mask) for q in queries]
             row: dict[str, object] = {"matching": int(len(vectors) if mask is None else mask.sum())}
@@ -286,7 +289,8 @@ def run_size(name: str, vectors: np.ndarray, texts: list[str], queries: np.ndarr
             if big and set_name != "held-out glosses":
                 continue
             sweep = os.environ.get("BENCH_EF_SWEEP")  # e.g. "64,128,256,400"
-            points = tuple(int(x) for x in sweep.split(",")) if sweep else ((64, 100) if big else (40, 64, 100, 200))
+            points = tuple(int(x) for x in sweep.split(",") if x.strip().isdigit()) if sweep is not None else (
+                (64, 100) if big else (40, 64, 100, 200))  # BENCH_EF_SWEEP="" skips the sweep
             for ef in points:
                 def lib_ef(q: np.ndarray, ef: int = ef) -> list[int]:
                     return [h["owner_id"].int - 1 for h in kn.search(q, k=K, model=model, ef_search=ef)]
