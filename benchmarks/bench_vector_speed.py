@@ -141,32 +141,35 @@ def measure(fn, queries: np.ndarray, truth: list[list[int]]) -> dict[str, float]
 
 def measure_alternating(fns: dict, queries: np.ndarray, truth: list[list[int]],  # type: ignore[type-arg]
                         rounds: int = ROUNDS) -> dict[str, dict[str, float]]:
-    """Each fn over all queries, the fns taking turns, ``rounds`` times; percentiles over all.
+    """Every fn on each query in turn (the order rotating per query), ``rounds`` times.
 
-    This VM's steal time swings latency 2-3x within minutes: timing the library and the
-    raw SQL in alternating rounds of the same process exposes both to the same weather,
-    so their ratio means something even when the absolute figures drift.
+    This VM's steal time swings latency 2-3x within minutes and a round's median by ~25%
+    within seconds: timing blocks of 200 calls per fn let that weather into the ratios
+    (the 117k 1% ratio moved between x1.05 and x1.57 from run to run). Taking turns per
+    query exposes the library and the raw SQL to the same millisecond. Each raw query has
+    its own connection with its session settings made once, as an app would.
     """
     from .common import percentiles
 
     for fn in fns.values():
-        getattr(fn, "before_round", lambda: None)()
         for q in queries[:20]:
             fn(q)  # warm caches and prepared plans
+    names = list(fns)
     lat: dict[str, list[float]] = {name: [] for name in fns}
     got_rows: dict[str, list[list[int]]] = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            getattr(fn, "before_round", lambda: None)()  # untimed: e.g. raw SQL's session SETs
-            for q in queries:
+    for r in range(rounds):
+        for i, q in enumerate(queries):
+            shift = (i + r) % len(names)
+            for name in names[shift:] + names[:shift]:
                 t0 = time.perf_counter()
-                got = fn(q)
+                got = fns[name](q)
                 lat[name].append(time.perf_counter() - t0)
                 got_rows[name].append(got)
+    truth = [t for _ in range(rounds) for t in truth]  # the order the calls were made in
     out = {}
     for name in fns:
         rec = [len(set(g) & set(t)) / len(t) if t else 1.0
-               for g, t in zip(got_rows[name], truth * rounds, strict=True)]
+               for g, t in zip(got_rows[name], truth, strict=True)]
         p = percentiles(lat[name])
         rows = [len(g) for g in got_rows[name]]
         out[name] = {"p50_ms": p["p50_ms"], "p99_ms": p["p99_ms"], "recall@10": float(np.mean(rec)),
@@ -187,8 +190,17 @@ def run_size(name: str, vectors: np.ndarray, texts: list[str], queries: np.ndarr
         kn = ll.knowledge
         model = kn.provider.model_id
         out["load_s"] = load(ll, vectors, texts, etypes, model)
-        raw = psycopg.connect(ll.db.url, autocommit=True)
-        register_vector(raw)
+        raw_conns: list[psycopg.Connection] = []  # type: ignore[type-arg]
+
+        def raw_conn(ef: int = 40, iterative: str = "off") -> psycopg.Connection:  # type: ignore[type-arg]
+            """A connection of its own with these HNSW session settings (made once, untimed)."""
+            conn = psycopg.connect(ll.db.url, autocommit=True)
+            register_vector(conn)
+            conn.execute(f"SET hnsw.ef_search = {int(ef)}")
+            conn.execute(f"SET hnsw.iterative_scan = {iterative}")
+            raw_conns.append(conn)
+            return conn
+
         tenant = ll.scope.tenant_id
         dims = vectors.shape[1]
         from psycopg import sql
@@ -209,10 +221,11 @@ def run_size(name: str, vectors: np.ndarray, texts: list[str], queries: np.ndarr
         hnsw_cols_sql = sql.SQL(owner_cols.replace("{dist}", "e.embedding::vector({d}) <=> %s::vector({d})"))
         exact_cols_sql = sql.SQL(owner_cols.replace("{dist}", "e.embedding <=> %s::vector"))
 
-        def raw_fn(template: sql.SQL, et: str | None):  # type: ignore[no-untyped-def]
+        def raw_fn(template: sql.SQL, et: str | None, ef: int = 40, iterative: str = "off"):  # type: ignore[no-untyped-def]
             query = template.format(f=sql.SQL("AND entity_type = %s" if et else ""), d=sql.Literal(dims),
                                     k=sql.Literal(K))
             vector_first = template in (hnsw_cols_sql, exact_cols_sql)  # the distance is in the SELECT list
+            raw = raw_conn(ef, iterative)
 
             def f(q: np.ndarray) -> list[int]:
                 params = (tenant, model, et) if et else (tenant, model)
@@ -224,17 +237,6 @@ def run_size(name: str, vectors: np.ndarray, texts: list[str], queries: np.ndarr
             def f(q: np.ndarray) -> list[int]:
                 return [h["owner_id"].int - 1
                         for h in kn.search(q, k=K, model=model, entity_types=et, owner_data=owner_data)]
-            return f
-
-        def raw_settings(ef: int, iterative: str):  # type: ignore[no-untyped-def]
-            # Session settings, set before the timed call: raw is the bare query.
-            raw.execute(f"SET hnsw.ef_search = {ef}")
-            raw.execute(f"SET hnsw.iterative_scan = {iterative}")
-
-        def with_settings(fn, ef: int, iterative: str):  # type: ignore[no-untyped-def]
-            def f(q: np.ndarray) -> list[int]:
-                return fn(q)
-            f.before_round = lambda: raw_settings(ef, iterative)  # type: ignore[attr-defined]
             return f
 
         lib_ef = kn._c.settings.search_ef_search
@@ -255,17 +257,16 @@ def run_size(name: str, vectors: np.ndarray, texts: list[str], queries: np.ndarr
             # The raw rows at the library's ef_search are the same work as the library's
             # HNSW path (the overhead ratio); ef 40 is the issue's reference setting.
             fns = {"library": lib_fn(et), "library, ids only": lib_fn(et, owner_data=False),
-                   f"raw hnsw ef {lib_ef}, iterative off": with_settings(raw_fn(hnsw_sql, et), lib_ef, "off")}
+                   f"raw hnsw ef {lib_ef}, iterative off": raw_fn(hnsw_sql, et, lib_ef, "off")}
             if et:
-                fns[f"raw hnsw ef {lib_ef}, relaxed iterative"] = with_settings(raw_fn(hnsw_sql, et), lib_ef,
-                                                                               "relaxed_order")
+                fns[f"raw hnsw ef {lib_ef}, relaxed iterative"] = raw_fn(hnsw_sql, et, lib_ef, "relaxed_order")
                 fns["raw exact via B-tree"] = raw_fn(exact_sql, et)
-            fns["raw hnsw ef 40, iterative off"] = with_settings(raw_fn(hnsw_sql, et), 40, "off")
+            fns["raw hnsw ef 40, iterative off"] = raw_fn(hnsw_sql, et, 40, "off")
             if et:
-                fns["raw hnsw ef 40, relaxed iterative"] = with_settings(raw_fn(hnsw_sql, et), 40, "relaxed_order")
+                fns["raw hnsw ef 40, relaxed iterative"] = raw_fn(hnsw_sql, et, 40, "relaxed_order")
             # The same-columns twins of the raw queries the library's own paths match.
-            fns[f"raw, same columns: hnsw ef {lib_ef}"] = with_settings(
-                raw_fn(hnsw_cols_sql, et), lib_ef, "relaxed_order" if et else "off")
+            fns[f"raw, same columns: hnsw ef {lib_ef}"] = raw_fn(
+                hnsw_cols_sql, et, lib_ef, "relaxed_order" if et else "off")
             if et:
                 fns["raw, same columns: exact"] = raw_fn(exact_cols_sql, et)
             row.update(measure_alternating(fns, queries, truth))
@@ -317,7 +318,8 @@ def run_size(name: str, vectors: np.ndarray, texts: list[str], queries: np.ndarr
         print(f"  [{name}] text query end to end (embed + search, held-out glosses, cache cold): "
               f"p50 {e2e['p50_ms']:.1f} ms, p99 {e2e['p99_ms']:.1f} ms; bare encode p50 {bare['p50_ms']:.1f} ms",
               flush=True)
-        raw.close()
+        for conn in raw_conns:
+            conn.close()
         out["scenarios"] = results
     if others:
         out["chroma"] = _chroma(vectors, etypes, queries)
