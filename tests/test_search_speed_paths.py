@@ -266,3 +266,26 @@ def test_a_hostile_model_id_is_a_value_not_sql(one_conn: Any) -> None:
     assert len(kb.search(vecs[3], k=5, model=MODEL)) == 5  # nothing was deleted
     with pytest.raises(learnloop.InvalidInput, match="model"):
         kb.search(vecs[3], k=5, model="a\x00b")
+
+
+def test_a_young_knowledge_base_looks_owners_up_by_primary_key(fresh_client: Any) -> None:
+    # Before the knowledge tables' first ANALYZE, the join back to the winners scanned the
+    # tenant's embeddings_scope_idx, and the active-document check (once per candidate
+    # row) and the title lookup scanned the tenant's (tenant_id, project_id, source) index.
+    ll = fresh_client
+    kn = ll.knowledge
+    for i in range(3):
+        kn.ingest_bytes(f"Note {i}: rye bread wants a slow rise.".encode(), file_name=f"n{i}.txt")
+    kn.upsert_entity("goal", "g-1", "Bake a rye loaf")
+    with ll.db.connection() as conn:
+        analysed = conn.execute(
+            "SELECT count(*) AS n FROM pg_stat_user_tables WHERE schemaname = 'learnloop'"
+            " AND relname IN ('embeddings', 'documents') AND coalesce(last_analyze, last_autoanalyze) IS NOT NULL"
+        ).fetchone()
+        assert analysed == {"n": 0}  # far below autovacuum's threshold: still young
+        q = S.prepare(ll.scope, kn.embed(["rye bread"])[0], kn.provider.model_id, k=5)
+        query, params = S._fetch_sql(q, "exact")
+        plan = "\n".join(r["QUERY PLAN"] for r in conn.execute(b"EXPLAIN " + query.as_bytes(conn), params))
+    assert "embeddings_pkey" in plan and "documents_pkey" in plan, plan
+    assert "source_key" not in plan, plan
+    assert len(kn.search("rye bread", k=5)) == 4

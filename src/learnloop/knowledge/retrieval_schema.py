@@ -11,7 +11,7 @@
   chunks have a document; chunks have no entity type.
 """
 
-from ..store.migrations import Migration, MigrationSet
+from ..store.migrations import Migration, MigrationSet, young_table_statistics
 
 M001_FULLTEXT = """
 ALTER TABLE learnloop.embeddings
@@ -62,11 +62,19 @@ ALTER TABLE learnloop.embeddings VALIDATE CONSTRAINT embeddings_document_is_chun
 ALTER TABLE learnloop.embeddings VALIDATE CONSTRAINT embeddings_chunk_has_no_entity_type;
 """
 
+# On young knowledge tables a search's lookups by (tenant_id, id) took indexes that lead
+# with tenant_id and filtered on id: the join back to the k winners scanned the tenant's
+# embeddings_scope_idx, and the active-document check and the title lookup scanned the
+# tenant's (tenant_id, project_id, source) index, once per candidate row. See
+# ``young_table_statistics``.
+M004_YOUNG_TABLE_STATISTICS = young_table_statistics(["embeddings", "documents", "chunks", "entities"])
+
 MIGRATIONS = MigrationSet(
     "retrieval",
     [
         Migration("m001_fulltext_and_exact_path", M001_FULLTEXT),
         Migration("m002_search_metrics", M002_SEARCH_METRICS),
         Migration("m003_owner_shape_constraints", M003_OWNER_SHAPE),
+        Migration("m004_young_table_statistics", M004_YOUNG_TABLE_STATISTICS),
     ],
 )

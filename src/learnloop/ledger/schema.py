@@ -9,7 +9,7 @@ Invariants kept by the tables themselves:
   used by every analytics query.
 """
 
-from ..store.migrations import Migration, MigrationSet
+from ..store.migrations import Migration, MigrationSet, young_table_statistics
 
 M001_GENERATIONS = """
 CREATE TABLE learnloop.generations (
@@ -154,33 +154,11 @@ COMMENT ON VIEW learnloop.generation_verdicts IS
     'One verdict per rated generation: POSITIVE if positive feedback outnumbers negative, NEGATIVE if the reverse, else NEUTRAL.';
 """
 
-# Before a table's first ANALYZE the planner takes ``tenant_id = $1`` to match 0.5% of the
-# rows, so for a lookup by (tenant_id, id) every index leading with tenant_id looks as good
-# as the primary key. A plan cached in that window (a backend's foreign-key check of a
-# child's parent or a feedback row's generation, the child-log statement) then scanned the
-# tenant's whole (tenant_id, root_id) index on every call until autovacuum analysed the
-# table: 2.7 ms per child log at 20k rows. Seeding the one statistic it lacks, "one tenant
-# until ANALYZE says otherwise", makes the primary key the only good path from the first
-# row. PostgreSQL 18 can set statistics (pg_restore_attribute_stats); older servers rely on
-# autovacuum. Real statistics are never overwritten, and ANALYZE replaces these.
-M003_YOUNG_TABLE_STATISTICS = """
-DO $$
-DECLARE
-    t text;
-BEGIN
-    IF current_setting('server_version_num')::int < 180000 THEN
-        RETURN;
-    END IF;
-    FOREACH t IN ARRAY ARRAY['generations', 'feedback'] LOOP
-        IF NOT EXISTS (SELECT 1 FROM pg_stats
-                       WHERE schemaname = 'learnloop' AND tablename = t AND attname = 'tenant_id') THEN
-            PERFORM pg_restore_attribute_stats(
-                'schemaname', 'learnloop', 'relname', t, 'attname', 'tenant_id', 'inherited', false,
-                'null_frac', 0::real, 'avg_width', 16, 'n_distinct', 1::real);
-        END IF;
-    END LOOP;
-END $$;
-"""
+# A plan cached before the first ANALYZE (a backend's foreign-key check of a child's parent
+# or a feedback row's generation, the child-log statement) scanned the tenant's whole
+# (tenant_id, root_id) index on every call until autovacuum analysed the table: 2.7 ms per
+# child log at 20k rows. See ``young_table_statistics``.
+M003_YOUNG_TABLE_STATISTICS = young_table_statistics(["generations", "feedback"])
 
 MIGRATIONS = MigrationSet(
     "ledger",
