@@ -25,6 +25,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from ..store.database import database_key
+
 K1 = 1.2
 B = 0.75
 STATS_TTL = 600.0
@@ -41,7 +43,7 @@ def _base(q: Any) -> tuple[sql.Composable, list[Any]]:
 def corpus_stats(conn: psycopg.Connection[Any], q: Any) -> tuple[float, float]:
     """(N documents, average document length in terms) of the scope, cached."""
     where, params = _base(q)
-    key = (conn.info.dbname, conn.info.host, conn.info.port, *params)
+    key = (*database_key(conn), *params)
     with _lock:
         hit = _stats.get(key)
     if hit is not None and time.monotonic() - hit[0] < STATS_TTL:

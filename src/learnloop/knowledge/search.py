@@ -52,6 +52,7 @@ import psycopg
 from psycopg import sql
 
 from ..errors import InvalidInput
+from ..store.database import database_key
 from ..store.tenancy import Scope
 from ..store.validation import check_key, check_text
 from . import metrics as _metrics
@@ -289,12 +290,11 @@ _OWNER_LOOKUPS = {
             AS owner_generation""",),
     "term": (),
 }
-# jsonb owner columns -> the hit keys they expand to (a missing owner row gives None for each).
+# owner type -> (its jsonb owner column, the hit keys it expands to; None each if the row is gone).
 _JSON_OWNERS = {
-    "owner_document": ("title", "file_name"),
-    "owner_generation": ("prompt", "output_text", "kind", "generation_created_at"),
+    "chunk": ("owner_document", ("title", "file_name")),
+    "generation": ("owner_generation", ("prompt", "output_text", "kind", "generation_created_at")),
 }
-_JSON_OWNER_TYPE = {"owner_document": "chunk", "owner_generation": "generation"}
 
 
 @functools.lru_cache(maxsize=64)
@@ -343,13 +343,11 @@ _OWNER_KEYS = {
 }
 _EVERY_OWNER_KEY = frozenset().union(*_OWNER_KEYS.values())
 # What a row may carry beyond the hit keys: the owner keys and the jsonb owner columns.
-_EVERY_OWNER_COLUMN = tuple(sorted(_EVERY_OWNER_KEY | set(_JSON_OWNERS)))
+_EVERY_OWNER_COLUMN = tuple(sorted(_EVERY_OWNER_KEY | {col for col, _ in _JSON_OWNERS.values()}))
 # Per owner type, the columns of other owner types (dropped from its hits, jsonb ones unread).
 _FOREIGN_KEYS = {t: tuple(sorted((_EVERY_OWNER_KEY - _OWNER_KEYS.get(t, frozenset()))
-                                 | {col for col, owner in _JSON_OWNER_TYPE.items() if owner != t}))
+                                 | {col for owner, (col, _) in _JSON_OWNERS.items() if owner != t}))
                  for t in OWNER_TYPES}
-# Per owner type, its own jsonb owner column and the keys it expands to.
-_OWN_JSON = {owner: (col, _JSON_OWNERS[col]) for col, owner in _JSON_OWNER_TYPE.items()}
 
 
 def _tidy(rows: list[dict[str, Any]], *, by_distance: bool = True) -> list[dict[str, Any]]:
@@ -369,7 +367,7 @@ def _tidy(rows: list[dict[str, Any]], *, by_distance: bool = True) -> list[dict[
                "similarity": r.pop("similarity") if "similarity" in r else 1.0 - distance}  # type: ignore[operator]
         for key in _FOREIGN_KEYS.get(owner_type, _EVERY_OWNER_COLUMN):
             r.pop(key, None)
-        own = _OWN_JSON.get(owner_type)
+        own = _JSON_OWNERS.get(owner_type)
         if own is not None and own[0] in r:
             fields = r.pop(own[0]) or {}
             r.update((key, fields.get(key)) for key in own[1])
@@ -513,7 +511,7 @@ _table_rows: dict[tuple[Any, ...], tuple[float, float]] = {}
 
 def _table_size(conn: psycopg.Connection[Any]) -> float:
     """Rows in learnloop.embeddings as the planner knows them (re-read once a minute)."""
-    key = _database_key(conn)
+    key = database_key(conn)
     seen = _table_rows.get(key)
     if seen is None or time.monotonic() - seen[0] > VERDICT_TTL:
         row = conn.execute(
@@ -565,17 +563,8 @@ VERDICT_TTL = 60.0
 MAX_VERDICTS = 4096
 
 
-def _database_key(conn: psycopg.Connection[Any]) -> tuple[Any, ...]:
-    """Which database a connection talks to, kept on the connection (libpq reads cost ~5 us)."""
-    key = getattr(conn, "_learnloop_db", None)
-    if key is None:
-        key = (conn.info.dbname, conn.info.host, conn.info.port)
-        conn._learnloop_db = key  # type: ignore[attr-defined]
-    return key  # type: ignore[no-any-return]
-
-
 def _verdict_key(conn: psycopg.Connection[Any], q: Query, threshold: int) -> tuple[Any, ...]:
-    return (_database_key(conn), threshold, q.shape, tuple(_value_key(p) for p in q.params))
+    return (database_key(conn), threshold, q.shape, tuple(_value_key(p) for p in q.params))
 
 
 def _value_key(value: Any) -> Any:
@@ -839,7 +828,7 @@ class SearchMixin:
         if query is None:
             raise InvalidInput("give a query text or a query vector", field="query")
         mid = _check_model(model) if model else self._provider(None).model_id
-        dkey = (*_database_key(conn), mid)
+        dkey = (*database_key(conn), mid)
         dims = _DIMS.get(dkey)
         if dims is None:
             dims = recorded_dimensions(conn, mid)

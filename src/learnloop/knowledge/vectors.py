@@ -41,6 +41,7 @@ from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
 from ..errors import InvalidInput
+from ..store.database import database_key
 from ..store.ids import uuid7
 from ..store.tenancy import Scope
 from ..store.validation import check_json, check_text
@@ -49,7 +50,7 @@ log = logging.getLogger(__name__)
 
 OWNER_TYPES = ("chunk", "entity", "generation", "term")
 HNSW_MAX_DIMENSIONS = 2000  # pgvector's limit for HNSW on the vector type
-_known: set[tuple[str, str, int]] = set()
+_known: set[tuple[tuple[str, str, int], str, int]] = set()  # (database, model, dimensions)
 _known_lock = threading.Lock()
 
 
@@ -96,7 +97,7 @@ def ensure_index(conn: psycopg.Connection[Any], model: str, dimensions: int, m: 
     _check_model(model, dimensions)
     if not (2 <= m <= 100 and 4 <= ef_construction <= 1000 and ef_construction >= 2 * m):
         raise InvalidInput("HNSW needs 2 <= m <= 100 and 2*m <= ef_construction <= 1000", field="m")
-    key = (_db_key(conn), model, dimensions)
+    key = (database_key(conn), model, dimensions)
     if key in _known:
         return index_name(model)
     name = index_name(model)
@@ -138,11 +139,6 @@ def ensure_index(conn: psycopg.Connection[Any], model: str, dimensions: int, m: 
     with _known_lock:
         _known.add(key)
     return name
-
-
-def _db_key(conn: psycopg.Connection) -> str:
-    info = conn.info
-    return f"{info.host}:{info.port}/{info.dbname}"
 
 
 def list_indexes(conn: psycopg.Connection) -> list[dict[str, Any]]:
