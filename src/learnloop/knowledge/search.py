@@ -412,7 +412,7 @@ _NOT_HIT_KEYS = frozenset(("owner_type", "owner_id", "distance", "similarity", "
 _LAYOUTS: dict[bytes, _Layout] = {}
 
 
-def _layout(cur: psycopg.Cursor[Any], statement: bytes | sql.Composable) -> _Layout:
+def _layout(cur: psycopg.Cursor[Any], statement: bytes | sql.Composed) -> _Layout:
     """The layout of ``cur``'s result, kept per rendered statement (reading the column
     names builds a Column object per column: ~15 us a search)."""
     if isinstance(statement, bytes):
@@ -425,7 +425,7 @@ def _layout(cur: psycopg.Cursor[Any], statement: bytes | sql.Composable) -> _Lay
     return _Layout([c.name for c in cur.description or ()])
 
 
-def _fetch(conn: psycopg.Connection[Any], query: bytes | sql.Composable,
+def _fetch(conn: psycopg.Connection[Any], query: bytes | sql.Composed,
            params: Sequence[Any]) -> tuple[list[tuple[Any, ...]], _Layout]:
     """Run a search statement; its rows as tuples and their layout."""
     cur = conn.cursor(row_factory=tuple_row)
