@@ -75,7 +75,9 @@ class SearchMetrics:
             self.rows_returned += rows
             self.paths[path] = self.paths.get(path, 0) + 1
             self.latencies.append(ms)
-            p = self.pending.setdefault((tenant_id, project_id), _Pending())
+            p = self.pending.get((tenant_id, project_id))
+            if p is None:  # (setdefault built a _Pending, buckets and all, on every search)
+                p = self.pending[(tenant_id, project_id)] = _Pending()
             p.searches += 1
             p.total_ms += ms
             p.max_ms = max(p.max_ms, ms)
@@ -161,7 +163,10 @@ def record_search(client: Any, ms: float, *, embed_ms: float | None, rows: int, 
     slow = float(getattr(client.settings, "slow_search_ms", DEFAULT_SLOW_MS))
     scope = client.scope
     METRICS.record(scope.tenant_id, scope.project_id, ms, embed_ms=embed_ms, rows=rows, path=path, slow_ms=slow)
-    _databases.add(client.db)
+    db = client.db
+    if not getattr(db, "_learnloop_metrics", False):  # WeakSet.add makes a weakref per call
+        _databases.add(db)
+        db._learnloop_metrics = True
     if time.monotonic() - METRICS.last_flush >= FLUSH_SECONDS:
         flush(client.db)
 

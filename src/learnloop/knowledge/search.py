@@ -102,10 +102,29 @@ class Query:
     # The statement's shape without its values: one token per condition. Keys the
     # statement cache and the path verdicts, so neither renders the SQL again per search.
     shape: tuple[str, ...] = ()
+    # A hashable stand-in for ``params`` (see ``_value_key``): keys the path verdicts.
+    values_key: tuple[Any, ...] = ()
 
     @property
     def dims(self) -> int:
         return int(self.vector.shape[0])
+
+    def with_vector(self, vector: Any, dimensions: int | None = None) -> Query:
+        """This scope searched with ``vector`` (validated): a new Query, this one untouched."""
+        vec = np.asarray(vector, dtype=np.float32)
+        if vec.ndim != 1 or vec.shape[0] == 0:
+            raise InvalidInput(f"the query vector must be a flat list of numbers, got shape {vec.shape}",
+                               field="vector")
+        if dimensions is not None and vec.shape[0] != dimensions:
+            raise InvalidInput(
+                f"the query vector has {vec.shape[0]} dimensions but model {self.model!r} stores {dimensions}",
+                field="vector")
+        if not np.isfinite(vec).all():
+            raise InvalidInput("the query vector contains NaN or infinity", field="vector")
+        q = object.__new__(Query)  # a shallow copy (copy.copy costs 5x more); the lists are never mutated
+        q.__dict__.update(self.__dict__)
+        q.vector = vec
+        return q
 
 
 def _as_list(value: Any, what: str) -> list[Any] | None:
@@ -141,17 +160,33 @@ def prepare(
     dimensions: int | None = None,
 ) -> Query:
     """Validate everything and build the WHERE clause; nothing touches the database."""
+    return prepare_scope(scope, model, k=k, owner_types=owner_types, entity_types=entity_types, user=user,
+                         document_ids=document_ids, where=where, all_projects=all_projects,
+                         extra=extra).with_vector(vector, dimensions)
+
+
+_NO_VECTOR = np.zeros(0, dtype=np.float32)
+
+
+def prepare_scope(
+    scope: Scope,
+    model: str,
+    *,
+    k: int = 10,
+    owner_types: str | Sequence[str] | None = None,
+    entity_types: str | Sequence[str] | None = None,
+    user: str | None = None,
+    document_ids: Any = None,
+    where: Mapping[str, Any] | None = None,
+    all_projects: bool = False,
+    extra: Compiled | None = None,
+) -> Query:
+    """Everything of a search but its vector, validated (``Query.with_vector`` adds it).
+
+    Depends on nothing but its arguments, so the search facade keeps it per call shape.
+    """
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
         raise InvalidInput(f"k must be an integer from 1 to {MAX_K}, got {k!r}", field="k")
-    vec = np.asarray(vector, dtype=np.float32)
-    if vec.ndim != 1 or vec.shape[0] == 0:
-        raise InvalidInput(f"the query vector must be a flat list of numbers, got shape {vec.shape}", field="vector")
-    if dimensions is not None and vec.shape[0] != dimensions:
-        raise InvalidInput(
-            f"the query vector has {vec.shape[0]} dimensions but model {model!r} stores {dimensions}",
-            field="vector")
-    if not np.isfinite(vec).all():
-        raise InvalidInput("the query vector contains NaN or infinity", field="vector")
     _check_model(model)
     # The model id is written into the statement, quoted by psycopg (sql.Literal), like the
     # predicate of the model's partial HNSW index (knowledge.vectors). As a bound parameter
@@ -205,9 +240,9 @@ def prepare(
             shape.append(extra_cond.sql.as_string(None))
             params.extend(extra_cond.params)
             guard = True
-    return Query(vec, model, k, conds, params, base_conds=2 if all_projects else 3,
+    return Query(_NO_VECTOR, model, k, conds, params, base_conds=2 if all_projects else 3,
                  base_params=1 if all_projects else 2, doc_cond=doc_cond, guard=guard,
-                 reachable=reachable, shape=tuple(shape))
+                 reachable=reachable, shape=tuple(shape), values_key=tuple(_value_key(p) for p in params))
 
 
 @functools.lru_cache(maxsize=64)
@@ -367,17 +402,17 @@ class _Layout:
         self.owner_type, self.owner_id = pos["owner_type"], pos["owner_id"]
         self.distance, self.similarity = pos.get("distance"), pos.get("similarity")
         self.embedding_id, self.matching = pos.get("embedding_id"), pos.get("matching")
-        # owner type -> (hit keys, their row positions, (jsonb column position, its keys) or None)
-        self.per_type: dict[str | None, tuple[tuple[str, ...], tuple[int, ...], tuple[int, tuple[str, ...]] | None]] = {}
+        # owner type -> (hit keys, a getter of their values from a row, (jsonb column
+        # position, its keys) or None)
+        self.per_type: dict[str | None, tuple[tuple[str, ...], Any, tuple[int, tuple[str, ...]] | None]] = {}
         own = [n for n in names if n not in _NOT_HIT_KEYS]
         for owner_type in (*OWNER_TYPES, None):  # None: an owner type this code does not know
             foreign = _FOREIGN_KEYS.get(owner_type, _EVERY_OWNER_COLUMN) if owner_type else _EVERY_OWNER_COLUMN
             keys = tuple(n for n in own if n not in foreign)
             json_col = _JSON_OWNERS.get(owner_type) if owner_type else None
             expand = (pos[json_col[0]], json_col[1]) if json_col and json_col[0] in pos else None
-            self.per_type[owner_type] = (tuple(k for k in keys if not expand or k != json_col[0]),  # type: ignore[index]
-                                         tuple(pos[k] for k in keys if not expand or k != json_col[0]),  # type: ignore[index]
-                                         expand)
+            keys = tuple(k for k in keys if not expand or k != json_col[0])  # type: ignore[index]
+            self.per_type[owner_type] = (keys, _getter([pos[k] for k in keys]), expand)
 
     def hits(self, rows: list[tuple[Any, ...]], *, by_distance: bool = True) -> list[dict[str, Any]]:
         """Hits best first, ``similarity`` third, without owner columns foreign to each hit.
@@ -393,10 +428,10 @@ class _Layout:
         out = []
         for r in rows:
             owner_type = r[ot]
-            keys, where, expand = per_type.get(owner_type) or per_type[None]
+            keys, values, expand = per_type.get(owner_type) or per_type[None]
             hit = {"owner_type": owner_type, "owner_id": r[oid],
                    "similarity": r[sim] if sim is not None else 1.0 - r[dist]}  # type: ignore[index]
-            hit.update(zip(keys, map(r.__getitem__, where), strict=True))
+            hit.update(zip(keys, values(r), strict=False))  # equal lengths by construction
             if expand is not None:
                 fields = r[expand[0]] or {}
                 for key in expand[1]:
@@ -405,6 +440,13 @@ class _Layout:
                     hit["generation_created_at"] = datetime.fromisoformat(hit["generation_created_at"])
             out.append(hit)
         return out
+
+
+def _getter(positions: list[int]) -> Any:
+    """row -> the tuple of its values at ``positions`` (itemgetter returns a bare value for one)."""
+    if len(positions) == 1:
+        return lambda row, i=positions[0]: (row[i],)
+    return operator.itemgetter(*positions) if positions else lambda row: ()
 
 
 # Result columns that are not hit keys as such (they shape the hit, or pick the path).
@@ -575,8 +617,7 @@ def _table_size(conn: psycopg.Connection[Any]) -> float:
 
 def adaptive_threshold(conn: psycopg.Connection[Any], k: int) -> int:
     """The default exact-path threshold for this table size and k."""
-    t = math.sqrt(EXACT_COST_RATIO * k * _table_size(conn))
-    return int(min(MAX_EXACT_THRESHOLD, max(MIN_EXACT_THRESHOLD, t)))
+    return _knobs_for(_table_size(conn), k)[1]
 
 
 # A graph walk with a fixed candidate list finds fewer of the true neighbours as the graph
@@ -605,6 +646,18 @@ def adaptive_ef_search(conn: psycopg.Connection[Any]) -> int:
     return ef_for_rows(_table_size(conn))
 
 
+def adaptive_knobs(conn: psycopg.Connection[Any], k: int) -> tuple[int, int]:
+    """(default ef_search, default exact threshold) for this table and k: one table-size
+    read for both, the arithmetic remembered per (size, k)."""
+    return _knobs_for(_table_size(conn), k)
+
+
+@functools.lru_cache(maxsize=256)
+def _knobs_for(rows: float, k: int) -> tuple[int, int]:
+    threshold = int(min(MAX_EXACT_THRESHOLD, max(MIN_EXACT_THRESHOLD, math.sqrt(EXACT_COST_RATIO * k * rows))))
+    return ef_for_rows(rows), threshold
+
+
 # Path verdicts: (db, threshold, filter text, filter values) -> (when, path). A filter
 # that matched >= threshold rows a minute ago almost surely still does, and the other way
 # round; a stale verdict only costs speed, never rows: the exact path is exact, and the
@@ -615,7 +668,7 @@ MAX_VERDICTS = 4096
 
 
 def _verdict_key(conn: psycopg.Connection[Any], q: Query, threshold: int) -> tuple[Any, ...]:
-    return (database_key(conn), threshold, q.shape, tuple(_value_key(p) for p in q.params))
+    return (database_key(conn), threshold, q.shape, q.values_key)
 
 
 def _value_key(value: Any) -> Any:
@@ -856,6 +909,64 @@ def format_examples(hits: Sequence[Mapping[str, Any]], *, style: str = "text",
 _DIMS: dict[tuple[Any, ...], int] = {}
 
 
+def _recorded_dims(conn: psycopg.Connection[Any], model: str) -> int | None:
+    """The dimensions stored for ``model``, remembered once recorded (they never change)."""
+    from .vectors import recorded_dimensions
+
+    key = (database_key(conn), model)
+    dims = _DIMS.get(key)
+    if dims is None:
+        dims = recorded_dimensions(conn, model)
+        if dims is not None:
+            _DIMS[key] = dims
+    return dims
+
+
+# Validated scopes by call shape (``prepare_scope`` depends on its arguments only): an app
+# repeats a handful of search shapes, and validating and composing one cost ~60 us of a
+# ~3 ms search (its code runs cache-cold right after waiting on the server). Only plain
+# values key it: str/UUID scalars and tuples of them, an int k, a bool all_projects; a
+# metadata filter or a custom condition is prepared every time.
+_SCOPES: dict[tuple[Any, ...], Query] = {}
+MAX_SCOPES = 1024
+
+
+def _scope_template(conn: psycopg.Connection[Any], scope: Scope, model: str, args: dict[str, Any]) -> Query:
+    key = _scope_key(scope, model, args)
+    if key is not None:
+        q = _SCOPES.get(key)
+        if q is not None:
+            return q
+    q = prepare_scope(scope, model, **args)
+    if key is not None:
+        if len(_SCOPES) >= MAX_SCOPES:
+            _SCOPES.clear()
+        _SCOPES[key] = q
+    return q
+
+
+def _scope_key(scope: Scope, model: str, args: dict[str, Any]) -> tuple[Any, ...] | None:
+    """A key equal only for calls ``prepare_scope`` answers alike, or None (not kept).
+
+    Exact types, not equality: 1 == True == 1.0 would share a key, and prepare_scope
+    accepts only some of them (k=True and k=10.0 are refused, user=1 and user=True differ).
+    """
+    if args["where"] is not None or args["extra"] is not None or type(model) is not str:
+        return None
+    if type(args["k"]) is not int or type(args["all_projects"]) is not bool:
+        return None
+    key: list[Any] = [scope.tenant_id, scope.project_id, model, args["k"], args["all_projects"]]
+    for name in ("owner_types", "entity_types", "user", "document_ids"):
+        value = args[name]
+        if value is None or type(value) is str or type(value) is UUID:
+            key.append(value)
+        elif type(value) in (list, tuple) and all(type(v) is str or type(v) is UUID for v in value):
+            key.append(tuple(value))
+        else:
+            return None
+    return tuple(key)
+
+
 class SearchMixin:
     """Search methods of ``client.knowledge`` (mixed into ``knowledge.client.Knowledge``)."""
 
@@ -868,36 +979,32 @@ class SearchMixin:
             return self.provider  # type: ignore[attr-defined]  # the facade's configured provider
         return get_provider(model=model)
 
-    def _resolve(self, conn: psycopg.Connection[Any], query: Any, model: str | None,
-                 ) -> tuple[np.ndarray, str, str | None, float]:
-        """(vector, model id, text or None, embed ms) for a text or a vector query."""
-        from .vectors import recorded_dimensions
-
+    def _model(self, query: Any, model: str | None) -> tuple[Any, str]:
+        """(the provider that embeds a text query, or None for a vector; the model id)."""
         if isinstance(query, str):
             check_text(query, "query")
             if not query.strip():
                 raise InvalidInput("the search query is empty", field="query")
-            from ..embeddings import embed_with_cache
-
             provider = self._provider(model)
-            t0 = time.perf_counter()
-            vec = embed_with_cache(conn, self._c.scope.tenant_id, provider, [query])[0]
-            return vec, provider.model_id, query, (time.perf_counter() - t0) * 1000
+            return provider, provider.model_id
         if query is None:
             raise InvalidInput("give a query text or a query vector", field="query")
-        mid = _check_model(model) if model else self._provider(None).model_id
-        dkey = (*database_key(conn), mid)
-        dims = _DIMS.get(dkey)
-        if dims is None:
-            dims = recorded_dimensions(conn, mid)
-            if dims is not None:  # a model's dimensions never change once recorded
-                _DIMS[dkey] = dims
-        vec = np.asarray(query, dtype=np.float32) if not isinstance(query, np.ndarray) else query
-        if dims is not None and (vec.ndim != 1 or vec.shape[0] != dims):
-            raise InvalidInput(
-                f"the query vector has {vec.shape[-1] if vec.ndim else 0} dimensions but model {mid!r} stores {dims}",
-                field="vector")
-        return vec, mid, None, 0.0
+        return None, _check_model(model) if model else self._provider(None).model_id
+
+    def _query(self, conn: psycopg.Connection[Any], query: Any, model: str | None, scope_args: dict[str, Any],
+               ) -> tuple[Query, float | None]:
+        """The validated Query for a text or vector ``query`` and, for text, its embed ms."""
+        provider, mid = self._model(query, model)
+        template = _scope_template(conn, self._c.scope, mid, scope_args)
+        if provider is None:
+            return template.with_vector(query, _recorded_dims(conn, mid)), None
+        from ..embeddings import embed_with_cache
+
+        t0 = time.perf_counter()
+        vec = embed_with_cache(conn, self._c.scope.tenant_id, provider, [query])[0]
+        q = template.with_vector(vec)
+        q.text = query
+        return q, (time.perf_counter() - t0) * 1000
 
     def search(
         self,
@@ -936,18 +1043,18 @@ class SearchMixin:
         settings = self._c.settings
         t0 = time.perf_counter()
         with self._c.db.connection() as conn:
-            vec, mid, qtext, embed_ms = self._resolve(conn, query, model)
-            q = prepare(self._c.scope, vec, mid, k=k, owner_types=owner_types, entity_types=entity_types,
-                        user=user, document_ids=document_ids, where=where, all_projects=all_projects,
-                        extra=_extra)
-            q.text = text if text is not None else qtext
+            q, embed_ms = self._query(conn, query, model, {
+                "k": k, "owner_types": owner_types, "entity_types": entity_types, "user": user,
+                "document_ids": document_ids, "where": where, "all_projects": all_projects, "extra": _extra})
+            if text is not None:
+                q.text = text
             q.owner_data = bool(owner_data)
             ef = ef_search if ef_search is not None else settings.search_ef_search
-            if ef is None:
-                ef = adaptive_ef_search(conn)
             threshold = exact_threshold if exact_threshold is not None else settings.search_exact_threshold
-            if threshold is None:
-                threshold = adaptive_threshold(conn, q.k)
+            if ef is None or threshold is None:
+                auto_ef, auto_threshold = adaptive_knobs(conn, q.k)
+                ef = auto_ef if ef is None else ef
+                threshold = auto_threshold if threshold is None else threshold
             max_scan = max_scan_tuples if max_scan_tuples is not None else settings.search_max_scan_tuples
             if hybrid:
                 res = run_hybrid(conn, q, ef_search=ef, exact_threshold=threshold, max_scan_tuples=max_scan)
@@ -955,8 +1062,7 @@ class SearchMixin:
                 res = run(conn, q, ef_search=ef, exact_threshold=threshold, max_scan_tuples=max_scan, path=path)
         total_ms = (time.perf_counter() - t0) * 1000
         res.ms = total_ms
-        _metrics.record_search(self._c, total_ms, embed_ms=embed_ms if qtext is not None else None,
-                               rows=len(res), path=res.path)
+        _metrics.record_search(self._c, total_ms, embed_ms=embed_ms, rows=len(res), path=res.path)
         return res
 
     def similar_successes(
