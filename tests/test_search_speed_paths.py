@@ -289,3 +289,44 @@ def test_a_young_knowledge_base_looks_owners_up_by_primary_key(fresh_client: Any
     assert "embeddings_pkey" in plan and "documents_pkey" in plan, plan
     assert "source_key" not in plan, plan
     assert len(kn.search("rye bread", k=5)) == 4
+
+
+def test_kept_scopes_still_refuse_what_prepare_refuses(one_conn: Any) -> None:
+    # Validated scopes are kept per call shape; values equal in Python but refused by
+    # prepare (k=10.0, k=True) must not borrow the kept scope of k=10 / k=1.
+    ll, kb, vecs = one_conn
+    assert len(kb.search(vecs[1], k=10, model=MODEL)) == 10
+    assert len(kb.search(vecs[1], k=1, model=MODEL)) == 1
+    for bad_k in (10.0, True):
+        with pytest.raises(learnloop.InvalidInput, match="k must be an integer"):
+            kb.search(vecs[1], k=bad_k, model=MODEL)  # type: ignore[arg-type]
+    # user=1 and user=True are different users ("1", "True"), though 1 == True in Python.
+    assert S._scope_key(ll.scope, MODEL, _args(user=1)) is None  # not a str: prepared every time
+    assert S._scope_key(ll.scope, MODEL, _args(user="1")) != S._scope_key(ll.scope, MODEL, _args(user="True"))
+    # A metadata filter is never kept: its values may be anything JSON holds.
+    assert S._scope_key(ll.scope, MODEL, _args(where={"bucket": 3})) is None
+    # Another scope of the same shape gets its own entry: rows never cross tenants/projects.
+    other = ll.scoped(project="elsewhere")
+    assert S._scope_key(other.scope, MODEL, _args()) != S._scope_key(ll.scope, MODEL, _args())
+    assert list(KB(other).search(vecs[1], k=10, model=MODEL)) == []
+
+
+def test_a_kept_scope_gives_the_same_hits_as_a_fresh_one(one_conn: Any) -> None:
+    ll, kb, vecs = one_conn
+    first = kb.search(vecs[2], k=10, model=MODEL, entity_types=["rare"])
+    S._SCOPES.clear()
+    again = kb.search(vecs[2], k=10, model=MODEL, entity_types=["rare"])
+    assert [h["owner_id"] for h in first] == [h["owner_id"] for h in again]
+    kept = kb.search(vecs[2], k=10, model=MODEL, entity_types=["rare"])
+    assert [h["owner_id"] for h in kept] == [h["owner_id"] for h in again]
+    assert all(h["entity_type"] == "rare" for h in kept) and len(kept) == 10
+    # The kept scope is a template: a search never changes it (text, owner_data, vector).
+    kb.search(vecs[3], k=10, model=MODEL, entity_types=["rare"], owner_data=False)
+    template = next(q for key, q in S._SCOPES.items() if key[3] == 10 and key[6] == ("rare",))
+    assert template.owner_data is True and template.text is None and template.vector.shape == (0,)
+
+
+def _args(**given: Any) -> dict[str, Any]:
+    args: dict[str, Any] = {"k": 10, "owner_types": None, "entity_types": None, "user": None,
+                            "document_ids": None, "where": None, "all_projects": False, "extra": None}
+    return {**args, **given}
