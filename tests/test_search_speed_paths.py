@@ -218,10 +218,10 @@ def test_owner_lookups_run_for_the_k_hits_only(one_conn: Any, path: str) -> None
 
 def test_default_ef_search_grows_with_the_table() -> None:
     # 64 while the graph is small; larger graphs need a longer candidate list for the same
-    # recall (measured: 0.979-0.986 at 117k with 64, 0.984-0.990 with 100; at 1M 0.961 at
-    # 64, 0.982 at 300), capped where recall stopped moving.
+    # recall (measured: 0.979-0.986 at 117k with 64, 0.9835-0.9875 with 80, 0.984-0.990
+    # with 96-100; at 1M 0.961 at 64, 0.982 at 300), capped where recall stopped moving.
     assert S.ef_for_rows(0) == S.ef_for_rows(S.EF_BASE_ROWS) == S.DEFAULT_EF_SEARCH == 64
-    assert 88 <= S.ef_for_rows(117_459) <= 104
+    assert 72 < S.ef_for_rows(117_459) < 96
     sizes = [200_000, 500_000, 1_000_000, 1_500_000]
     efs = [S.ef_for_rows(n) for n in sizes]
     assert efs == sorted(efs) and len(set(efs)) == len(efs)

@@ -47,8 +47,8 @@ class Settings(BaseSettings):
     max_connections: int = 200
     # Search (learnloop.knowledge.search); see docs/retrieval.md for how they were chosen.
     search_ef_search: int | None = Field(
-        default=None, description="HNSW candidate list size (hnsw.ef_search); unset: 64 up to 60k vectors, "
-        "growing with the table beyond (96 at 117k, about 300 at 1M, at most 400), see docs/retrieval.md.")
+        default=None, description="HNSW candidate list size (hnsw.ef_search); unset: 64 up to 81.5k vectors, "
+        "growing with the table beyond (80 at 117k, about 300 at 1M, at most 400), see docs/retrieval.md.")
     search_exact_threshold: int | None = Field(
         default=None, description="Filters matching fewer rows than this are searched exactly (B-tree + sort); "
         "unset: sqrt(12 * k * rows in the table), see docs/retrieval.md.")

@@ -622,15 +622,17 @@ def adaptive_threshold(conn: psycopg.Connection[Any], k: int) -> int:
 
 # A graph walk with a fixed candidate list finds fewer of the true neighbours as the graph
 # grows. Measured on the WordNet benchmark (m 16, ef_construction 64, k 10, held-out
-# glosses): at 117k vectors ef_search 64 gave recall@10 0.979-0.986 over six builds (the
-# 0.98 target inside the spread) and 100 gave 0.984-0.990 for ~0.3 ms more; at 1M (the
-# glosses plus perturbed copies) 64 gives 0.961, 128 0.974, 200 0.979, 300 0.982, 400
-# 0.982, p99 6.9 ms at 300. So the default keeps 64 up to EF_BASE_ROWS and grows as
-# (N / EF_BASE_ROWS) ** EF_GROWTH beyond: 96 at 117k, 296 at 1M, capped at MAX_AUTO_EF
-# where recall stopped improving. N is the whole table, like the exact threshold's. An
-# explicit ef_search (argument or LEARNLOOP_SEARCH_EF_SEARCH) always wins.
-EF_BASE_ROWS = 60_000
-EF_GROWTH = 0.544
+# glosses): at 117k vectors ef_search 64 gave recall@10 0.979-0.986 over nine builds (the
+# 0.98 target inside the spread), 80 gave 0.9835-0.9875 over three builds and 96-100
+# 0.984-0.990, each step of 16 costing ~0.15-0.3 ms of p50 (~12%); at 1M (the glosses
+# plus perturbed copies) 64 gives 0.961, 128 0.974, 200 0.979, 300 0.982, 400 0.982, p99
+# 6.9 ms at 300. So the default keeps 64 up to EF_BASE_ROWS and grows as
+# (N / EF_BASE_ROWS) ** EF_GROWTH beyond: 80 at 117k (the smallest step whose worst build
+# cleared 0.98 with room; stop 9's 96 cost the p50 target its margin), 296 at 1M, capped
+# at MAX_AUTO_EF where recall stopped improving. N is the whole table, like the exact
+# threshold's. An explicit ef_search (argument or LEARNLOOP_SEARCH_EF_SEARCH) always wins.
+EF_BASE_ROWS = 81_500
+EF_GROWTH = 0.611
 MAX_AUTO_EF = 400
 
 
