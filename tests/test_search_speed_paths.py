@@ -330,3 +330,16 @@ def _args(**given: Any) -> dict[str, Any]:
     args: dict[str, Any] = {"k": 10, "owner_types": None, "entity_types": None, "user": None,
                             "document_ids": None, "where": None, "all_projects": False, "extra": None}
     return {**args, **given}
+
+
+def test_one_value_is_an_equality_and_finds_what_the_list_finds(one_conn: Any) -> None:
+    ll, kb, vecs = one_conn
+    one = S.prepare(ll.scope, vecs[4], MODEL, entity_types=["rare", "rare"])  # duplicates dropped
+    assert "e.entity_type = %s" in [c.as_string(None) for c in one.conds]
+    assert "rare" in one.params
+    many = S.prepare(ll.scope, vecs[4], MODEL, entity_types=["rare", "nowhere"])
+    assert "e.entity_type = ANY(%s)" in [c.as_string(None) for c in many.conds]
+    for path in ("exact", "hnsw"):
+        a = kb.search(vecs[4], k=10, model=MODEL, entity_types="rare", path=path)
+        b = kb.search(vecs[4], k=10, model=MODEL, entity_types=["rare", "nowhere"], path=path)
+        assert [h["owner_id"] for h in a] == [h["owner_id"] for h in b] and len(a) == 10

@@ -205,14 +205,10 @@ def prepare_scope(
         bad = [t for t in types if t not in OWNER_TYPES]
         if bad:
             raise InvalidInput(f"unknown owner type {bad[0]!r}; use {', '.join(OWNER_TYPES)}", field="owner_types")
-        conds.append(_OWNER_TYPES_COND)
-        shape.append("owner_types")
-        params.append(types)
+        _add_in(conds, shape, params, "owner_type", list(dict.fromkeys(types)))
     etypes = _as_list(entity_types, "entity_types")
     if etypes is not None:
-        conds.append(_ENTITY_TYPES_COND)
-        shape.append("entity_types")
-        params.append([check_key(t, "entity type") for t in etypes])
+        _add_in(conds, shape, params, "entity_type", list(dict.fromkeys(check_key(t, "entity type") for t in etypes)))
     if user is not None:
         conds.append(_USER_COND)
         shape.append("user")
@@ -220,11 +216,10 @@ def prepare_scope(
     docs = _as_list(document_ids, "document_ids")
     if docs is not None:
         try:
-            params.append([d if isinstance(d, UUID) else UUID(str(d)) for d in docs])
+            doc_ids = [d if isinstance(d, UUID) else UUID(str(d)) for d in docs]
         except ValueError:
             raise InvalidInput("document_ids must be document UUIDs", field="document_ids") from None
-        conds.append(_DOCUMENTS_COND)
-        shape.append("documents")
+        _add_in(conds, shape, params, "document_id", list(dict.fromkeys(doc_ids)))
     reachable = reachable_owner_types(types, etypes is not None, docs is not None)
     # Chunks of a deactivated document stay stored but are not searched. Only chunks have
     # a document (a CHECK constraint says so), so scopes without chunks skip the check.
@@ -252,10 +247,25 @@ def _model_cond(model: str) -> sql.Composed:
 
 _TENANT_COND = sql.SQL("e.tenant_id = %s")
 _PROJECT_COND = sql.SQL("e.project_id = %s")
-_OWNER_TYPES_COND = sql.SQL("e.owner_type = ANY(%s)")
-_ENTITY_TYPES_COND = sql.SQL("e.entity_type = ANY(%s)")
 _USER_COND = sql.SQL("e.user_ref = %s")
-_DOCUMENTS_COND = sql.SQL("e.document_id = ANY(%s)")
+# column -> (condition for one value, for several). One value is written as "=": planning
+# "= ANY(array)" cost the exact path (planned every search) ~3% more at 117k / 1%.
+_IN_CONDS = {col: (sql.SQL(f"e.{col} = %s"), sql.SQL(f"e.{col} = ANY(%s)"))
+             for col in ("owner_type", "entity_type", "document_id")}
+
+
+def _add_in(conds: list[sql.Composable], shape: list[str], params: list[Any], column: str,
+            values: list[Any]) -> None:
+    """``column`` is one of ``values`` (duplicates already dropped)."""
+    one, many = _IN_CONDS[column]
+    if len(values) == 1:
+        conds.append(one)
+        shape.append(f"{column}=")
+        params.append(values[0])
+    else:
+        conds.append(many)
+        shape.append(f"{column} in")
+        params.append(values)
 _ACTIVE_DOCUMENT_COND = sql.SQL(
     "(e.document_id IS NULL OR EXISTS (SELECT 1 FROM learnloop.documents d"
     " WHERE d.tenant_id = e.tenant_id AND d.id = e.document_id AND d.active))")
