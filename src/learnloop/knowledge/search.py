@@ -144,25 +144,14 @@ def _check_model(model: Any) -> str:
     return check_text(model, "model")
 
 
-def prepare(
-    scope: Scope,
-    vector: Any,
-    model: str,
-    *,
-    k: int = 10,
-    owner_types: str | Sequence[str] | None = None,
-    entity_types: str | Sequence[str] | None = None,
-    user: str | None = None,
-    document_ids: Any = None,
-    where: Mapping[str, Any] | None = None,
-    all_projects: bool = False,
-    extra: Compiled | None = None,
-    dimensions: int | None = None,
-) -> Query:
-    """Validate everything and build the WHERE clause; nothing touches the database."""
-    return prepare_scope(scope, model, k=k, owner_types=owner_types, entity_types=entity_types, user=user,
-                         document_ids=document_ids, where=where, all_projects=all_projects,
-                         extra=extra).with_vector(vector, dimensions)
+def prepare(scope: Scope, vector: Any, model: str, *, dimensions: int | None = None, **options: Any) -> Query:
+    """Validate everything and build the WHERE clause; nothing touches the database.
+
+    ``options``: those of ``prepare_scope`` (k, owner_types, entity_types, user,
+    document_ids, where, all_projects, extra); ``dimensions``: the model's, checked
+    against the vector's.
+    """
+    return prepare_scope(scope, model, **options).with_vector(vector, dimensions)
 
 
 _NO_VECTOR = np.zeros(0, dtype=np.float32)
@@ -623,11 +612,6 @@ def _table_size(conn: psycopg.Connection[Any]) -> float:
         seen = (time.monotonic(), float(row["n"] if isinstance(row, dict) else row[0]))  # type: ignore[index]
         _table_rows[key] = seen
     return seen[1]
-
-
-def adaptive_threshold(conn: psycopg.Connection[Any], k: int) -> int:
-    """The default exact-path threshold for this table size and k."""
-    return _knobs_for(_table_size(conn), k)[1]
 
 
 # A graph walk with a fixed candidate list finds fewer of the true neighbours as the graph
