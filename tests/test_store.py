@@ -108,6 +108,31 @@ def test_sequential_calls_reuse_the_most_recent_connection(db_url):
         assert len(set(pids)) == 1 and pids[0] in burst
 
 
+def test_a_checkout_maps_errors_and_always_returns_its_connection(db_url):
+    # db.connection() is flattened over getconn/putconn: errors inside the block must map
+    # as before (a lost connection -> DatabaseUnavailable, anything else unchanged), a
+    # transaction left open is rolled back, and the connection goes back every time: with
+    # a pool of one, a leak would make the next checkout time out.
+    with learnloop.connect(db_url, pool_min=1, pool_max=1, project="checkout") as ll:
+        with pytest.raises(DatabaseUnavailable, match="database connection failed: gone"):
+            with ll.db.connection():
+                raise psycopg.OperationalError("gone")
+        with pytest.raises(KeyError):
+            with ll.db.connection() as conn:
+                conn.execute("BEGIN")
+                conn.execute("CREATE TEMP TABLE left_open (x int)")
+                raise KeyError("not ours to map")
+        with ll.db.connection(timeout=2.0) as conn:
+            assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            gone = conn.execute("SELECT to_regclass('pg_temp.left_open') IS NULL AS gone").fetchone()
+            assert gone == {"gone": True}  # the open transaction was rolled back
+        with ll.db.connection(timeout=0.2):  # the one connection is held here ...
+            with pytest.raises(DatabaseUnavailable, match="no database connection became available"):
+                with ll.db.connection(timeout=0.2):  # ... so a second checkout times out
+                    pass
+        assert ll.db.pool.get_stats()["pool_available"] == 1
+
+
 def test_a_server_without_pgvector_is_refused_with_the_fix():
     # The machine's system PostgreSQL has no pgvector: exactly the case to explain.
     url = "postgresql://postgres@127.0.0.1:5432/postgres"

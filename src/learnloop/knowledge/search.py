@@ -403,14 +403,14 @@ class _Layout:
         self.embedding_id, self.matching = pos.get("embedding_id"), pos.get("matching")
         # owner type -> (hit keys, a getter of their values from a row, (jsonb column
         # position, its keys) or None)
-        self.per_type: dict[str | None, tuple[tuple[str, ...], Any, tuple[int, tuple[str, ...]] | None]] = {}
+        self.per_type: dict[str, tuple[tuple[str, ...], Any, tuple[int, tuple[str, ...]] | None]] = {}
         own = [n for n in names if n not in _NOT_HIT_KEYS]
-        for owner_type in (*OWNER_TYPES, None):  # None: an owner type this code does not know
-            foreign = _FOREIGN_KEYS.get(owner_type, _EVERY_OWNER_COLUMN) if owner_type else _EVERY_OWNER_COLUMN
-            keys = tuple(n for n in own if n not in foreign)
-            json_col = _JSON_OWNERS.get(owner_type) if owner_type else None
-            expand = (pos[json_col[0]], json_col[1]) if json_col and json_col[0] in pos else None
-            keys = tuple(k for k in keys if not expand or k != json_col[0])  # type: ignore[index]
+        for owner_type in (*OWNER_TYPES, ""):  # "": an owner type this code does not know
+            foreign = _FOREIGN_KEYS.get(owner_type, _EVERY_OWNER_COLUMN)
+            json_col, json_keys = _JSON_OWNERS.get(owner_type) or ("", ())
+            # This owner's own jsonb column is expanded into its keys, not returned as is.
+            expand = (pos[json_col], json_keys) if json_col in pos else None
+            keys = tuple(n for n in own if n not in foreign and n != json_col)
             self.per_type[owner_type] = (keys, _getter([pos[k] for k in keys]), expand)
 
     def hits(self, rows: list[tuple[Any, ...]], *, by_distance: bool = True) -> list[dict[str, Any]]:
@@ -427,7 +427,7 @@ class _Layout:
         out = []
         for r in rows:
             owner_type = r[ot]
-            keys, values, expand = per_type.get(owner_type) or per_type[None]
+            keys, values, expand = per_type.get(owner_type) or per_type[""]
             hit = {"owner_type": owner_type, "owner_id": r[oid],
                    "similarity": r[sim] if sim is not None else 1.0 - r[dist]}  # type: ignore[index]
             hit.update(zip(keys, values(r), strict=False))  # equal lengths by construction
