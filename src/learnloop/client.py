@@ -163,6 +163,13 @@ class Client:
 
         return Events(self)
 
+    @property
+    def accounts(self) -> Any:
+        """Installation keys, tenants, tenant settings, search stats (``learnloop.accounts.client``)."""
+        from .accounts.client import Accounts
+
+        return Accounts(self)
+
     # -- admin ---------------------------------------------------------------------------
     def migrations(self) -> list[_migrations.MigrationState]:
         with self.db.connection() as conn:

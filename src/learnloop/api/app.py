@@ -31,7 +31,8 @@ log = logging.getLogger("learnloop.api")
 DESCRIPTION = """The learnloop HTTP API: the learning loop for AI applications, on PostgreSQL.
 
 Authenticate every request with `Authorization: Bearer llk_...` (create keys with
-`learnloop keys create`). The tenant is the key's; choose a project with the
+`learnloop keys create`). The tenant is the key's (an installation key, `lli_...`, from
+`learnloop keys create --installation`, only creates tenants and their first keys); choose a project with the
 `X-Learnloop-Project` header (default `default`). Errors are problem details
 (`application/problem+json`). Writes accept an `Idempotency-Key` header.
 """
@@ -78,16 +79,17 @@ def create_app(settings: Settings | None = None, *, client: Any = None, archive:
                 ll.close()
 
     app = FastAPI(title="learnloop", version="1", description=DESCRIPTION, lifespan=lifespan,
-                  openapi_tags=[{"name": n} for n in ("ledger", "analytics", "events", "keys", "health")])
+                  openapi_tags=[{"name": n} for n in ("ledger", "analytics", "events", "keys", "accounts", "health")])
     app.state.settings = s
     app.state.metrics = metrics
     app.state.scopes = ScopeCache()
     app.state.archive_root = s.archive_root or str(s.home / "archive")
     problems.install(app)
 
-    from .routes import analytics, events, health, keys, ledger, stream
+    from .routes import accounts, analytics, events, health, keys, ledger, stream
 
-    for r in (ledger.router, analytics.router, events.router, keys.router, health.router, stream.router):
+    for r in (ledger.router, analytics.router, events.router, keys.router, accounts.router, health.router,
+              stream.router):
         app.include_router(r)
     _optional_routers(app)
     app.add_middleware(Timing, metrics=metrics)

@@ -106,6 +106,16 @@ class Knowledge(_Base):  # type: ignore[misc,valid-type]
         return self.upsert_entities([{"entity_type": entity_type, "entity_id": entity_id, "text": text,
                                       "user_ref": user_ref, "metadata": dict(metadata or {})}])[0]
 
+    def patch_entity(self, entity_type: str, entity_id: str, *, text: str | None = None,
+                     metadata: Mapping[str, Any] | None = None, replace_metadata: bool = False,
+                     user_ref: Any = _ent.UNSET) -> dict[str, Any]:
+        """Change part of an entity: ``metadata`` merged (None removes a key), ``text`` if
+        given, ``user_ref=`` if given. Returns the entity as stored."""
+        self.ensure_index()  # outside the write's transaction (a new model's index)
+        with self._c.db.connection() as conn:
+            return _ent.patch_entity(conn, self._c.scope, self.provider, entity_type, entity_id, text=text,
+                                     metadata=metadata, replace_metadata=replace_metadata, user_ref=user_ref)
+
     def upsert_entities(self, items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """Bulk upsert in one transaction (all or nothing)."""
         with self._c.db.connection() as conn:
