@@ -7,7 +7,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 # The demo keeps its embedded server inside the checkout, not in your user data dir.
 DEMO_HOME ?= $(CURDIR)/.learnloop
 
-.PHONY: install demo test test-fast lint bench docs serve clean
+.PHONY: install demo test test-fast lint bench docs serve clean node ts-generate
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -22,7 +22,23 @@ install: $(STAMP)
 demo: $(STAMP)
 	LEARNLOOP_HOME=$(DEMO_HOME) $(BIN)/python -m learnloop.demo
 
-test: $(STAMP)
+# Node packages of the TypeScript client and the TypeScript example, from their lock files
+# (npm registry); the tests build and run them against a live `learnloop serve`.
+NODE_DIRS := clients/typescript
+NODE_STAMPS := $(addsuffix /node_modules/.installed,$(NODE_DIRS))
+
+%/node_modules/.installed: %/package-lock.json
+	cd $* && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+node: $(NODE_STAMPS)
+
+# After an API change: write the schema, regenerate the client's types (a test fails until you do).
+ts-generate: $(STAMP) clients/typescript/node_modules/.installed
+	$(BIN)/python -m learnloop.api.schema clients/typescript/openapi.json
+	cd clients/typescript && npm run generate --silent
+
+test: $(STAMP) node
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q
 
 test-fast: $(STAMP)
@@ -44,7 +60,7 @@ docs: $(STAMP)
 	$(BIN)/python -m learnloop.docsgen
 
 clean:
-	rm -rf $(VENV) .learnloop .pytest_cache
+	rm -rf $(VENV) .learnloop .pytest_cache $(addsuffix /node_modules,$(NODE_DIRS)) $(addsuffix /dist,$(NODE_DIRS))
 
 # The HTTP API on the demo's data: runs the demo setup, then serves with a fresh admin key.
 serve: $(STAMP)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
+from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
@@ -19,8 +20,22 @@ from ._shared import IdemKey
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
 
+class OutboxEvent(BaseModel):
+    """One event as the outbox, the list and the WebSocket stream (``type: "event"``) give it."""
+
+    id: int
+    project_id: UUID | None
+    entity_type: str
+    entity_id: str
+    event_type: str
+    payload: dict[str, Any]
+    actor: str | None = Field(description="Who caused it: the user of an app event or entity.")
+    txid: int
+    created_at: datetime
+
+
 class EventList(BaseModel):
-    items: list[dict[str, Any]]
+    items: list[OutboxEvent]
     last_event_id: int = Field(description="Pass as `after` to continue (commit-safe, no gaps).")
 
 
