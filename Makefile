@@ -24,7 +24,7 @@ demo: $(STAMP)
 
 # Node packages of the TypeScript client and the TypeScript example, from their lock files
 # (npm registry); the tests build and run them against a live `learnloop serve`.
-NODE_DIRS := clients/typescript
+NODE_DIRS := clients/typescript examples/phone_agent
 NODE_STAMPS := $(addsuffix /node_modules/.installed,$(NODE_DIRS))
 
 %/node_modules/.installed: %/package-lock.json

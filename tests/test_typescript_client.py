@@ -23,12 +23,12 @@ def test_committed_schema_is_the_servers() -> None:
 
 def test_generated_types_match_the_schema(tmp_path: Any) -> None:
     node_ready(TS_CLIENT)
-    out = tmp_path / "schema.d.ts"
+    out = tmp_path / "schema.ts"
     p = subprocess.run(["npx", "--no-install", "openapi-typescript", "openapi.json", "--default-non-nullable", "false",
                         "-o", str(out)], cwd=TS_CLIENT, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
-    assert out.read_text() == (TS_CLIENT / "src" / "schema.d.ts").read_text(), \
-        f"clients/typescript/src/schema.d.ts is stale: run {REGENERATE}"
+    assert out.read_text() == (TS_CLIENT / "src" / "schema.ts").read_text(), \
+        f"clients/typescript/src/schema.ts is stale: run {REGENERATE}"
 
 
 def test_typescript_client_against_a_live_server(live_server: dict[str, Any]) -> None:

@@ -1,13 +1,13 @@
 /**
  * learnloop's TypeScript client: the HTTP API's own types (generated from its OpenAPI
- * schema into schema.d.ts by openapi-typescript), a thin typed fetch layer (openapi-fetch)
+ * schema into schema.ts by openapi-typescript), a thin typed fetch layer (openapi-fetch)
  * and an event stream that resumes from the last event id it delivered.
  *
  *   const ll = createClient({ baseUrl: "http://127.0.0.1:8000", apiKey: "llk_..." });
  *   const hits = await unwrap(ll.POST("/v1/search", { body: { query: "refund policy", k: 3 } }));
  *
  * Every route, body and response is checked by the compiler against the server's schema;
- * `make test` fails when schema.d.ts is older than the server.
+ * `make test` fails when schema.ts is older than the server.
  */
 import createFetchClient from "openapi-fetch";
 import type { Client } from "openapi-fetch";
