@@ -93,6 +93,14 @@ def _json(v: Any) -> Any:
     return v
 
 
+def _json_or_text(v: Any) -> Any:
+    """A structure if the string holds JSON array/object, else the string itself."""
+    if isinstance(v, str) and v[:1] in ("[", "{"):
+        got = _json(v)
+        return v if got is None else got
+    return v
+
+
 def _indexed(attrs: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
     """``prefix.0.a.b = x`` ... as [{"a.b": x}, ...] in index order (OpenInference flattening)."""
     items: dict[int, dict[str, Any]] = {}
@@ -173,13 +181,13 @@ def _event_messages(events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]] 
     for ev in events:
         name, a = ev["name"], ev["attributes"]
         if name in _EVENT_ROLES:
-            body = _json(a.get("content"))
+            body = _json_or_text(a.get("content"))
             msg = _genai_message({"role": a.get("role") or _EVENT_ROLES[name], "content": body,
                                   "tool_calls": _json(a.get("tool_calls"))})
             if msg:
                 ins.append(msg)
         elif name == "gen_ai.choice":
-            m = _json(a.get("message"))
+            m = _json_or_text(a.get("message"))
             msg = _genai_message(m if isinstance(m, dict) else {"role": "assistant", "content": m})
             if msg:
                 msg.setdefault("role", "assistant")
@@ -187,12 +195,12 @@ def _event_messages(events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]] 
                     msg["finish_reason"] = a["finish_reason"]
                 outs.append(msg)
         elif name == "gen_ai.content.prompt":
-            p = _json(a.get("gen_ai.prompt"))
+            p = _json_or_text(a.get("gen_ai.prompt"))
             got = _genai_messages(p) if isinstance(p, list | dict) else (
                 [{"role": "user", "content": p}] if isinstance(p, str) else None)
             ins.extend(got or [])
         elif name == "gen_ai.content.completion":
-            c = _json(a.get("gen_ai.completion"))
+            c = _json_or_text(a.get("gen_ai.completion"))
             got = _genai_messages(c) if isinstance(c, list | dict) else (
                 [{"role": "assistant", "content": c}] if isinstance(c, str) else None)
             outs.extend(got or [])
