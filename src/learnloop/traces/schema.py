@@ -58,7 +58,8 @@ COMMENT ON COLUMN learnloop.spans.resource IS 'Resource attributes of the proces
 COMMENT ON COLUMN learnloop.spans.documents IS 'Retriever spans: documents returned, [{"id", "content", "score", "metadata"}].';
 COMMENT ON COLUMN learnloop.spans.generation_id IS 'The generation this model-call span became.';
 
-CREATE INDEX spans_parent_idx ON learnloop.spans (tenant_id, trace_id, parent_span_id);
+-- No index on parent_span_id: every read of a tree or a link is inside one trace, which
+-- the primary key's (tenant_id, trace_id) prefix finds; one index less per span written.
 CREATE UNIQUE INDEX spans_generation_idx ON learnloop.spans (tenant_id, generation_id)
     WHERE generation_id IS NOT NULL;
 CREATE INDEX spans_project_started_idx ON learnloop.spans (tenant_id, project_id, started_at);
