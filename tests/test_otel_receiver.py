@@ -411,3 +411,22 @@ def request_from_trace(tr: Any) -> bytes:
     for r in tr.roots:
         walk(r)
     return bytes(pb_request(spans, tr.resource).SerializeToString())
+
+
+def test_database_saturated_gets_503_with_retry_after(db_url: str, env: dict[str, Any], tmp_path: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    from learnloop.api import create_app
+    from learnloop.config import get_settings
+
+    # A server whose only database connection is busy: the export waits api_db_timeout, then 503.
+    ll = learnloop.connect(db_url, pool_min=1, pool_max=1)
+    try:
+        app = create_app(get_settings(home=tmp_path, api_db_timeout=0.3), client=ll, archive=False)
+        with TestClient(app) as tc, ll.db.connection():
+            r = tc.post("/v1/traces", content=pb_request([pb_span(tid(), sid(), {})]).SerializeToString(),
+                        headers={"Authorization": f"Bearer {env['key_a']}", "Content-Type": "application/x-protobuf"})
+        assert r.status_code == 503 and r.headers["retry-after"] == "2"
+        assert "available" in status_pb2.Status.FromString(r.content).message
+    finally:
+        ll.close()
