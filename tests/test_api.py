@@ -105,6 +105,7 @@ def _bodies(b_ids: dict[str, str]) -> dict[tuple[str, str], dict[str, Any]]:
         ("put", "/v1/catalog/fields/{schema_name}/{table_name}/{field_name}"): {"definition": "A's"},
         ("post", "/v1/predictions"): {"model_name": "a-model", "model_version": "a-v1", "score": 0.5},
         ("post", "/v1/predictions/{prediction_id}/outcome"): {"outcome": True},
+        ("post", "/v1/span_annotations"): {"data": [{"span_id": "b" * 16, "name": MARK}]},
     }
 
 

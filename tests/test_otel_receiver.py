@@ -430,3 +430,22 @@ def test_database_saturated_gets_503_with_retry_after(db_url: str, env: dict[str
         assert "available" in status_pb2.Status.FromString(r.content).message
     finally:
         ll.close()
+
+
+def test_phoenix_span_annotations_become_feedback(env: dict[str, Any]) -> None:
+    a: learnloop.Client = env["a"]
+    t, llm, chain = tid(), sid(), sid()
+    post(env, jrequest(jspan(t, chain, "rag", {"openinference.span.kind": "CHAIN"}),
+                       jspan(t, llm, "llm", {"openinference.span.kind": "LLM", "llm.model_name": "m"}, parent=chain)))
+    h = {"Authorization": f"Bearer {env['key_a']}", "X-Learnloop-Project": "app"}
+    body = {"data": [{"span_id": llm, "name": "correctness", "annotator_kind": "LLM",
+                      "result": {"label": "correct", "score": 1.0, "explanation": "matches the policy"}}]}
+    r = env["http"].post("/v1/span_annotations", json=body, headers=h)
+    assert r.status_code == 200 and r.json() == {"feedback": 1}, r.text
+    r = env["http"].post("/v1/span_annotations", json=body, headers=h)  # the same annotation again
+    assert r.json() == {"feedback": 0}
+    (fb,) = a.feedback_for(a.traces.trace(t).generations[0])
+    assert fb.source == "automatic" and fb.sentiment == "POSITIVE" and fb.tags == ["correctness", "correctness:correct"]
+    # an unknown span (or another tenant's) is a 404 problem, and nothing is written
+    r = env["http"].post("/v1/span_annotations", json={"data": [{"span_id": "f" * 16, "name": "x"}]}, headers=h)
+    assert r.status_code == 404 and r.headers["content-type"].startswith("application/problem+json")

@@ -43,6 +43,14 @@ class Traces:
         with self._c.db.connection() as conn:
             return generation_trace(conn, self._c.scope, generation_id)
 
+    def annotate(self, items: list[Any]) -> int:
+        """Phoenix-style span annotations (see ``annotations``); returns feedback rows made."""
+        from .annotations import SpanAnnotation, annotate
+
+        parsed = [i if isinstance(i, SpanAnnotation) else SpanAnnotation.model_validate(i) for i in items]
+        with self._c.db.connection() as conn:
+            return annotate(conn, self._c.scope, parsed)
+
     def recent(self, **options: Any) -> list[TraceSummary]:
         from .tree import recent
 

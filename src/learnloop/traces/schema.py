@@ -63,6 +63,8 @@ COMMENT ON COLUMN learnloop.spans.generation_id IS 'The generation this model-ca
 CREATE UNIQUE INDEX spans_generation_idx ON learnloop.spans (tenant_id, generation_id)
     WHERE generation_id IS NOT NULL;
 CREATE INDEX spans_project_started_idx ON learnloop.spans (tenant_id, project_id, started_at);
+-- Span annotations name a span by its id alone (Phoenix's API has no trace id).
+CREATE INDEX spans_span_id_idx ON learnloop.spans (tenant_id, span_id);
 
 CREATE TABLE learnloop.span_evaluations (
     tenant_id       uuid NOT NULL REFERENCES learnloop.tenants (id) ON DELETE CASCADE,

@@ -22,14 +22,16 @@ import psycopg
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 from psycopg_pool import PoolTimeout
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from ...errors import LearnloopError
 from ...events import keys as _keys
 from ...traces import otlp
+from ...traces.annotations import SpanAnnotation
 from ...traces.ingest import ingest
 from ...traces.tree import Trace, TraceSummary
-from ..deps import Read, _ctx
+from ..deps import Read, Write, _ctx
 from ._shared import Limit, Offset, Page, page
 
 log = logging.getLogger("learnloop.api")
@@ -115,6 +117,21 @@ def _principal(request: Request) -> _keys.Principal:
         key = ""
     with request.app.state.client.db.connection() as conn:
         return _keys.authenticate(conn, key.strip() or None)
+
+
+class SpanAnnotations(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    data: list[SpanAnnotation] = Field(max_length=10_000)
+
+
+class AnnotationsResult(BaseModel):
+    feedback: int = Field(description="Feedback rows created (annotations whose generation is known).")
+
+
+@router.post("/v1/span_annotations", response_model=AnnotationsResult,
+             summary="Span annotations (Phoenix-compatible) as automatic feedback")
+def span_annotations(body: SpanAnnotations, ctx: Write) -> Any:
+    return {"feedback": ctx.client.traces.annotate(body.data)}
 
 
 @router.get("/v1/traces", response_model=Page[TraceSummary], summary="Recent traces of the project (newest first)")
