@@ -35,6 +35,12 @@ def _postmaster_pid(home: Path) -> int | None:
     return st.pid if st.running else None
 
 
+def _wait_stopped(home: Path, timeout: float = 20) -> None:
+    deadline = time.time() + timeout
+    while _postmaster_pid(home) is not None and time.time() < deadline:
+        time.sleep(0.2)
+
+
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("supervised")
@@ -127,9 +133,7 @@ def test_the_server_stops_with_its_last_client_whatever_the_signal(home: Path, s
         assert _postmaster_pid(home) is not None
         p.send_signal(sig)
     p.wait(60)
-    deadline = time.time() + 20
-    while _postmaster_pid(home) is not None and time.time() < deadline:
-        time.sleep(0.2)
+    _wait_stopped(home)
     assert _postmaster_pid(home) is None, f"the server outlived its last client ({sig})"
 
 
@@ -144,9 +148,7 @@ def test_the_server_stays_while_another_client_holds_it(home: Path) -> None:
     finally:
         b.send_signal(signal.SIGTERM)
         b.wait(60)
-    deadline = time.time() + 20
-    while _postmaster_pid(home) is not None and time.time() < deadline:
-        time.sleep(0.2)
+    _wait_stopped(home)
     assert _postmaster_pid(home) is None
 
 
@@ -172,9 +174,7 @@ def test_db_url_has_no_side_effect_on_the_lifecycle(home: Path) -> None:
     finally:
         p.send_signal(signal.SIGTERM)
         p.wait(60)
-    deadline = time.time() + 20
-    while _postmaster_pid(home) is not None and time.time() < deadline:
-        time.sleep(0.2)
+    _wait_stopped(home)
     assert _postmaster_pid(home) is None
 
 
