@@ -178,17 +178,17 @@ class Analytics:
     def breakdown(self, by: Any = (), where: Any = None, **opts: Any) -> Any:
         """Measures per group of up to two dimensions: ``breakdown(["style_preset",
         "demand_kw:bands=0,100,500"], "audience=INVESTOR")`` (see analytics.breakdown)."""
-        from .analytics import breakdown as b
+        from .analytics.breakdown import breakdown
 
         with self._c.db.connection() as conn:
-            return b.breakdown(conn, self._c.scope, by, where, **opts)
+            return breakdown(conn, self._c.scope, by, where, **opts)
 
     def drivers(self, where: Any = None, **opts: Any) -> Any:
         """Which config/context keys move the failure rate, ranked (see analytics.drivers)."""
-        from .analytics import drivers as d
+        from .analytics.drivers import drivers
 
         with self._c.db.connection() as conn:
-            return d.drivers(conn, self._c.scope, where, **opts)
+            return drivers(conn, self._c.scope, where, **opts)
 
     def failure_rate(self, by: str | Sequence[str], **opts: Any) -> Any:
         from .analytics import ledger as a

@@ -10,6 +10,7 @@ tenant on every table it reads and, unless asked otherwise, to a project.
 """
 
 from .breakdown import breakdown
+from .drivers import drivers
 from .ledger import corrections, failure_rate, golden, tag_frequencies
 
-__all__ = ["breakdown", "corrections", "failure_rate", "golden", "tag_frequencies"]
+__all__ = ["breakdown", "corrections", "drivers", "failure_rate", "golden", "tag_frequencies"]

@@ -270,7 +270,7 @@ def _empty() -> dict[str, Any]:
                      "tokens_in": 0, "tokens_out": 0, "cost": None})
 
 
-def _band_label(edges: Sequence[float], i: int) -> tuple[str, float | None, float | None]:
+def band_label(edges: Sequence[float], i: int) -> tuple[str, float | None, float | None]:
     low = edges[i - 1] if i > 0 else None
     high = edges[i] if i < len(edges) else None
     def num(x: float) -> str:
@@ -286,7 +286,7 @@ def _bucket(d: Dimension, edges: list[float] | None, raw: Any, projects: Mapping
     if raw is None:
         return Bucket(value=None)
     if d.kind in ("bands", "bins"):
-        label, low, high = _band_label(edges or [], int(raw))
+        label, low, high = band_label(edges or [], int(raw))
         return Bucket(value=label, band=int(raw), low=low, high=high)
     if d.kind == "time":
         assert isinstance(raw, datetime)
