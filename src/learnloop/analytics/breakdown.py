@@ -65,7 +65,8 @@ def wilson(k: int, n: int, z: float = Z95) -> tuple[float | None, float | None]:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # At k = 0 (or n) the bound is exactly 0 (or 1); rounding would leave 5e-17 above it.
+    return (0.0 if k == 0 else max(0.0, centre - half)), (1.0 if k == n else min(1.0, centre + half))
 
 
 # -- sources of bare keys ---------------------------------------------------------------
@@ -375,14 +376,14 @@ def _with_empty_bands(dims: Sequence[Dimension], edges: Sequence[list[float] | N
     for i, d in enumerate(dims):
         present = list(dict.fromkeys(k[i] for k in keys))
         if d.kind in ("bands", "bins") and edges[i]:
-            full = list(range(len(edges[i]) + 1))  # type: ignore[arg-type]
-            domains.append(full + [None] if None in present else full)
+            domains.append(list(range(len(edges[i]) + 1)))  # type: ignore[arg-type]
         else:
             domains.append(present)
     out: list[tuple[Any, ...]] = [()]
     for dom in domains:
         out = [k + (v,) for k in out for v in dom]
-    return out
+    # the null band (missing or not a number) only where it occurs
+    return list(dict.fromkeys(out + keys))
 
 
 def _order(d: Dimension, value: Any, weight: Mapping[Any, int]) -> tuple[Any, ...]:

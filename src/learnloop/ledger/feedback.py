@@ -29,25 +29,31 @@ from .generations import _page, as_uuid
 from .models import Feedback, FeedbackIn, parse
 
 _ADD_SQL = """
-WITH ins AS (
+WITH gen AS (
+    SELECT g.tenant_id, g.id, g.project_id, g.parent_id, g.root_id, g.iteration, g.created_at
+    FROM learnloop.generations g
+    WHERE g.tenant_id = %(tenant_id)s AND g.id = %(generation_id)s
+),
+ins AS (
     INSERT INTO learnloop.feedback (
         tenant_id, id, generation_id, project_id, sentiment, rating, thumbs, tags, comment,
         instruction, corrected_output, source, author_ref, created_at)
     SELECT g.tenant_id, %(id)s, g.id, g.project_id, %(sentiment)s, %(rating)s, %(thumbs)s,
         %(tags)s, %(comment)s, %(instruction)s, %(corrected_output)s, %(source)s,
         %(author_ref)s, coalesce(%(created_at)s, now())
-    FROM learnloop.generations g
-    WHERE g.tenant_id = %(tenant_id)s AND g.id = %(generation_id)s
+    FROM gen g
     RETURNING *
 ),
 verdict AS (
     INSERT INTO learnloop.verdicts AS v (
-        tenant_id, generation_id, feedback_count, sentiments, positives, negatives, rating_sum,
-        rating_count, tags, sources, last_feedback_at)
-    SELECT tenant_id, generation_id, 1, (sentiment IS NOT NULL)::int,
-        (sentiment IS NOT DISTINCT FROM 'POSITIVE')::int, (sentiment IS NOT DISTINCT FROM 'NEGATIVE')::int,
-        coalesce(rating, 0), (rating IS NOT NULL)::int, %(tag_set)s::text[], ARRAY[source], created_at
-    FROM ins
+        tenant_id, generation_id, project_id, parent_id, root_id, iteration, generated_at,
+        feedback_count, sentiments, positives, negatives, rating_sum, rating_count, tags, sources,
+        last_feedback_at)
+    SELECT i.tenant_id, i.generation_id, g.project_id, g.parent_id, g.root_id, g.iteration, g.created_at,
+        1, (i.sentiment IS NOT NULL)::int,
+        (i.sentiment IS NOT DISTINCT FROM 'POSITIVE')::int, (i.sentiment IS NOT DISTINCT FROM 'NEGATIVE')::int,
+        coalesce(i.rating, 0), (i.rating IS NOT NULL)::int, %(tag_set)s::text[], ARRAY[i.source], i.created_at
+    FROM ins i, gen g
     ON CONFLICT (tenant_id, generation_id) DO UPDATE SET
 {VERDICT_DELTA}
 ),
@@ -83,12 +89,15 @@ _ADD_SQL = _ADD_SQL.replace("{VERDICT_DELTA}", _VERDICT_DELTA)
 # JSON array per generation: SQL arrays must be rectangular).
 _BULK_VERDICT_SQL = """
 INSERT INTO learnloop.verdicts AS v (
-    tenant_id, generation_id, feedback_count, sentiments, positives, negatives, rating_sum,
-    rating_count, tags, sources, last_feedback_at)
-SELECT %s, d.gid, d.n, d.s, d.pos, d.neg, d.rsum, d.rcount,
+    tenant_id, generation_id, project_id, parent_id, root_id, iteration, generated_at,
+    feedback_count, sentiments, positives, negatives, rating_sum, rating_count, tags, sources,
+    last_feedback_at)
+SELECT g.tenant_id, g.id, g.project_id, g.parent_id, g.root_id, g.iteration, g.created_at,
+    d.n, d.s, d.pos, d.neg, d.rsum, d.rcount,
     ARRAY(SELECT jsonb_array_elements_text(d.tags)), ARRAY(SELECT jsonb_array_elements_text(d.sources)), d.last
 FROM unnest(%s::uuid[], %s::int[], %s::int[], %s::int[], %s::int[], %s::int[], %s::int[], %s::jsonb[],
             %s::jsonb[], %s::timestamptz[]) AS d(gid, n, s, pos, neg, rsum, rcount, tags, sources, last)
+JOIN learnloop.generations g ON g.tenant_id = %s AND g.id = d.gid
 ON CONFLICT (tenant_id, generation_id) DO UPDATE SET
 """ + _VERDICT_DELTA
 
@@ -211,7 +220,7 @@ def _bulk_verdicts(conn: Conn, scope: Scope, items: list[FeedbackIn], now: datet
         cols[7].append(Jsonb(sorted(a[6])))
         cols[8].append(Jsonb(sorted(a[7])))
         cols[9].append(a[8])
-    conn.execute(_BULK_VERDICT_SQL, [scope.tenant_id, *cols])
+    conn.execute(_BULK_VERDICT_SQL, [*cols, scope.tenant_id])
 
 
 # -- review queue --------------------------------------------------------------------------

@@ -167,11 +167,19 @@ M003_YOUNG_TABLE_STATISTICS = young_table_statistics(["generations", "feedback"]
 # same generation at once serialise on the row lock and both land, which a recount under
 # READ COMMITTED would lose. The verdict rule is the view's, now a generated column.
 # ``tags`` is the set of tags any feedback gave the generation (for tag breakdowns without
-# reading the feedback table). The view keeps its name and columns for every reader.
+# reading the feedback table). The generation's project, lineage and time are copied in at
+# the first feedback (they never change: see forbid_lineage_change), so "did corrections
+# fix it?" reads this table and one index-only scan of children, never the wide ledger
+# rows. The view keeps its name and columns for every reader.
 M004_VERDICTS = """
 CREATE TABLE learnloop.verdicts (
     tenant_id        uuid NOT NULL,
     generation_id    uuid NOT NULL,
+    project_id       uuid NOT NULL,
+    parent_id        uuid,
+    root_id          uuid NOT NULL,
+    iteration        integer NOT NULL,
+    generated_at     timestamptz NOT NULL,
     feedback_count   integer NOT NULL,
     sentiments       integer NOT NULL,
     positives        integer NOT NULL,
@@ -190,13 +198,25 @@ CREATE TABLE learnloop.verdicts (
 );
 COMMENT ON TABLE learnloop.verdicts IS
     'Feedback summary per generation, kept current by every feedback write; read through generation_verdicts.';
+COMMENT ON COLUMN learnloop.verdicts.generated_at IS 'The generation''s created_at (copied: periods filter on it).';
 COMMENT ON COLUMN learnloop.verdicts.sentiments IS 'Feedback rows that carry a sentiment.';
 COMMENT ON COLUMN learnloop.verdicts.tags IS 'Distinct tags over all feedback rows of the generation.';
 COMMENT ON COLUMN learnloop.verdicts.sources IS 'Distinct feedback sources (user, admin, automatic).';
 
-INSERT INTO learnloop.verdicts (tenant_id, generation_id, feedback_count, sentiments, positives,
+CREATE INDEX verdicts_negative_idx ON learnloop.verdicts (tenant_id, project_id) WHERE verdict = 'NEGATIVE';
+CREATE INDEX verdicts_parent_idx ON learnloop.verdicts (tenant_id, parent_id) WHERE parent_id IS NOT NULL;
+
+-- Children of a generation with the columns a period/project filter reads, for index-only
+-- scans (replaces the plain parent index).
+CREATE INDEX generations_children_idx ON learnloop.generations (tenant_id, parent_id)
+    INCLUDE (project_id, created_at) WHERE parent_id IS NOT NULL;
+DROP INDEX learnloop.generations_parent_idx;
+
+INSERT INTO learnloop.verdicts (tenant_id, generation_id, project_id, parent_id, root_id, iteration,
+                                generated_at, feedback_count, sentiments, positives,
                                 negatives, rating_sum, rating_count, tags, sources, last_feedback_at)
-SELECT f.tenant_id, f.generation_id, count(*),
+SELECT f.tenant_id, f.generation_id, g.project_id, g.parent_id, g.root_id, g.iteration, g.created_at,
+       count(*),
        count(f.sentiment),
        count(*) FILTER (WHERE f.sentiment = 'POSITIVE'),
        count(*) FILTER (WHERE f.sentiment = 'NEGATIVE'),
@@ -206,7 +226,8 @@ SELECT f.tenant_id, f.generation_id, count(*),
        array_agg(DISTINCT f.source ORDER BY f.source),
        max(f.created_at)
 FROM learnloop.feedback f
-GROUP BY f.tenant_id, f.generation_id;
+JOIN learnloop.generations g ON g.tenant_id = f.tenant_id AND g.id = f.generation_id
+GROUP BY f.tenant_id, f.generation_id, g.project_id, g.parent_id, g.root_id, g.iteration, g.created_at;
 
 CREATE OR REPLACE VIEW learnloop.generation_verdicts AS
 SELECT tenant_id, generation_id, feedback_count::bigint AS feedback_count,
