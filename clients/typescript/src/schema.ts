@@ -525,6 +525,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/generations/{generation_id}/trace": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The trace a generation was received in, as a tree of spans */
+        get: operations["generation_trace_v1_generations__generation_id__trace_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/generations/{generation_id}/training": {
         parameters: {
             query?: never;
@@ -784,6 +801,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/span_annotations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Span annotations (Phoenix-compatible) as automatic feedback */
+        post: operations["span_annotations_v1_span_annotations_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/stats/search": {
         parameters: {
             query?: never;
@@ -793,6 +827,40 @@ export interface paths {
         };
         /** This tenant's search metrics (every process, per day), this project or all */
         get: operations["search_stats_v1_stats_search_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/traces": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Recent traces of the project (newest first) */
+        get: operations["recent_traces_v1_traces_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/traces/{trace_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One trace as a tree of spans */
+        get: operations["get_trace_v1_traces__trace_id__get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -899,6 +967,23 @@ export interface components {
              */
             active: boolean;
         };
+        /** AnnotationResult */
+        AnnotationResult: {
+            /** Explanation */
+            explanation?: string | null;
+            /** Label */
+            label?: string | null;
+            /** Score */
+            score?: number | null;
+        };
+        /** AnnotationsResult */
+        AnnotationsResult: {
+            /**
+             * Feedback
+             * @description Feedback rows created (annotations whose generation is known).
+             */
+            feedback: number;
+        };
         /** Body_upload_document_v1_documents_post */
         Body_upload_document_v1_documents_post: {
             /** Description */
@@ -947,6 +1032,41 @@ export interface components {
         BulkIds: {
             /** Ids */
             ids: string[];
+        };
+        /** Corrections */
+        Corrections: {
+            /**
+             * Fix Rate
+             * @description fixed / regenerated.
+             */
+            fix_rate: number | null;
+            /**
+             * Fixed
+             * @description Of those, how many have a child judged POSITIVE.
+             */
+            fixed: number;
+            /**
+             * Iterations
+             * @description Trees whose first POSITIVE verdict is at iteration N.
+             */
+            iterations: {
+                [key: string]: number;
+            };
+            /**
+             * Negative
+             * @description Generations judged NEGATIVE.
+             */
+            negative: number;
+            /**
+             * Never
+             * @description Trees with a verdict but none POSITIVE.
+             */
+            never: number;
+            /**
+             * Regenerated
+             * @description Of those, how many have at least one child.
+             */
+            regenerated: number;
         };
         /** Count */
         Count: {
@@ -1163,6 +1283,25 @@ export interface components {
              * @description Pass as `after` to continue (commit-safe, no gaps).
              */
             last_event_id: number;
+        };
+        /** FailureRateRow */
+        FailureRateRow: {
+            /** Attempts */
+            attempts: number;
+            /** Failure High */
+            failure_high: number | null;
+            /** Failure Low */
+            failure_low: number | null;
+            /** Failure Rate */
+            failure_rate: number | null;
+            /** Negative */
+            negative: number;
+            /** Positive */
+            positive: number;
+            /** Rated */
+            rated: number;
+            /** Value */
+            value: string | null;
         };
         /** Feedback */
         Feedback: {
@@ -1510,6 +1649,45 @@ export interface components {
             tokens_out?: number | null;
             /** User Ref */
             user_ref?: string | null;
+        };
+        /** GoldenRow */
+        GoldenRow: {
+            /** Avg Rating */
+            avg_rating: number | null;
+            /** Config */
+            config: {
+                [key: string]: unknown;
+            };
+            /** Context */
+            context: {
+                [key: string]: unknown;
+            };
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Iteration */
+            iteration: number;
+            /** Kind */
+            kind: string;
+            /** Model */
+            model: string | null;
+            /** Negatives */
+            negatives: number;
+            /** Output Text */
+            output_text: string | null;
+            /** Output Url */
+            output_url: string | null;
+            /** Positives */
+            positives: number;
+            /** Prompt */
+            prompt: string | null;
         };
         /** HTTPValidationError */
         HTTPValidationError: {
@@ -1885,6 +2063,17 @@ export interface components {
             /** Offset */
             offset: number;
         };
+        /** Page[TraceSummary] */
+        Page_TraceSummary_: {
+            /** Items */
+            items: components["schemas"]["TraceSummary"][];
+            /** Limit */
+            limit: number;
+            /** Next Offset */
+            next_offset: number | null;
+            /** Offset */
+            offset: number;
+        };
         /** Page[dict[str, Any]] */
         Page_dict_str__Any__: {
             /** Items */
@@ -1953,12 +2142,18 @@ export interface components {
          *       }
          *     }
          * @example {
-         *       "hybrid": true,
          *       "k": 3,
+         *       "mode": "hybrid",
          *       "owner_types": [
          *         "chunk"
          *       ],
          *       "query": "late payment fees"
+         *     }
+         * @example {
+         *       "chunks_per_document": 2,
+         *       "group_by": "document",
+         *       "k": 5,
+         *       "query": "loan approval time"
          *     }
          */
         SearchBody: {
@@ -1968,13 +2163,36 @@ export interface components {
              * @default false
              */
             all_projects?: boolean;
+            /**
+             * Chunks Per Document
+             * @description With group_by: chunks per document.
+             * @default 3
+             */
+            chunks_per_document?: number;
+            /**
+             * Dense Weight
+             * @description Hybrid: weight of the vector ranking.
+             * @default 1
+             */
+            dense_weight?: number;
+            /**
+             * Depth
+             * @description Hybrid: rows taken from each ranking before fusion.
+             * @default 100
+             */
+            depth?: number;
             /** Document Ids */
             document_ids?: string[] | null;
             /** Entity Types */
             entity_types?: string[] | null;
             /**
+             * Group By
+             * @description document: the k best documents, each with its best chunks (items are documents).
+             */
+            group_by?: "document" | null;
+            /**
              * Hybrid
-             * @description Fuse full-text ranking (reciprocal rank fusion).
+             * @description Same as mode "hybrid".
              * @default false
              */
             hybrid?: boolean;
@@ -1984,10 +2202,22 @@ export interface components {
              */
             k?: number;
             /**
+             * Mode
+             * @description dense (vectors), fulltext (BM25), hybrid (both fused); default: the server's.
+             */
+            mode?: ("dense" | "fulltext" | "hybrid") | null;
+            /**
              * Owner Types
              * @description chunk, entity, generation, term.
              */
             owner_types?: ("chunk" | "entity" | "generation" | "term")[] | null;
+            /**
+             * Path
+             * @description How the vector side is searched.
+             * @default auto
+             * @enum {string}
+             */
+            path?: "auto" | "exact" | "hnsw";
             /**
              * Query
              * @description Text to search for.
@@ -1998,6 +2228,12 @@ export interface components {
              * @description Full-text side of a hybrid search by vector.
              */
             text?: string | null;
+            /**
+             * Text Weight
+             * @description Hybrid: weight of the full-text ranking (0-100), or "auto": decided per query.
+             * @default auto
+             */
+            text_weight?: number | "auto";
             /**
              * User
              * @description Only rows of this user_ref.
@@ -2027,13 +2263,26 @@ export interface components {
              * @description Rows passing the filter, counted up to the exact threshold.
              */
             matching?: number | null;
+            /**
+             * Mode
+             * @description dense, fulltext or hybrid.
+             * @default
+             */
+            mode?: string;
             /** Ms */
             ms: number;
             /**
              * Path
-             * @description How the rows were found: exact, hnsw, hnsw+exact, hybrid/...
+             * @description How the rows were found: exact, hnsw, hnsw+exact, fulltext, hybrid/...
              */
             path: string;
+            /**
+             * Trust
+             * @description Hybrid: the text side's signals and the weights used.
+             */
+            trust?: {
+                [key: string]: unknown;
+            } | null;
         };
         /** SearchStats */
         SearchStats: {
@@ -2074,6 +2323,98 @@ export interface components {
         SettingsChange: {
             /** Slow Search Ms */
             slow_search_ms: number | null;
+        };
+        /**
+         * SpanAnnotation
+         * @example {
+         *       "annotator_kind": "LLM",
+         *       "name": "relevance",
+         *       "result": {
+         *         "explanation": "cites the refund policy",
+         *         "label": "relevant",
+         *         "score": 0.9
+         *       },
+         *       "span_id": "051581bf3cb55c13"
+         *     }
+         */
+        SpanAnnotation: {
+            /**
+             * Annotator Kind
+             * @default LLM
+             * @enum {string}
+             */
+            annotator_kind?: "LLM" | "CODE" | "HUMAN";
+            /**
+             * Identifier
+             * @default
+             */
+            identifier?: string;
+            /** Metadata */
+            metadata?: {
+                [key: string]: unknown;
+            };
+            /** Name */
+            name: string;
+            result?: components["schemas"]["AnnotationResult"];
+            /** Span Id */
+            span_id: string;
+        };
+        /** SpanAnnotations */
+        SpanAnnotations: {
+            /** Data */
+            data: components["schemas"]["SpanAnnotation"][];
+        };
+        /** SpanNode */
+        SpanNode: {
+            /** Attributes */
+            attributes: {
+                [key: string]: unknown;
+            };
+            /** Children */
+            children?: components["schemas"]["SpanNode"][];
+            /** Duration Ms */
+            duration_ms: number;
+            /**
+             * Ended At
+             * Format: date-time
+             */
+            ended_at: string;
+            /** Events */
+            events: {
+                [key: string]: unknown;
+            }[];
+            /**
+             * Generation Id
+             * @description The generation this model-call span became.
+             */
+            generation_id?: string | null;
+            /**
+             * Generations
+             * @description Generations in this span's subtree, itself included.
+             */
+            generations?: string[];
+            /**
+             * Kind
+             * @description llm, embedding, chain, agent, tool, retriever, ... or span
+             */
+            kind: string;
+            /** Name */
+            name: string;
+            /** Parent Span Id */
+            parent_span_id?: string | null;
+            /** Span Id */
+            span_id: string;
+            /**
+             * Started At
+             * Format: date-time
+             */
+            started_at: string;
+            /** Status */
+            status: string;
+            /** Status Message */
+            status_message?: string | null;
+            /** Trace Id */
+            trace_id: string;
         };
         /**
          * SqlQuery
@@ -2121,6 +2462,11 @@ export interface components {
             /** Min Rating */
             min_rating?: number | null;
             /**
+             * Mode
+             * @description As in /v1/search.
+             */
+            mode?: ("dense" | "fulltext" | "hybrid") | null;
+            /**
              * Positive
              * @description More positive than negative feedback.
              * @default true
@@ -2157,13 +2503,46 @@ export interface components {
              * @description Rows passing the filter, counted up to the exact threshold.
              */
             matching?: number | null;
+            /**
+             * Mode
+             * @description dense, fulltext or hybrid.
+             * @default
+             */
+            mode?: string;
             /** Ms */
             ms: number;
             /**
              * Path
-             * @description How the rows were found: exact, hnsw, hnsw+exact, hybrid/...
+             * @description How the rows were found: exact, hnsw, hnsw+exact, fulltext, hybrid/...
              */
             path: string;
+            /**
+             * Trust
+             * @description Hybrid: the text side's signals and the weights used.
+             */
+            trust?: {
+                [key: string]: unknown;
+            } | null;
+        };
+        /** TagRow */
+        TagRow: {
+            /**
+             * Count
+             * @description Feedback rows carrying the tag.
+             */
+            count: number;
+            /**
+             * Generations
+             * @description Distinct generations whose feedback carries it.
+             */
+            generations: number;
+            /**
+             * Share
+             * @description generations / generations with any feedback in the period.
+             */
+            share: number | null;
+            /** Tag */
+            tag: string;
         };
         /** Tenant */
         Tenant: {
@@ -2191,6 +2570,47 @@ export interface components {
             slow_search_ms: number | null;
             /** Updated At */
             updated_at?: string | null;
+        };
+        /** Trace */
+        Trace: {
+            /** Generations */
+            generations: string[];
+            /** Resource */
+            resource: {
+                [key: string]: unknown;
+            };
+            /**
+             * Roots
+             * @description Spans without a (received) parent, oldest first.
+             */
+            roots: components["schemas"]["SpanNode"][];
+            /** Span Count */
+            span_count: number;
+            /** Trace Id */
+            trace_id: string;
+        };
+        /** TraceSummary */
+        TraceSummary: {
+            /**
+             * Ended At
+             * Format: date-time
+             */
+            ended_at: string;
+            /** Error Count */
+            error_count: number;
+            /** Generation Count */
+            generation_count: number;
+            /** Name */
+            name: string;
+            /** Span Count */
+            span_count: number;
+            /**
+             * Started At
+             * Format: date-time
+             */
+            started_at: string;
+            /** Trace Id */
+            trace_id: string;
         };
         /** ValidationError */
         ValidationError: {
@@ -2294,9 +2714,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Corrections"];
                 };
             };
             /** @description Validation Error */
@@ -2332,9 +2750,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    }[];
+                    "application/json": components["schemas"]["FailureRateRow"][];
                 };
             };
             /** @description Validation Error */
@@ -2371,9 +2787,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    }[];
+                    "application/json": components["schemas"]["GoldenRow"][];
                 };
             };
             /** @description Validation Error */
@@ -2407,9 +2821,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    }[];
+                    "application/json": components["schemas"]["TagRow"][];
                 };
             };
             /** @description Validation Error */
@@ -3743,6 +4155,40 @@ export interface operations {
             };
         };
     };
+    generation_trace_v1_generations__generation_id__trace_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Project name inside your tenant. */
+                "X-Learnloop-Project"?: string;
+            };
+            path: {
+                generation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Trace"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     trace_v1_generations__generation_id__training_get: {
         parameters: {
             query?: never;
@@ -4420,6 +4866,42 @@ export interface operations {
             };
         };
     };
+    span_annotations_v1_span_annotations_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Project name inside your tenant. */
+                "X-Learnloop-Project"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SpanAnnotations"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AnnotationsResult"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     search_stats_v1_stats_search_get: {
         parameters: {
             query?: {
@@ -4443,6 +4925,77 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SearchStats"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    recent_traces_v1_traces_get: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: number;
+                /** @description Rows to skip. */
+                offset?: number;
+            };
+            header?: {
+                /** @description Project name inside your tenant. */
+                "X-Learnloop-Project"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_TraceSummary_"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_trace_v1_traces__trace_id__get: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Project name inside your tenant. */
+                "X-Learnloop-Project"?: string;
+            };
+            path: {
+                trace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Trace"];
                 };
             };
             /** @description Validation Error */

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
 from ...analytics.ledger import parse_condition
+from ...analytics.models import Corrections, FailureRateRow, GoldenRow, TagRow
 from ..deps import Read
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
@@ -19,7 +20,7 @@ def failure_rate(
     by: Annotated[str, Query(min_length=1, max_length=200, examples=["style_preset"])],
     source: Source = "config",
     min_rated: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-) -> list[dict[str, Any]]:
+) -> list[FailureRateRow]:
     return ctx.client.analytics.failure_rate(by, source=source, min_rated=min_rated)
 
 
@@ -29,15 +30,15 @@ def golden(
     where: Annotated[list[str], Query(description="KEY<NUMBER, repeatable", examples=["efficiency<0.08"])] = [],  # noqa: B006
     source: Source = "context",
     limit: Annotated[int, Query(ge=1, le=1000)] = 10,
-) -> list[dict[str, Any]]:
+) -> list[GoldenRow]:
     return ctx.client.analytics.golden([parse_condition(w) for w in where], source=source, limit=limit)
 
 
 @router.get("/tags", summary="Feedback tag frequencies")
-def tags(ctx: Read, sentiment: Literal["POSITIVE", "NEGATIVE", "NEUTRAL"] | None = None) -> list[dict[str, Any]]:
+def tags(ctx: Read, sentiment: Literal["POSITIVE", "NEGATIVE", "NEUTRAL"] | None = None) -> list[TagRow]:
     return ctx.client.analytics.tags(sentiment=sentiment)
 
 
 @router.get("/corrections", summary="Did corrections fix it?")
-def corrections(ctx: Read) -> dict[str, Any]:
+def corrections(ctx: Read) -> Corrections:
     return ctx.client.analytics.corrections()
