@@ -40,7 +40,8 @@ def _rate(m: object) -> str:
     rate = getattr(m, "failure_rate", None)
     if rate is None:
         return "-"
-    return f"{rate:.1%} [{m.failure_low:.1%}-{m.failure_high:.1%}]"  # type: ignore[attr-defined]
+    low, high = getattr(m, "failure_low", None), getattr(m, "failure_high", None)
+    return f"{rate:.1%}" if low is None or high is None else f"{rate:.1%} [{low:.1%}-{high:.1%}]"
 
 
 @stats.command()
