@@ -170,6 +170,13 @@ class Client:
 
         return Events(self)
 
+    @property
+    def traces(self) -> Any:
+        """OTLP spans kept as trees (``learnloop.traces``)."""
+        from .traces import Traces
+
+        return Traces(self)
+
     # -- admin ---------------------------------------------------------------------------
     def migrations(self) -> list[_migrations.MigrationState]:
         with self.db.connection() as conn:
