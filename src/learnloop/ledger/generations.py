@@ -9,6 +9,7 @@ Bulk log: see :mod:`learnloop.ledger.bulk` (re-exported here as ``bulk_log``).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -141,11 +142,22 @@ def find(
     user_ref: str | None = None,
     session_ref: str | None = None,
     model: str | None = None,
+    verdict: str | None = None,
+    tag: str | None = None,
+    text: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    before: tuple[datetime, UUID] | None = None,
     all_projects: bool = False,
     limit: int = 100,
     offset: int = 0,
 ) -> list[Generation]:
-    """Generations matching every given condition, newest first ("every conversation about loan 456")."""
+    """Generations matching every given condition, newest first ("every conversation about loan 456").
+
+    ``verdict``: POSITIVE, NEGATIVE, NEUTRAL or UNRATED; ``tag``: some feedback carries it;
+    ``text``: a substring of the prompt or output (case-insensitive); ``before``: the
+    (created_at, id) of the last row of the previous page (keyset paging: a deep page costs
+    what the first does, where an offset reads and drops every row before it)."""
     where: list[sql.Composable] = [sql.SQL("g.tenant_id = %s")]
     params: list[Any] = [scope.tenant_id]
     if not all_projects:
@@ -159,12 +171,56 @@ def find(
         if val is not None:
             where.append(sql.SQL("{} = %s").format(sql.Identifier("g", col)))
             params.append(val)
+    _more_conditions(where, params, verdict=verdict, tag=tag, text=text, since=since, until=until, before=before)
     limit, offset = _page(limit, offset)
     query = sql.SQL(_SELECT + " WHERE {} ORDER BY g.created_at DESC, g.id DESC LIMIT %s OFFSET %s").format(
         sql.SQL(" AND ").join(where)
     )
     rows = conn.execute(query, [*params, limit, offset]).fetchall()
     return [Generation.model_validate(r) for r in rows]
+
+
+VERDICTS = ("POSITIVE", "NEGATIVE", "NEUTRAL", "UNRATED")
+_VERDICT_SQL = sql.SQL(
+    "(SELECT v.verdict FROM learnloop.generation_verdicts v"
+    " WHERE v.tenant_id = g.tenant_id AND v.generation_id = g.id) = %s")
+_UNRATED_SQL = sql.SQL(
+    "NOT EXISTS (SELECT 1 FROM learnloop.feedback f WHERE f.tenant_id = g.tenant_id AND f.generation_id = g.id)")
+_TAG_SQL = sql.SQL(
+    "EXISTS (SELECT 1 FROM learnloop.feedback f WHERE f.tenant_id = g.tenant_id AND f.generation_id = g.id"
+    " AND f.tags @> ARRAY[%s]::text[])")
+
+
+def _more_conditions(where: list[sql.Composable], params: list[Any], *, verdict: str | None, tag: str | None,
+                     text: str | None, since: datetime | None, until: datetime | None,
+                     before: tuple[datetime, UUID] | None) -> None:
+    if verdict is not None:
+        v = verdict.upper()
+        if v not in VERDICTS:
+            raise InvalidInput(f"verdict must be one of {', '.join(VERDICTS)}, got {verdict!r}", field="verdict")
+        if v == "UNRATED":
+            where.append(_UNRATED_SQL)
+        else:
+            where.append(_VERDICT_SQL)
+            params.append(v)
+    if tag is not None:
+        where.append(_TAG_SQL)
+        params.append(tag)
+    if text:
+        if "\x00" in text:
+            raise InvalidInput("text contains a NUL character", field="text")
+        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        where.append(sql.SQL("(g.prompt ILIKE %s OR g.output_text ILIKE %s)"))
+        params.extend([pattern, pattern])
+    if since is not None:
+        where.append(sql.SQL("g.created_at >= %s"))
+        params.append(since)
+    if until is not None:
+        where.append(sql.SQL("g.created_at < %s"))
+        params.append(until)
+    if before is not None:
+        where.append(sql.SQL("(g.created_at, g.id) < (%s, %s)"))
+        params.extend(before)
 
 
 def _page(limit: int, offset: int) -> tuple[int, int]:

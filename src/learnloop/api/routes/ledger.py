@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import base64
+from datetime import datetime
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
@@ -12,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ...errors import InvalidInput
 from ...ledger import feedback as _feedback
 from ...ledger import generations as _gen
-from ...ledger.models import Feedback, FeedbackIn, Generation, GenerationIn
+from ...ledger.models import Feedback, FeedbackIn, Generation, GenerationIn, Source
 from ..deps import Read, Write
 from ..idempotency import request_hash, run_write
 from ._shared import IdemKey, Limit, Offset, Page, page
@@ -81,7 +83,29 @@ def bulk_log(request: Request, body: BulkGenerations, ctx: Write, idem: IdemKey 
                                                         skip_existing=body.skip_existing)})
 
 
-@router.get("/generations", response_model=Page[Generation], summary="Find generations (newest first)")
+class GenerationPage(Page[Generation]):
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page (keyset: as fast as the first).")
+
+
+def _cursor(value: str | None) -> tuple[datetime, UUID] | None:
+    if not value:
+        return None
+    try:
+        at, _, gid = base64.urlsafe_b64decode(value.encode() + b"==").decode().partition("|")
+        return datetime.fromisoformat(at), UUID(gid)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("cursor is not one this API handed out (use next_cursor of the previous page)",
+                           field="cursor") from None
+
+
+def _next_cursor(rows: list[Generation], limit: int) -> str | None:
+    if len(rows) < limit:
+        return None
+    last = rows[-1]
+    return base64.urlsafe_b64encode(f"{last.created_at.isoformat()}|{last.id}".encode()).decode().rstrip("=")
+
+
+@router.get("/generations", response_model=GenerationPage, summary="Find generations (newest first)")
 def find_generations(
     ctx: Read,
     link: Annotated[list[str], Query(description="Business entity TYPE:ID, repeatable: link=loan:456")] = [],  # noqa: B006
@@ -89,6 +113,12 @@ def find_generations(
     user_ref: Annotated[str | None, Query(max_length=500)] = None,
     session_ref: Annotated[str | None, Query(max_length=500)] = None,
     model: Annotated[str | None, Query(max_length=200)] = None,
+    verdict: Annotated[Literal["POSITIVE", "NEGATIVE", "NEUTRAL", "UNRATED"] | None, Query()] = None,
+    tag: Annotated[str | None, Query(max_length=200, description="Some feedback on it carries this tag.")] = None,
+    text: Annotated[str | None, Query(max_length=500, description="Substring of the prompt or output.")] = None,
+    since: Annotated[datetime | None, Query(description="Created at or after (ISO 8601).")] = None,
+    until: Annotated[datetime | None, Query(description="Created before (ISO 8601).")] = None,
+    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page.")] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Any:
@@ -99,8 +129,9 @@ def find_generations(
             raise InvalidInput(f"link must be TYPE:ID, got {item!r}", field="link")
         links[k] = v
     rows = ctx.client.find(links=links or None, kind=kind, user_ref=user_ref, session_ref=session_ref,
-                           model=model, limit=limit, offset=offset)
-    return page(rows, limit, offset)
+                           model=model, verdict=verdict, tag=tag, text=text, since=since, until=until,
+                           before=_cursor(cursor), limit=limit, offset=offset)
+    return {**page(rows, limit, offset), "next_cursor": _next_cursor(rows, limit)}
 
 
 @router.get("/generations/{generation_id}", response_model=Generation, summary="Get one generation")
@@ -146,11 +177,14 @@ def review_queue(
     ctx: Read,
     sentiment: Annotated[str | None, Query(description="POSITIVE, NEGATIVE (default) or NEUTRAL")] = "NEGATIVE",
     include_processed: bool = False,
+    tag: Annotated[str | None, Query(max_length=200)] = None,
+    source: Annotated[Source | None, Query()] = None,
+    older_than_days: Annotated[float | None, Query(ge=0, le=36500, description="Waiting at least this long.")] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Any:
-    rows = ctx.client.review_queue(sentiment=sentiment, include_processed=include_processed,
-                                   limit=limit, offset=offset)
+    rows = ctx.client.review_queue(sentiment=sentiment, include_processed=include_processed, tag=tag, source=source,
+                                   older_than_days=older_than_days, limit=limit, offset=offset)
     return page(rows, limit, offset)
 
 

@@ -1,0 +1,152 @@
+import { useState } from "preact/hooks";
+import { client, ok } from "../api/client";
+import { ChartView } from "../components/chart";
+import { DataTable, Empty, ErrorBox, Loading, Page, SafeImage } from "../components/ui";
+import { href, pct, short, useApi, useQueryParams } from "../util";
+
+type Source = "config" | "context" | "output_meta" | "links";
+const SOURCES: Source[] = ["config", "context", "output_meta", "links"];
+type Row = Record<string, unknown>;
+
+export function Analytics() {
+  const { params, set } = useQueryParams();
+  const source = (params.get("source") || "config") as Source;
+  const keys = useApi(() => ok(client.GET("/v1/analytics/keys", { params: { query: { source } } })), [source]);
+  const by = params.get("by") || keys.data?.[0]?.key || "";
+  const current = Object.fromEntries(params);
+  const setParam = (k: string, v: string) => set({ ...current, [k]: v, ...(k === "source" ? { by: "" } : {}), where: params.getAll("where") });
+
+  const fr = useApi(() => by ? ok(client.GET("/v1/analytics/failure-rate", { params: { query: { by, source } } })) : Promise.resolve([]), [by, source]);
+  const ov = useApi(() => ok(client.GET("/v1/overview", { params: { query: { days: 90 } } })), []);
+  const tags = useApi(() => ok(client.GET("/v1/analytics/tags", {})), []);
+  const corr = useApi(() => ok(client.GET("/v1/analytics/corrections", {})), []);
+  const frRows = (fr.data || []) as Row[];
+  const tagRows = (tags.data || []) as Row[];
+  const c = (corr.data || {}) as Row;
+  const iters = Object.entries((c.iterations || {}) as Record<string, number>).map(([k, v]) => ({ iteration: k, trees: v }));
+  if (c.never != null) iters.push({ iteration: "never positive", trees: c.never as number });
+  const funnel = [
+    { step: "judged negative", count: c.negative }, { step: "regenerated", count: c.regenerated }, { step: "fixed", count: c.fixed },
+  ];
+  const daily = ov.data?.daily || [];
+
+  return (
+    <Page title="Analytics">
+      <section aria-labelledby="fr-h">
+        <h2 id="fr-h">Failure rate by a key</h2>
+        <div class="filters">
+          <label>Source
+            <select value={source} onChange={(e) => setParam("source", (e.target as HTMLSelectElement).value)}>
+              {SOURCES.map((s) => <option>{s}</option>)}
+            </select>
+          </label>
+          <label>Key
+            <select value={by} onChange={(e) => setParam("by", (e.target as HTMLSelectElement).value)}>
+              {(keys.data || []).map((k) => <option value={k.key}>{k.key} ({k.count})</option>)}
+            </select>
+          </label>
+        </div>
+        <ErrorBox error={keys.error || fr.error} />
+        {!by && !keys.loading && <Empty>No {source} keys in this project's generations.</Empty>}
+        {fr.loading && !fr.data ? <Loading /> : by && (
+          <>
+            <ChartView type="bar" label={`Failure rate by ${source}.${by}`} yMax={1}
+              labels={frRows.map((r) => short(r.value, 30))} series={[{ label: "failure rate", data: frRows.map((r) => r.failure_rate as number | null) }]} />
+            <DataTable caption={`Failure rate by ${source}.${by}`} csv={`failure-rate-${by}`} rows={frRows}
+              columns={[{ key: "value" }, { key: "attempts" }, { key: "rated" }, { key: "negative" }, { key: "positive" },
+                { key: "failure_rate", label: "failure rate", render: (r) => pct(r.failure_rate) }]} />
+          </>
+        )}
+      </section>
+      <section aria-labelledby="ft-h">
+        <h2 id="ft-h">Failure rate over time</h2>
+        <ErrorBox error={ov.error} />
+        <ChartView type="line" label="Failure rate per day" yMax={1} labels={daily.map((x) => x.day.slice(0, 10))}
+          series={[{ label: "failure rate", data: daily.map((x) => x.failure_rate) }]} />
+        <DataTable caption="Failure rate per day" csv="failure-rate-daily"
+          rows={daily.map((x) => ({ day: x.day.slice(0, 10), negative: x.negative, positive: x.positive, failure_rate: x.failure_rate }))}
+          columns={[{ key: "day" }, { key: "negative" }, { key: "positive" }, { key: "failure_rate", label: "failure rate", render: (r) => pct(r.failure_rate) }]} />
+      </section>
+      <div class="grid">
+        <section aria-labelledby="tags-h">
+          <h2 id="tags-h">Tag frequencies</h2>
+          <ErrorBox error={tags.error} />
+          <ChartView type="bar" label="Feedback tags by count" labels={tagRows.map((r) => short(r.tag, 24))}
+            series={[{ label: "count", data: tagRows.map((r) => r.count as number) }]} />
+          <DataTable caption="Tags" csv="tags" rows={tagRows} columns={Object.keys(tagRows[0] || { tag: 1, count: 1 }).map((k) => ({ key: k }))} />
+        </section>
+        <section aria-labelledby="corr-h">
+          <h2 id="corr-h">Corrections</h2>
+          <ErrorBox error={corr.error} />
+          <ChartView type="bar" label="Corrections funnel: negative, regenerated, fixed" labels={funnel.map((f) => f.step)}
+            series={[{ label: "replies", data: funnel.map((f) => (f.count as number) ?? null) }]} />
+          <DataTable caption={`Corrections funnel (fix rate ${pct(c.fix_rate)})`} csv="corrections-funnel" rows={funnel} columns={[{ key: "step" }, { key: "count" }]} />
+          <ChartView type="bar" label="Iteration of the first positive verdict, per tree" labels={iters.map((i) => String(i.iteration))}
+            series={[{ label: "trees", data: iters.map((i) => i.trees) }]} />
+          <DataTable caption="Iterations needed" csv="iterations" rows={iters} columns={[{ key: "iteration" }, { key: "trees" }]} />
+        </section>
+      </div>
+      <Golden />
+    </Page>
+  );
+}
+
+const OPS = ["<", "<=", ">", ">=", "="];
+
+function Golden() {
+  const { params, set } = useQueryParams();
+  const where = params.getAll("where");
+  const gsource = (params.get("gsource") || "context") as Source;
+  const [rows, setRows] = useState(() => (where.length ? where : [""]).map(parseCond));
+  const g = useApi(() => ok(client.GET("/v1/analytics/golden", { params: { query: { where, source: gsource, limit: 24 } } })), [where.join("&"), gsource]);
+  const apply = (e: Event) => {
+    e.preventDefault();
+    const w = rows.filter((r) => r.key && r.value !== "").map((r) => `${r.key}${r.op}${r.value}`);
+    set({ ...Object.fromEntries(params), where: w, gsource });
+  };
+  const items = (g.data || []) as Row[];
+  return (
+    <section aria-labelledby="gold-h">
+      <h2 id="gold-h">Golden examples</h2>
+      <form onSubmit={apply} class="card" aria-label="Golden example conditions">
+        <label>Numbers from
+          <select value={gsource} onChange={(e) => set({ ...Object.fromEntries(params), where, gsource: (e.target as HTMLSelectElement).value })}>
+            {SOURCES.map((s) => <option>{s}</option>)}
+          </select>
+        </label>
+        {rows.map((r, i) => (
+          <div class="row" role="group" aria-label={`Condition ${i + 1}`}>
+            <label>Key<input value={r.key} onInput={(e) => setRows(rows.map((x, j) => j === i ? { ...x, key: (e.target as HTMLInputElement).value } : x))} placeholder="efficiency" /></label>
+            <label>Operator<select value={r.op} onChange={(e) => setRows(rows.map((x, j) => j === i ? { ...x, op: (e.target as HTMLSelectElement).value } : x))}>
+              {OPS.map((o) => <option>{o}</option>)}</select></label>
+            <label>Number<input type="number" step="any" value={r.value} onInput={(e) => setRows(rows.map((x, j) => j === i ? { ...x, value: (e.target as HTMLInputElement).value } : x))} /></label>
+            <button type="button" class="secondary small" onClick={() => setRows(rows.filter((_, j) => j !== i))}>Remove</button>
+          </div>
+        ))}
+        <div class="row">
+          <button type="button" class="secondary" onClick={() => setRows([...rows, { key: "", op: "<", value: "" }])}>Add condition</button>
+          <button type="submit">Show golden examples</button>
+        </div>
+      </form>
+      <ErrorBox error={g.error} />
+      {!g.loading && !items.length && <Empty>No positively judged generation meets these conditions.</Empty>}
+      <ul class="gallery">
+        {items.map((it) => (
+          <li class="card">
+            <SafeImage url={it.output_url} alt={short(it.prompt, 80) || "golden output"} />
+            <a href={href(`/generations/${it.id ?? it.generation_id}`)}>{short(it.prompt, 80) || "(no prompt)"}</a>
+            <p class="text">{short(it.output_text, 140)}</p>
+            <p class="muted">+{String(it.positives ?? "")} · rating {String(it.avg_rating ?? "–")}</p>
+          </li>
+        ))}
+      </ul>
+      {items.length > 0 && <DataTable caption="Golden examples" csv="golden" rows={items.map((it) => ({ id: it.id, prompt: it.prompt, positives: it.positives, avg_rating: it.avg_rating }))}
+        columns={[{ key: "id" }, { key: "prompt", render: (r) => short(r.prompt, 80) }, { key: "positives" }, { key: "avg_rating" }]} />}
+    </section>
+  );
+}
+
+function parseCond(s: string) {
+  const m = /^(.+?)(<=|>=|<|>|=)(.*)$/.exec(s);
+  return m ? { key: m[1], op: m[2], value: m[3] } : { key: "", op: "<", value: "" };
+}
