@@ -108,11 +108,11 @@ export function ReviewQueue() {
       {q.loading && !q.data ? <Loading /> : (
         <div class="review">
           <div>
-            <h2 class="small-h">{items.length} waiting</h2>
+            <h2 class="small-h">{items.length}{q.data?.next_offset ? "+" : ""} waiting</h2>
             {!items.length && <p class="empty">Nothing waiting for review with these filters.</p>}
             <ol class="queue" ref={listRef}>
               {items.map((it, i) => (
-                <li data-pos={i} class={i === pos ? "current" : ""} aria-current={i === pos ? "true" : undefined}>
+                <li data-pos={i} data-id={it.id} class={i === pos ? "current" : ""} aria-current={i === pos ? "true" : undefined}>
                   {s.can_write && <input type="checkbox" aria-label={`select item ${i + 1}`} checked={selected.has(it.id)}
                     onChange={() => setSelected((old) => { const n = new Set(old); n.has(it.id) ? n.delete(it.id) : n.add(it.id); return n; })} />}
                   <button type="button" class="linklike" onClick={() => setPos(i)}>
