@@ -1,5 +1,5 @@
 import type { ComponentChildren } from "preact";
-import { useEffect, useMemo } from "preact/hooks";
+import { useEffect, useMemo, useState } from "preact/hooks";
 import { marked } from "marked";
 import DOMPurify from "dompurify";
 import { isHttpUrl, toCsv } from "../util";
@@ -116,4 +116,13 @@ function fmtCell(v: unknown): string {
   if (typeof v === "number") return Number.isInteger(v) ? String(v) : v.toFixed(3);
   if (typeof v === "object") return JSON.stringify(v);
   return String(v);
+}
+
+// Two clicks instead of window.confirm(): no modal dialog, and keyboard users see the step.
+export function ConfirmButton({ label, confirm, onConfirm }: { label: string; confirm: string; onConfirm: () => void }) {
+  const [armed, setArmed] = useState(false);
+  return armed
+    ? <span class="row"><button type="button" class="small" onClick={() => { setArmed(false); onConfirm(); }}>{confirm}</button>
+        <button type="button" class="small secondary" onClick={() => setArmed(false)}>Cancel</button></span>
+    : <button type="button" class="small secondary" onClick={() => setArmed(true)}>{label}</button>;
 }
