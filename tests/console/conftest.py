@@ -111,7 +111,7 @@ class Watch:
         self.failed: list[str] = []  # responses >= 400, to say which request a console error was
 
     def attach(self, page: Any) -> None:
-        page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        page.on("console", lambda m: m.type == "error" and self.errors.append(f"{m.text} [{page.url}]"))
         page.on("pageerror", lambda e: self.errors.append(f"uncaught: {e}"))
         page.on("response", lambda r: r.status >= 400 and self.failed.append(f"{r.status} {r.request.method} {r.url}"))
 

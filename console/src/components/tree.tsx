@@ -21,7 +21,7 @@ export function LineageTree({ root, current }: { root: TreeNode; current: string
   const height = (layout.height + 1) * (H + GAP_Y);
   const width = maxX - minX;
   return (
-    <div class="tree-wrap">
+    <div class="tree-wrap" tabIndex={0} role="region" aria-label="Lineage tree (scrolls)">
       <svg width={width} height={height} viewBox={`${minX} -8 ${width} ${height}`} role="group"
         aria-label={`Lineage tree: ${nodes.length} generations`}>
         {layout.links().map((l) => (
@@ -34,7 +34,6 @@ export function LineageTree({ root, current }: { root: TreeNode; current: string
           const thumb = isHttpUrl(d.output_url);
           return (
             <a href={href(`/generations/${d.id}`)} class={`tree-node v-${v}${here ? " current" : ""}`}
-              aria-label={`iteration ${d.iteration}, ${d.verdict || "unrated"}${here ? " (this generation)" : ""}: ${short(d.output_text, 60)}`}
               aria-current={here ? "page" : undefined} data-node={d.id}>
               <rect x={n.x - W / 2} y={n.y} width={W} height={H} rx={6} />
               {thumb && <image href={d.output_url as string} x={n.x - W / 2 + 4} y={n.y + 4} width={40} height={40} preserveAspectRatio="xMidYMid slice" />}

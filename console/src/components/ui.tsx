@@ -36,23 +36,35 @@ export function JsonView({ label, value, open = false }: { label: string; value:
     <details class="json" open={open && !empty}>
       <summary>{label}{empty ? " (empty)" : ""}</summary>
       {/* A text node: whatever the JSON holds is shown, never parsed as markup. */}
-      <pre>{JSON.stringify(value, null, 2)}</pre>
+      <pre tabIndex={0}>{JSON.stringify(value, null, 2)}</pre>
     </details>
   );
 }
 
+// Links and images only to http(s) (a relative src would hit this server; javascript: runs).
+// Attributes are dropped rather than nodes removed: removing nodes inside a DOMPurify hook
+// cuts its walk short.
+const HTTP_ONLY = /^https?:\/\//i;
 DOMPurify.addHook("afterSanitizeAttributes", (node) => {
-  if (node.tagName === "IMG" && !isHttpUrl(node.getAttribute("src"))) node.remove();
+  if (node.tagName === "IMG" && !HTTP_ONLY.test(node.getAttribute("src") || "")) node.removeAttribute("src");
   if (node.tagName === "A") {
-    if (!isHttpUrl(node.getAttribute("href"))) node.removeAttribute("href");
+    if (!HTTP_ONLY.test(node.getAttribute("href") || "")) node.removeAttribute("href");
     node.setAttribute("rel", "noopener noreferrer nofollow");
   }
 });
 
+// Raw HTML inside user markdown is shown as text, never parsed: the sanitizer then only
+// ever sees markup that marked wrote (and still cleans its URLs).
+const escapeHtml = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+marked.use({ renderer: { html: ({ text }) => escapeHtml(text) } });
+
 export function Markdown({ text }: { text: string | null | undefined }) {
   const html = useMemo(() => {
     const out = marked.parse(text || "", { async: false, gfm: true }) as string;
-    return DOMPurify.sanitize(out, { FORBID_TAGS: ["style", "form", "input", "button", "iframe"], FORBID_ATTR: ["style"] });
+    return DOMPurify.sanitize(out, {
+      FORBID_TAGS: ["style", "form", "input", "button", "iframe", "svg", "math"], FORBID_ATTR: ["style", "srcset"],
+      ALLOWED_URI_REGEXP: /^(?:https?:|mailto:)/i,
+    });
   }, [text]);
   return <div class="markdown" dangerouslySetInnerHTML={{ __html: html }} />;
 }

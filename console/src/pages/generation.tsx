@@ -40,13 +40,13 @@ export function GenerationPage({ id }: { id: string }) {
       </dl>
       <div class="cols">
         <div>
-          {d.prompt != null && <section><h2>Prompt</h2><pre class="text">{d.prompt}</pre></section>}
-          {d.negative_prompt && <section><h2>Negative prompt</h2><pre class="text">{d.negative_prompt}</pre></section>}
+          {d.prompt != null && <section><h2>Prompt</h2><pre class="text" tabIndex={0}>{d.prompt}</pre></section>}
+          {d.negative_prompt && <section><h2>Negative prompt</h2><pre class="text" tabIndex={0}>{d.negative_prompt}</pre></section>}
           {messages.length > 0 && (
             <section><h2>Conversation</h2>
               <ol class="chat">{messages.map((m) => (
                 <li class={`msg role-${String(m.role || "user").replace(/[^a-z]/gi, "")}`}><strong>{String(m.role ?? "?")}</strong>
-                  <pre class="text">{typeof m.content === "string" ? m.content : JSON.stringify(m.content, null, 2)}</pre></li>))}
+                  <pre class="text" tabIndex={0}>{typeof m.content === "string" ? m.content : JSON.stringify(m.content, null, 2)}</pre></li>))}
               </ol>
             </section>
           )}
@@ -73,7 +73,7 @@ export function GenerationPage({ id }: { id: string }) {
                 <span class="muted"> · {f.source} · {fmtDate(f.created_at)}{f.processed ? " · reviewed" : ""}</span>
                 {f.comment && <p class="text">{f.comment}</p>}
                 {f.instruction && <p class="text"><em>Instruction:</em> {f.instruction}</p>}
-                {f.corrected_output && <details><summary>Corrected output</summary><pre class="text">{f.corrected_output}</pre></details>}
+                {f.corrected_output && <details><summary>Corrected output</summary><pre class="text" tabIndex={0}>{f.corrected_output}</pre></details>}
                 {f.review_notes && <p class="text"><em>Review notes:</em> {f.review_notes}</p>}
               </li>))}
             </ul>

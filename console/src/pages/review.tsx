@@ -155,8 +155,8 @@ function ReviewItem({ item, notesSlot }: { item: Item; notesSlot: preact.Compone
       {item.comment != null && <p class="text"><strong>Comment:</strong> {String(item.comment)}</p>}
       {item.instruction != null && <p class="text"><strong>Instruction:</strong> {String(item.instruction)}</p>}
       <p>Links: {Object.keys(links).length ? Object.entries(links).map(([k, v]) => <a class="tag" href={href("/generations", { link: `${k}:${v}` })}>{k}:{v}</a>) : "none"}</p>
-      <h3>Prompt</h3><pre class="text">{String(item.prompt ?? "")}</pre>
-      <h3>Output</h3><pre class="text clip">{String(item.output_text ?? item.output_url ?? "")}</pre>
+      <h3>Prompt</h3><pre class="text" tabIndex={0}>{String(item.prompt ?? "")}</pre>
+      <h3>Output</h3><pre class="text clip" tabIndex={0}>{String(item.output_text ?? item.output_url ?? "")}</pre>
       <p><a href={href(`/generations/${item.generation_id}`)}>Open the generation</a></p>
       {notesSlot}
       {s.can_write && <ImproveForms feedbackId={item.id} />}
