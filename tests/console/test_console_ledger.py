@@ -100,7 +100,8 @@ def test_feedback_changes_the_failure_rate_chart(page: Any, server: Server) -> N
     with page.expect_download() as dl:
         page.get_by_role("table").filter(has_text="Failure rate by config.lang").get_by_role("button", name="Download CSV").click()
     text = open(dl.value.path()).read()
-    assert text.startswith("value,attempts,rated,negative,positive,failure_rate\n") and "en," in text
+    assert text.startswith("value,attempts,rated,negative,positive,failure_rate,failure_low,failure_high\n")
+    assert "\nen," in text
 
 
 def test_review_queue_by_keyboard(page: Any, server: Server) -> None:

@@ -4,8 +4,9 @@ import { ChartView } from "../components/chart";
 import { DataTable, Empty, ErrorBox, Loading, Page, SafeImage } from "../components/ui";
 import { href, pct, short, useApi, useQueryParams } from "../util";
 
-type Source = "config" | "context" | "output_meta" | "links";
-const SOURCES: Source[] = ["config", "context", "output_meta", "links"];
+type Source = "config" | "context" | "output_meta";
+const SOURCES: Source[] = ["config", "context", "output_meta"];
+const COLUMNS = ["model", "kind", "provider", "user_ref", "tag", "day", "week", "month"];
 type Row = Record<string, unknown>;
 
 export function Analytics() {
@@ -16,11 +17,27 @@ export function Analytics() {
   const current = Object.fromEntries(params);
   const setParam = (k: string, v: string) => set({ ...current, [k]: v, ...(k === "source" ? { by: "" } : {}), where: params.getAll("where") });
 
-  const fr = useApi(() => by ? ok(client.GET("/v1/analytics/failure-rate", { params: { query: { by, source } } })) : Promise.resolve([]), [by, source]);
-  const ov = useApi(() => ok(client.GET("/v1/overview", { params: { query: { days: 90 } } })), []);
+  // A key of the chosen source, or a column / tag / time unit; a second dimension is any
+  // text form the API takes (demand_kw:bands=0,100,500, efficiency:bins=4, week...).
+  const dim = !by ? "" : COLUMNS.includes(by) || by.includes(".") || by.includes(":") ? by : `${source}.${by}`;
+  const by2 = params.get("by2") || "";
+  const [draft2, setDraft2] = useState(by2);
+  const fr = useApi(() => dim ? ok(client.GET("/v1/analytics/breakdown", { params: { query: { by: by2 ? [dim, by2] : [dim] } } })) : Promise.resolve(null), [dim, by2]);
+  const time = useApi(() => ok(client.GET("/v1/analytics/breakdown", { params: { query: { by: ["day"] } } })), []);
   const tags = useApi(() => ok(client.GET("/v1/analytics/tags", {})), []);
   const corr = useApi(() => ok(client.GET("/v1/analytics/corrections", {})), []);
-  const frRows = (fr.data || []) as Row[];
+  const frRows: Row[] = (fr.data?.groups || []).map((g) => ({
+    value: g.by[0]?.value ?? "(none)", ...(by2 ? { [by2]: g.by[1]?.value ?? "(none)" } : {}),
+    attempts: g.attempts, rated: g.rated, negative: g.negative, positive: g.positive,
+    failure_rate: g.failure_rate, failure_low: g.failure_low, failure_high: g.failure_high,
+  }));
+  const values = [...new Set(frRows.map((r) => String(r.value)))];
+  const second = by2 ? [...new Set(frRows.map((r) => String(r[by2])))].slice(0, 7) : [];
+  const frSeries = by2
+    ? second.map((v2) => ({ label: `${by2} ${v2}`, data: values.map((v) => (frRows.find((r) => String(r.value) === v && String(r[by2]) === v2)?.failure_rate as number) ?? null) }))
+    : [{ label: "failure rate", data: frRows.map((r) => r.failure_rate as number | null) }];
+  const daily = (time.data?.groups || []).map((g) => ({ day: String(g.by[0]?.value ?? "").slice(0, 10), negative: g.negative, positive: g.positive,
+    rated: g.rated, failure_rate: g.failure_rate, failure_low: g.failure_low, failure_high: g.failure_high }));
   const tagRows = (tags.data || []) as Row[];
   const c = (corr.data || {}) as Row;
   const iters = Object.entries((c.iterations || {}) as Record<string, number>).map(([k, v]) => ({ iteration: k, trees: v }));
@@ -28,7 +45,6 @@ export function Analytics() {
   const funnel = [
     { step: "judged negative", count: c.negative }, { step: "regenerated", count: c.regenerated }, { step: "fixed", count: c.fixed },
   ];
-  const daily = ov.data?.daily || [];
 
   return (
     <Page title="Analytics">
@@ -40,32 +56,41 @@ export function Analytics() {
               {SOURCES.map((s) => <option>{s}</option>)}
             </select>
           </label>
-          <label>Key
+          <label>Group by
             <select value={by} onChange={(e) => setParam("by", (e.target as HTMLSelectElement).value)}>
               {(keys.data || []).map((k) => <option value={k.key}>{k.key} ({k.count})</option>)}
+              {COLUMNS.map((c) => <option value={c}>{c}</option>)}
             </select>
           </label>
+          <form class="row" onSubmit={(e) => { e.preventDefault(); set({ ...current, by2: draft2, where: params.getAll("where") }); }}>
+            <label>Second dimension (optional)
+              <input value={draft2} onInput={(e) => setDraft2((e.target as HTMLInputElement).value)} placeholder="demand_kw:bands=0,100,500" />
+            </label>
+            <button type="submit" class="secondary">Cross</button>
+          </form>
         </div>
         <ErrorBox error={keys.error || fr.error} />
         {!by && !keys.loading && <Empty>No {source} keys in this project's generations.</Empty>}
         {fr.loading && !fr.data ? <Loading /> : by && (
           <>
-            <ChartView type="bar" label={`Failure rate by ${source}.${by}`} yMax={1}
-              labels={frRows.map((r) => short(r.value, 30))} series={[{ label: "failure rate", data: frRows.map((r) => r.failure_rate as number | null) }]} />
-            <DataTable caption={`Failure rate by ${source}.${by}`} csv={`failure-rate-${by}`} rows={frRows}
-              columns={[{ key: "value" }, { key: "attempts" }, { key: "rated" }, { key: "negative" }, { key: "positive" },
-                { key: "failure_rate", label: "failure rate", render: (r) => pct(r.failure_rate) }]} />
+            <ChartView type="bar" label={`Failure rate by ${dim}${by2 ? ` × ${by2}` : ""}`} yMax={1}
+              labels={(by2 ? values : frRows.map((r) => String(r.value))).map((v) => short(v, 30))} series={frSeries} />
+            <DataTable caption={`Failure rate by ${dim}${by2 ? ` × ${by2}` : ""}`} csv={`failure-rate-${by}${by2 ? "-" + by2 : ""}`} rows={frRows}
+              columns={[{ key: "value", label: dim }, ...(by2 ? [{ key: by2 }] : []), { key: "attempts" }, { key: "rated" }, { key: "negative" }, { key: "positive" },
+                { key: "failure_rate", label: "failure rate", render: (r) => pct(r.failure_rate) },
+                { key: "failure_low", label: "95% low", render: (r) => pct(r.failure_low) }, { key: "failure_high", label: "95% high", render: (r) => pct(r.failure_high) }]} />
           </>
         )}
       </section>
       <section aria-labelledby="ft-h">
         <h2 id="ft-h">Failure rate over time</h2>
-        <ErrorBox error={ov.error} />
-        <ChartView type="line" label="Failure rate per day" yMax={1} labels={daily.map((x) => x.day.slice(0, 10))}
-          series={[{ label: "failure rate", data: daily.map((x) => x.failure_rate) }]} />
-        <DataTable caption="Failure rate per day" csv="failure-rate-daily"
-          rows={daily.map((x) => ({ day: x.day.slice(0, 10), negative: x.negative, positive: x.positive, failure_rate: x.failure_rate }))}
-          columns={[{ key: "day" }, { key: "negative" }, { key: "positive" }, { key: "failure_rate", label: "failure rate", render: (r) => pct(r.failure_rate) }]} />
+        <ErrorBox error={time.error} />
+        <ChartView type="line" label="Failure rate per day" yMax={1} labels={daily.map((x) => x.day)}
+          series={[{ label: "failure rate", data: daily.map((x) => x.failure_rate) }, { label: "95% low", data: daily.map((x) => x.failure_low) },
+            { label: "95% high", data: daily.map((x) => x.failure_high) }]} />
+        <DataTable caption="Failure rate per day" csv="failure-rate-daily" rows={daily}
+          columns={[{ key: "day" }, { key: "rated" }, { key: "negative" }, { key: "positive" }, { key: "failure_rate", label: "failure rate", render: (r) => pct(r.failure_rate) },
+            { key: "failure_low", label: "95% low", render: (r) => pct(r.failure_low) }, { key: "failure_high", label: "95% high", render: (r) => pct(r.failure_high) }]} />
       </section>
       <div class="grid">
         <section aria-labelledby="tags-h">

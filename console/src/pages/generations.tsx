@@ -14,16 +14,16 @@ export function Generations() {
   const q = Object.fromEntries(FIELDS.map(([k]) => [k, params.get(k) || ""]));
   const links = params.getAll("link");
   const verdict = params.get("verdict") || "";
-  const cursor = params.get("cursor") || "";
-  const [draft, setDraft] = useState<Record<string, string>>({ ...q, link: links.join(" "), verdict });
+  const after = params.get("after") || "";
+  const [draft, setDraft] = useState<Record<string, string>>({ ...q, link: links.join(" "), verdict, where: params.getAll("where").join(" ") });
   const key = params.toString();
   const res = useApi(() => ok(client.GET("/v1/generations", {
     params: {
       query: {
         text: q.text || undefined, kind: q.kind || undefined, model: q.model || undefined,
-        user_ref: q.user_ref || undefined, session_ref: q.session_ref || undefined, tag: q.tag || undefined,
-        since: q.since || undefined, until: q.until || undefined, link: links,
-        verdict: (verdict || undefined) as "POSITIVE" | undefined, cursor: cursor || undefined, limit: 50,
+        user_ref: q.user_ref || undefined, session_ref: q.session_ref || undefined, tag: q.tag ? [q.tag] : undefined,
+        since: q.since || undefined, until: q.until || undefined, link: links, where: params.getAll("where"),
+        verdict: verdict ? [verdict as "POSITIVE"] : undefined, after: after || undefined, limit: 50,
       },
     },
   })), [key]);
@@ -35,6 +35,8 @@ export function Generations() {
     if (draft.verdict) next.verdict = draft.verdict;
     const l = (draft.link || "").split(/\s+/).filter(Boolean);
     if (l.length) next.link = l;
+    const w = (draft.where || "").split(/\s+/).filter(Boolean);
+    if (w.length) next.where = w;
     set(next);
   };
   const input = (k: string) => (e: Event) => setDraft({ ...draft, [k]: (e.target as HTMLInputElement).value });
@@ -50,6 +52,9 @@ export function Generations() {
         <label>Links (TYPE:ID, space separated)
           <input name="link" value={draft.link} onInput={input("link")} placeholder="client:123 loan:456" />
         </label>
+        <label>Conditions (config/context, space separated)
+          <input name="where" value={draft.where} onInput={input("where")} placeholder="style_preset=CYBERPUNK_DARK efficiency<0.08" />
+        </label>
         <label>Verdict
           <select name="verdict" value={draft.verdict} onChange={input("verdict")}>
             <option value="">any</option><option>POSITIVE</option><option>NEGATIVE</option>
@@ -64,7 +69,7 @@ export function Generations() {
         <>
           <div class="table-wrap">
             <table>
-              <caption>{res.data.items.length} generations{cursor ? " (older page)" : ""}</caption>
+              <caption>{res.data.items.length} generations{after ? " (older page)" : ""}</caption>
               <thead><tr><th scope="col">Created</th><th scope="col">Kind</th><th scope="col">Prompt</th>
                 <th scope="col">Output</th><th scope="col">Model</th><th scope="col">Iteration</th></tr></thead>
               <tbody>
@@ -83,9 +88,9 @@ export function Generations() {
             </table>
           </div>
           <nav class="pager" aria-label="Pages">
-            {cursor && <a href={href("/generations", { ...Object.fromEntries(params), cursor: undefined, link: links })}>Newest</a>}
-            {res.data.next_cursor && (
-              <a href={href("/generations", { ...Object.fromEntries(params), link: links, cursor: res.data.next_cursor })} rel="next">Older →</a>
+            {after && <a href={href("/generations", { ...Object.fromEntries(params), after: undefined, link: links, where: params.getAll("where") })}>Newest</a>}
+            {res.data.next_after && (
+              <a href={href("/generations", { ...Object.fromEntries(params), link: links, where: params.getAll("where"), after: res.data.next_after })} rel="next">Older →</a>
             )}
           </nav>
         </>

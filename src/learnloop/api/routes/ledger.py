@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -14,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ...errors import InvalidInput
 from ...ledger import feedback as _feedback
 from ...ledger import generations as _gen
-from ...ledger.models import Feedback, FeedbackIn, Generation, GenerationIn, Source
+from ...ledger.models import Feedback, FeedbackIn, Generation, GenerationIn
 from ..deps import Read, Write
 from ..idempotency import request_hash, run_write
 from ._shared import IdemKey, Limit, Offset, Page, page
@@ -84,41 +83,25 @@ def bulk_log(request: Request, body: BulkGenerations, ctx: Write, idem: IdemKey 
 
 
 class GenerationPage(Page[Generation]):
-    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page (keyset: as fast as the first).")
-
-
-def _cursor(value: str | None) -> tuple[datetime, UUID] | None:
-    if not value:
-        return None
-    try:
-        at, _, gid = base64.urlsafe_b64decode(value.encode() + b"==").decode().partition("|")
-        return datetime.fromisoformat(at), UUID(gid)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput("cursor is not one this API handed out (use next_cursor of the previous page)",
-                           field="cursor") from None
-
-
-def _next_cursor(rows: list[Generation], limit: int) -> str | None:
-    if len(rows) < limit:
-        return None
-    last = rows[-1]
-    return base64.urlsafe_b64encode(f"{last.created_at.isoformat()}|{last.id}".encode()).decode().rstrip("=")
+    next_after: UUID | None = Field(None, description="Pass as after= for the next page (keyset paging).")
 
 
 @router.get("/generations", response_model=GenerationPage, summary="Find generations (newest first)")
 def find_generations(
     ctx: Read,
     link: Annotated[list[str], Query(description="Business entity TYPE:ID, repeatable: link=loan:456")] = [],  # noqa: B006
+    where: Annotated[list[str], Query(max_length=50, description="Config/context condition, repeatable: "
+                                      "audience=INVESTOR, demand_kw>500, region~ES-AN,ES-CT")] = [],  # noqa: B006
     kind: Annotated[str | None, Query(max_length=50)] = None,
     user_ref: Annotated[str | None, Query(max_length=500)] = None,
     session_ref: Annotated[str | None, Query(max_length=500)] = None,
     model: Annotated[str | None, Query(max_length=200)] = None,
-    verdict: Annotated[Literal["POSITIVE", "NEGATIVE", "NEUTRAL", "UNRATED"] | None, Query()] = None,
-    tag: Annotated[str | None, Query(max_length=200, description="Some feedback on it carries this tag.")] = None,
+    verdict: Annotated[list[Literal["POSITIVE", "NEGATIVE", "NEUTRAL", "UNRATED"]] | None, Query(max_length=4)] = None,
+    tag: Annotated[list[str] | None, Query(max_length=50, description="Feedback tag, any of")] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    after: Annotated[UUID | None, Query(description="Last id of the previous page (keyset paging).")] = None,
     text: Annotated[str | None, Query(max_length=500, description="Substring of the prompt or output.")] = None,
-    since: Annotated[datetime | None, Query(description="Created at or after (ISO 8601).")] = None,
-    until: Annotated[datetime | None, Query(description="Created before (ISO 8601).")] = None,
-    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page.")] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Any:
@@ -128,10 +111,10 @@ def find_generations(
         if not sep or not k or not v:
             raise InvalidInput(f"link must be TYPE:ID, got {item!r}", field="link")
         links[k] = v
-    rows = ctx.client.find(links=links or None, kind=kind, user_ref=user_ref, session_ref=session_ref,
-                           model=model, verdict=verdict, tag=tag, text=text, since=since, until=until,
-                           before=_cursor(cursor), limit=limit, offset=offset)
-    return {**page(rows, limit, offset), "next_cursor": _next_cursor(rows, limit)}
+    rows = ctx.client.find(where or None, links=links or None, kind=kind, user_ref=user_ref,
+                           session_ref=session_ref, model=model, after=after, text=text, limit=limit, offset=offset,
+                           filters={"verdict": verdict, "tags": tag, "since": since, "until": until})
+    return {**page(rows, limit, offset), "next_after": rows[-1].id if len(rows) == limit else None}
 
 
 @router.get("/generations/{generation_id}", response_model=Generation, summary="Get one generation")
@@ -177,14 +160,11 @@ def review_queue(
     ctx: Read,
     sentiment: Annotated[str | None, Query(description="POSITIVE, NEGATIVE (default) or NEUTRAL")] = "NEGATIVE",
     include_processed: bool = False,
-    tag: Annotated[str | None, Query(max_length=200)] = None,
-    source: Annotated[Source | None, Query()] = None,
-    older_than_days: Annotated[float | None, Query(ge=0, le=36500, description="Waiting at least this long.")] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Any:
-    rows = ctx.client.review_queue(sentiment=sentiment, include_processed=include_processed, tag=tag, source=source,
-                                   older_than_days=older_than_days, limit=limit, offset=offset)
+    rows = ctx.client.review_queue(sentiment=sentiment, include_processed=include_processed,
+                                   limit=limit, offset=offset)
     return page(rows, limit, offset)
 
 
