@@ -78,18 +78,21 @@ def create_app(settings: Settings | None = None, *, client: Any = None, archive:
                 ll.close()
 
     app = FastAPI(title="learnloop", version="1", description=DESCRIPTION, lifespan=lifespan,
-                  openapi_tags=[{"name": n} for n in ("ledger", "analytics", "events", "keys", "health")])
+                  openapi_tags=[{"name": n} for n in ("ledger", "analytics", "events", "keys", "health", "console")])
     app.state.settings = s
     app.state.metrics = metrics
     app.state.scopes = ScopeCache()
     app.state.archive_root = s.archive_root or str(s.home / "archive")
     problems.install(app)
 
-    from .routes import analytics, events, health, keys, ledger, stream
+    from ..console.serve import mount
+    from .routes import analytics, console, events, health, keys, ledger, overview, stream
 
-    for r in (ledger.router, analytics.router, events.router, keys.router, health.router, stream.router):
+    for r in (ledger.router, analytics.router, overview.router, events.router, keys.router, health.router,
+              stream.router, console.router):
         app.include_router(r)
     _optional_routers(app)
+    mount(app)  # last: the console answers only paths no API route claimed
     # Outermost last: BodyLimit counts every byte, Timing sees every answer (the guard's
     # too), JsonGuard refuses bodies before the routes, Guard answers what escapes them.
     app.add_middleware(Guard)

@@ -232,12 +232,16 @@ def pending_review(
     *,
     sentiment: str | None = "NEGATIVE",
     include_processed: bool = False,
+    tag: str | None = None,
+    source: str | None = None,
+    older_than_days: float | None = None,
     all_projects: bool = False,
     limit: int = 50,
     offset: int = 0,
 ) -> list[dict[str, Any]]:
     """Feedback waiting for an admin (default: negative and unprocessed), oldest first,
-    with the generation's prompt and output so the reviewer has the whole story."""
+    with the generation's prompt, output and business links so the reviewer has the whole
+    story. ``tag``/``source`` narrow it; ``older_than_days`` keeps only what has waited that long."""
     limit, offset = _page(limit, offset)
     where = [sql.SQL("f.tenant_id = %s")]
     params: list[Any] = [scope.tenant_id]
@@ -250,8 +254,21 @@ def pending_review(
         params.append(sentiment)
     if not include_processed:
         where.append(sql.SQL("NOT f.processed"))
+    if tag is not None:
+        where.append(sql.SQL("f.tags @> ARRAY[%s]::text[]"))
+        params.append(tag)
+    if source is not None:
+        source = parse(FeedbackIn, {"generation_id": UUID(int=0), "source": source}).source
+        where.append(sql.SQL("f.source = %s"))
+        params.append(source)
+    if older_than_days is not None:
+        if not isinstance(older_than_days, int | float) or older_than_days < 0:
+            raise InvalidInput("older_than_days must be a number >= 0", field="older_than_days")
+        where.append(sql.SQL("f.created_at < now() - make_interval(secs => %s)"))
+        params.append(float(older_than_days) * 86400)
     query = sql.SQL(
-        "SELECT f.*, g.kind, g.prompt, g.output_text, g.output_url, g.model, g.config"
+        "SELECT f.*, g.kind, g.prompt, g.output_text, g.output_url, g.model, g.config, g.links, g.root_id,"
+        " g.iteration"
         " FROM learnloop.feedback f JOIN learnloop.generations g"
         "   ON g.tenant_id = f.tenant_id AND g.id = f.generation_id"
         " WHERE {} ORDER BY f.created_at, f.id LIMIT %s OFFSET %s"

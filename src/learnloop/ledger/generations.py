@@ -144,6 +144,7 @@ def find(
     where: Any = None,
     filters: Any = None,
     after: UUID | str | None = None,
+    text: str | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> list[Generation]:
@@ -156,6 +157,7 @@ def find(
     :class:`learnloop.analytics.spec.Filters` (verdict, tags, since, ...). Keyset paging:
     pass the last id of a page as ``after`` to get the next one (stable under inserts,
     and as fast on page 1,000 as on page 1); ``offset`` still works for short lists.
+    ``text``: a case-insensitive substring of the prompt or the output.
     """
     from ..analytics.breakdown import Frag, Plan
     from ..analytics.spec import filters as make_filters
@@ -165,6 +167,11 @@ def find(
     limit, offset = _page(limit, offset)
     plan = Plan(conn, scope, f, [])
     conds = [plan.where]
+    if text:
+        if not isinstance(text, str) or "\x00" in text:
+            raise InvalidInput("text must be a string without NUL characters", field="text")
+        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        conds.append(Frag("(g.prompt ILIKE %s OR g.output_text ILIKE %s)", [pattern, pattern]))
     if after is not None:
         aid = as_uuid(after, "after")
         if conn.execute("SELECT 1 FROM learnloop.generations WHERE tenant_id = %s AND id = %s",
