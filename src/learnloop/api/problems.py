@@ -69,7 +69,7 @@ def install(app: FastAPI) -> None:
             log.error("%s on %s %s: %s", type(exc).__name__, request.method, request.url.path, exc.message)
         field = getattr(exc, "field", None)
         extra = {"field": field} if field else {}
-        headers = {"Retry-After": retry_after(request, exc)} if status == 503 else None
+        headers = {"Retry-After": retry_after(request, exc)} if status in (429, 503) else None
         return problem(status, exc.message, code=exc.code, headers=headers, **extra)
 
     @app.exception_handler(RequestValidationError)
