@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = 10_000_000
     api_db_timeout: float = 5.0
     api_max_upload_bytes: int = 10_000_000  # one uploaded document; the whole request also obeys api_max_body_bytes
+    api_preload_model: bool = Field(default=True, description="Load the local embedding model when the API starts "
+                                    "(when search is installed), not on the first search.")
     # User SQL (events.sql, POST /v1/events/sql): each query's limits, and how many may run
     # at once per caller (an API key; the tenant for library calls) in one process.
     sql_timeout: float = Field(default=10.0, gt=0, description="Seconds a user SQL query may run.")
