@@ -145,20 +145,28 @@ def _color(verdict: str | None) -> str:
 
 
 @click.command()
+@click.option("--where", "where", multiple=True,
+              help="Config/context condition (repeatable, all must hold): audience=INVESTOR, demand_kw>500.")
 @click.option("--link", "links", multiple=True, help="TYPE=ID, e.g. --link loan=456 (repeatable, all must match).")
 @click.option("--kind")
 @click.option("--user", "user_ref")
 @click.option("--session", "session_ref")
 @click.option("--model")
+@click.option("--verdict", multiple=True, type=click.Choice(["POSITIVE", "NEGATIVE", "NEUTRAL", "UNRATED"]))
+@click.option("--tag", "tags", multiple=True, help="Feedback tag (repeatable, any of).")
+@click.option("--after", help="Last id of the previous page (keyset paging).")
 @click.option("--limit", default=20, show_default=True)
 @json_flag
 @click.pass_context
-def find(ctx: click.Context, links: tuple[str, ...], limit: int, as_json: bool, **filters: Any) -> None:
-    """Find generations, e.g. every conversation about loan 456."""
+def find(ctx: click.Context, where: tuple[str, ...], links: tuple[str, ...], verdict: tuple[str, ...],
+         tags: tuple[str, ...], limit: int, as_json: bool, **filters: Any) -> None:
+    """Find generations, e.g. every conversation about loan 456, or
+    ``--where audience=INVESTOR --where "demand_kw>500" --verdict NEGATIVE``."""
     f = {k: v for k, v in filters.items() if v is not None}
     if links:
         f["links"] = dict(_pair(x, "--link") for x in links)
-    rows = get_client(ctx).find(limit=limit, **f)
+    f["filters"] = {"verdict": list(verdict) or None, "tags": list(tags) or None}
+    rows = get_client(ctx).find(list(where) or None, limit=limit, **f)
     if as_json:
         echo_json(rows)
     else:
