@@ -194,14 +194,18 @@ def test_api_doc_curl_examples_run_against_a_live_server(api_server: dict[str, A
               .replace("-o train.jsonl", f"-o {out_file}"))
     # -f here, not in the docs: a 4xx/5xx answer must fail the script, not pass unnoticed.
     script = script.replace("curl -s ", "curl -sSf ")
-    p = subprocess.Popen(["bash", "-euo", "pipefail", "-c", script], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        out, err = p.communicate(timeout=900)
-    finally:
-        # The docs' `learnloop serve &` lives on in the script's process group: end it.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(p.pid, signal.SIGTERM)
+    # Output to files, not pipes: the docs' `learnloop serve &` keeps its copies open.
+    log_out, log_err = api_server["home"] / "script.out", api_server["home"] / "script.err"
+    with log_out.open("w") as fo, log_err.open("w") as fe:
+        p = subprocess.Popen(["bash", "-euo", "pipefail", "-c", script], cwd=ROOT, env=env, stdout=fo, stderr=fe,
+                             text=True, start_new_session=True)
+        try:
+            p.wait(timeout=900)
+        finally:
+            # The docs' `learnloop serve &` lives on in the script's process group: end it.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGTERM)
+    out, err = log_out.read_text(), log_err.read_text()
     assert p.returncode == 0, (out[-2000:], err[-3000:])
     lines = [json.loads(ln) for ln in out_file.read_text().splitlines()]
     assert lines and lines[0]["messages"][-1]["content"] == "35% of net monthly income."
