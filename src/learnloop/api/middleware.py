@@ -146,7 +146,9 @@ class JsonGuard:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS") or not _is_json(scope):
+        # /v1/traces speaks OTLP: its bodies may be gzip, its errors are OTLP statuses (routes/otlp.py).
+        if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS") or not _is_json(scope) \
+                or scope.get("path") == "/v1/traces":
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []
