@@ -35,7 +35,14 @@ ENABLED = os.environ.get("LEARNLOOP_TEST_ROUTING", "1") != "0"
 DIR_ENV = "LEARNLOOP_TEST_STATEMENTS_DIR"
 
 # (module path under src/learnloop, function) -> why it may span tenants.
-CROSS_TENANT: dict[tuple[str, str], str] = {}
+CROSS_TENANT: dict[tuple[str, str], str] = {
+    ("events/cursor.py", "stable_events"): "the archiver and the relay read every tenant's outbox in commit order",
+    ("events/archive.py", "_new_batch"): "the archiver: is there anything to archive, in any tenant",
+    ("events/archive.py", "prune"): "the archiver drops archived events of every tenant",
+    ("events/archive.py", "status"): "the archiver's lag, over every tenant",
+    ("events/stream.py", "register"): "a live-stream hub listens for several tenants: its rows go by listener id",
+    ("events/stream.py", "unregister"): "a live-stream hub leaving: its rows of every tenant",
+}
 
 _SRC = str(Path(learnloop.__file__).parent) + os.sep
 _SKIP = (str(Path(psycopg.__file__).parent) + os.sep, str(Path(psycopg_pool.__file__).parent) + os.sep)

@@ -55,7 +55,7 @@ LEFT JOIN learnloop.generation_verdicts v ON v.tenant_id = g.tenant_id AND v.gen
 WHERE g.tenant_id = %(tenant_id)s AND g.project_id = %(project_id)s
   AND {_TEXT[what]} IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM learnloop.embeddings e
-                  WHERE e.tenant_id = g.tenant_id AND e.owner_type = 'generation'
+                  WHERE e.tenant_id = %(tenant_id)s AND e.owner_type = 'generation'
                     AND e.owner_id = g.id AND e.model = %(model)s)
 ORDER BY g.id
 LIMIT %(limit)s
