@@ -131,7 +131,7 @@ def task_counts(url: str) -> dict[str, list[list[int]]]:
             "search plain": lambda: ll.knowledge.search(vec, 5),
             "search filtered": lambda: ll.knowledge.search(vec, 5, entity_types="note", where={"x": 1}),
             "search hybrid": lambda: ll.knowledge.search(vec, 5, text="pyrolysis plants", hybrid=True),
-            "analytics failure_rate": lambda: ll.failure_rate("style_preset"),
+            "analytics failure_rate": lambda: ll.analytics.failure_rate("style_preset"),
             "path": lambda: ll.path(child.id),
         }
         out = {}
