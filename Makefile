@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# torch first, pinned: the local CPU wheel. A looser pin pulls GBs of CUDA.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[knowledge,service,training,dev]'
+	$(BIN)/pip install -q -e '.[knowledge,service,training,dev,otel,otel-dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -184,10 +184,12 @@ def test_a_key_that_is_not_a_plain_string_is_refused(world, bad):
         ll.analytics.failure_rate(bad)
 
 
-def test_keys_are_data_not_sql(world):
+def test_a_key_with_sql_in_it_is_refused_by_name(world):
+    from learnloop import InvalidInput
+
     ll = world[0]
-    rows = ll.analytics.failure_rate("style_preset') OR 1=1; DROP TABLE learnloop.generations; --")
-    assert len(rows) == 1 and rows[0]["value"] is None  # one group: nobody has that key
+    with pytest.raises(InvalidInput, match="never run as SQL"):
+        ll.analytics.failure_rate("style_preset') OR 1=1; DROP TABLE learnloop.generations; --")
     assert ll.analytics.failure_rate("style_preset")  # table still there
 
 

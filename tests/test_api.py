@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,7 +62,11 @@ def _tenant_b_knowledge_and_training(b: learnloop.Client) -> dict[str, str]:
     pred = b.predictions.log(model_name="b-model", model_version="b-v1", score=0.7, subject={"loan": "456"})
     b.dictionary.describe("b_table", "b_field", schema="b_schema", create=True, definition=MARK)
     b.dictionary.add({"word": "style_preset", "definition": MARK})
-    return {"document_id": str(doc.document_id), "entity_type": "b-goal-type", "entity_id": "b-goal-17",
+    trace_id, now = "b" * 32, time.time_ns()  # a trace B sent over OTLP
+    b.traces.ingest_otlp(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [{
+        "traceId": trace_id, "spanId": "b" * 16, "name": MARK, "startTimeUnixNano": str(now),
+        "endTimeUnixNano": str(now)}]}]}]}).encode(), content_type="application/json")
+    return {"trace_id": trace_id, "document_id": str(doc.document_id), "entity_type": "b-goal-type", "entity_id": "b-goal-17",
             "dataset": str(ds.id), "job_id": str(job.id), "model": job.result_model, "prediction_id": str(pred["id"]),
             "model_name": "b-model", "model_version": "b-v1", "schema_name": "b_schema", "table_name": "b_table",
             "field_name": "b_field"}
@@ -100,6 +105,7 @@ def _bodies(b_ids: dict[str, str]) -> dict[tuple[str, str], dict[str, Any]]:
         ("put", "/v1/catalog/fields/{schema_name}/{table_name}/{field_name}"): {"definition": "A's"},
         ("post", "/v1/predictions"): {"model_name": "a-model", "model_version": "a-v1", "score": 0.5},
         ("post", "/v1/predictions/{prediction_id}/outcome"): {"outcome": True},
+        ("post", "/v1/span_annotations"): {"data": [{"span_id": "b" * 16, "name": MARK}]},
     }
 
 

@@ -130,7 +130,7 @@ def _hostile_cases(tmp: Path) -> list[tuple[str, bytes, str]]:
     secret = tmp / "secret.txt"
     secret.write_text("TOP-SECRET-TOKEN-4711")
     return [
-        ("empty.txt", b"", "the file is empty"),
+        ("empty.txt", b"", "the file is empty (0 bytes): nothing to index"),
         ("program.exe", b"MZ\x90\x00binary", "unsupported file type '.exe'"),
         ("noext", b"hello", "unsupported file type"),
         ("aes256.pdf", (FILES / "crazyones-encrypted-256.pdf").read_bytes(), "encrypted with a password"),
@@ -142,8 +142,9 @@ def _hostile_cases(tmp: Path) -> list[tuple[str, bytes, str]]:
         ("xxe.docx", hostile.docx_with_xxe(str(secret)), "XXE"),
         ("plain.docx", b"this is not a zip", "not a ZIP archive"),
         ("nul.txt", b"hello\x00world", "NUL bytes"),
-        ("latin1.txt", "caf\u00e9".encode("latin-1"), "not valid UTF-8"),
-        ("blank.md", b"   \n\n  \n", "no text found"),
+        ("blank.md", b"   \n\n  \n", "the file holds no text: its 8 bytes are only whitespace"),
+        ("blank.txt", b" \t\n", "the file holds no text: its 3 bytes are only whitespace"),
+        ("blank.html", b"<html><body><p> </p></body></html>", "the html document holds no text"),
     ]
 
 
@@ -249,3 +250,49 @@ def test_cli_ingest_with_progress_summary_and_json(cli_env, tmp_path):
     missing = subprocess.run([*cmd, "ingest", "/no/such/dir"], env=cli_env, capture_output=True, text=True, timeout=120)
     assert missing.returncode == 1 and missing.stderr.strip().startswith("Error: no such file or folder")
     assert "Traceback" not in missing.stderr
+
+
+def test_empty_files_in_a_folder_fail_alone_with_their_own_reason(client, tmp_path):
+    kn = client.scoped(project="empty-files").knowledge
+    (tmp_path / "a-good.txt").write_text("Loans are approved within two business days.")
+    (tmp_path / "b-empty.txt").write_bytes(b"")
+    (tmp_path / "c-blank.md").write_text("  \n\n ")
+    (tmp_path / "d-good.md").write_text("# Fees\n\nA late payment costs a fee of 5%.")
+    seen = []
+    results = kn.ingest_many([tmp_path], on_result=lambda r: seen.append(r.file_name))
+    assert [r.file_name for r in results] == ["a-good.txt", "b-empty.txt", "c-blank.md", "d-good.md"]
+    assert sorted(seen) == [r.file_name for r in results]  # each reported once
+    assert [r.status for r in results] == ["processed", "failed", "failed", "processed"]
+    assert results[1].error == "the file is empty (0 bytes): nothing to index"
+    assert results[2].error == "the file holds no text: its 5 bytes are only whitespace"
+    assert all(r.document_id is not None for r in results)
+    # once more, unchanged: no work, same ids, and the failures keep their reasons
+    again = kn.ingest_many([tmp_path])
+    assert [r.status for r in again] == ["unchanged"] * 4
+    assert [r.document_id for r in again] == [r.document_id for r in results]
+    assert again[1].error == results[1].error
+
+
+def test_many_files_embedded_together_match_one_by_one(client, tmp_path):
+    """Batching chunks across files changes nothing stored: each document's vectors are
+    those of its own chunks, one transaction (and one event) per document."""
+    kn = client.scoped(project="batched").knowledge
+    texts = {f"f{i:02d}.txt": f"Document {i}. " + " ".join(f"word{i}x{j}" for j in range(30 + 7 * i))
+             for i in range(12)}
+    for name, t in texts.items():
+        (tmp_path / name).write_text(t)
+    results = kn.ingest_many([tmp_path])
+    assert [r.status for r in results] == ["processed"] * 12
+    provider = get_provider()
+    with client.db.connection() as conn:
+        for r in results:
+            rows = conn.execute(
+                "SELECT c.text, e.embedding FROM learnloop.chunks c JOIN learnloop.embeddings e"
+                " ON e.tenant_id = c.tenant_id AND e.owner_id = c.id WHERE c.document_id = %s ORDER BY c.chunk_index",
+                (r.document_id,)).fetchall()
+            assert len(rows) == r.chunks >= 1
+            assert "".join(x["text"] for x in rows).startswith(f"Document {r.file_name[1:3].lstrip('0') or '0'}.")
+            want = provider.embed([x["text"] for x in rows])
+            got = np.array([x["embedding"].to_numpy() for x in rows])
+            assert np.allclose(got, want, atol=1e-4)
+            assert _events(client, "document.ingested", r.document_id) == 1

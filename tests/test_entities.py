@@ -63,7 +63,8 @@ def test_bulk_upsert_is_all_or_nothing(client, kn):
 
 @pytest.mark.parametrize(("item", "message"), [
     ({"entity_type": "", "entity_id": "1", "text": "t"}, "entity_type"),
-    ({"entity_type": "goal", "entity_id": "1", "text": "   "}, "non-empty"),
+    ({"entity_type": "goal", "entity_id": "1", "text": "   "}, "goal/1 has no text to embed .its text is only whitespace"),
+    ({"entity_type": "goal", "entity_id": "2", "text": ""}, "goal/2 has no text to embed .its text is empty"),
     ({"entity_type": "goal", "entity_id": "1", "text": "t", "metadata": [1, 2]}, "JSON object"),
     ({"entity_type": "goal", "entity_id": "1", "text": "t", "metadata": {"x": float("nan")}}, "not valid JSON"),
     ({"entity_type": "goal", "entity_id": "1", "text": "t", "colour": "red"}, "unknown entity field"),
@@ -173,3 +174,20 @@ def test_entity_ids_may_be_ints_and_users_are_copied(kn):
     assert kn.entity("course", "42")["id"] == out["id"]
     with pytest.raises(learnloop.InvalidInput, match="user_ref"):
         kn.upsert_entity("course", "43", "x", user_ref=["a"])
+
+
+def test_empty_entities_in_a_batch_are_all_named_and_nothing_is_written(client, kn):
+    items = [{"entity_type": "note", "entity_id": "ok-1", "text": "a real note"},
+             {"entity_type": "note", "entity_id": "empty-1", "text": ""},
+             {"entity_type": "note", "entity_id": "ok-2", "text": "another real note"},
+             {"entity_type": "note", "entity_id": "blank-1", "text": " \n\t"}]
+    with pytest.raises(InvalidInput) as err:
+        kn.upsert_entities(items)
+    msg = str(err.value)
+    assert msg.startswith("2 of 4 entities cannot be indexed, nothing was written")
+    assert "note/empty-1 has no text to embed (its text is empty)" in msg
+    assert "note/blank-1 has no text to embed (its text is only whitespace)" in msg
+    assert [(i["index"], i["field"]) for i in err.value.details["items"]] == [(1, "text"), (3, "text")]
+    assert _rows(client, "SELECT 1 FROM learnloop.entities WHERE entity_type = 'note'") == []
+    # the valid ones alone go in
+    assert [o["entity_id"] for o in kn.upsert_entities([items[0], items[2]])] == ["ok-1", "ok-2"]

@@ -299,6 +299,20 @@ def test_learn_from_success_positive_rating_and_tags(history: dict[str, Any]) ->
                     {"role": "assistant", "content": "Click 'Forgot password' on the login page."}]
 
 
+@pytest.mark.parametrize("mode", ["dense", "fulltext", "hybrid"])
+def test_learn_from_success_in_every_mode(history: dict[str, Any], mode: str) -> None:
+    kb = KB(history["client"])
+    ids = {v: k for k, v in history.items() if k != "client"}
+    hits = kb.similar_successes("reset my password", k=5, mode=mode)
+    assert hits.mode == mode
+    found = {ids[h["owner_id"]] for h in hits}
+    # Full text needs a query word in the prompt: the French capital has none.
+    assert found == ({"good", "ok", "tagged"} if mode == "fulltext" else {"good", "ok", "tagged", "other"})
+    assert ids[hits[0]["owner_id"]] == "good" and hits[0]["positives"] == 2
+    with pytest.raises(InvalidInput, match="unknown search mode 'sparse'"):
+        kb.similar_successes("reset my password", mode="sparse")
+
+
 def test_learn_from_success_sees_new_feedback_at_once(history: dict[str, Any]) -> None:
     c = history["client"]
     kb = KB(c)

@@ -76,7 +76,7 @@ def _python_bm25(kb: KB, query: str) -> dict[int, float]:
 ])
 def test_text_ranking_is_bm25_and_fusion_is_rrf(kb: KB, query: str) -> None:
     q = np.random.default_rng(9).standard_normal(8).astype(np.float32)
-    hits = kb.search(q, k=len(TEXTS), model=MODEL, hybrid=True, text=query)
+    hits = kb.search(q, k=len(TEXTS), model=MODEL, hybrid=True, text=query, text_weight=1.0)
     expected = _python_bm25(kb, query)
     by_text = sorted((h for h in hits if h["text_rank"] is not None), key=lambda h: h["text_rank"])
     assert [h["metadata"]["i"] for h in by_text] == sorted(expected, key=lambda i: -expected[i])
@@ -85,6 +85,16 @@ def test_text_ranking_is_bm25_and_fusion_is_rrf(kb: KB, query: str) -> None:
         want = 1 / (RRF_K + h["dense_rank"]) + (1 / (RRF_K + h["text_rank"]) if h["text_rank"] else 0)
         assert h["score"] == pytest.approx(want)
     assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
+    for h in hits:  # the text score is the BM25 score itself
+        if h["text_rank"] is not None:
+            assert h["text_score"] == pytest.approx(expected[h["metadata"]["i"]])
+    # "auto": the same fusion with the text side weighted by this query's trust
+    auto = kb.search(q, k=len(TEXTS), model=MODEL, hybrid=True, text=query)
+    w = auto.trust["text_weight"]
+    assert 0 < w <= 1 and auto.trust["dense_weight"] == 1.0
+    for h in auto:
+        want = 1 / (RRF_K + h["dense_rank"]) + (w / (RRF_K + h["text_rank"]) if h["text_rank"] else 0)
+        assert h["score"] == pytest.approx(want, rel=1e-3)
 
 
 def test_rare_word_outweighs_common_words(kb: KB) -> None:

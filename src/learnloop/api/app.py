@@ -24,7 +24,7 @@ from ..events.stream import Hub
 from . import problems
 from .deps import ScopeCache
 from .metrics import Metrics
-from .middleware import BodyLimit, Timing, install_log_redaction
+from .middleware import BodyLimit, Guard, JsonGuard, Timing, install_log_redaction
 
 log = logging.getLogger("learnloop.api")
 
@@ -90,6 +90,10 @@ def create_app(settings: Settings | None = None, *, client: Any = None, archive:
     for r in (ledger.router, analytics.router, events.router, keys.router, health.router, stream.router):
         app.include_router(r)
     _optional_routers(app)
+    # Outermost last: BodyLimit counts every byte, Timing sees every answer (the guard's
+    # too), JsonGuard refuses bodies before the routes, Guard answers what escapes them.
+    app.add_middleware(Guard)
+    app.add_middleware(JsonGuard)
     app.add_middleware(Timing, metrics=metrics)
     app.add_middleware(BodyLimit, max_bytes=s.api_max_body_bytes)
     install_log_redaction()
@@ -100,7 +104,7 @@ def _optional_routers(app: FastAPI) -> None:
     """Routers of capabilities that may not be installed (knowledge, training)."""
     import importlib
 
-    for mod in ("learnloop.api.routes.knowledge", "learnloop.api.routes.training"):
+    for mod in ("learnloop.api.routes.knowledge", "learnloop.api.routes.training", "learnloop.api.routes.otlp"):
         try:
             m = importlib.import_module(mod)
         except ModuleNotFoundError as exc:

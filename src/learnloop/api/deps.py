@@ -57,9 +57,7 @@ class ScopeCache:
 def principal(request: Request,
               creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> _keys.Principal:
     root: Client = request.app.state.client
-    if "api_key" in request.query_params or "key" in request.query_params:
-        raise _keys.Unauthenticated("API keys are never accepted in URLs (they end up in logs); "
-                                    "send 'Authorization: Bearer llk_...'")
+    _keys.refuse_key_in_query(request.query_params)
     with root.db.connection() as conn:
         return _keys.authenticate(conn, creds.credentials if creds else None)
 

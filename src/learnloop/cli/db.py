@@ -37,6 +37,7 @@ def status(as_json: bool) -> None:
     if st.url:
         click.echo(f"url:      {st.url}")
     click.echo(f"stays up: {'yes (learnloop db stop to stop it)' if st.keep_running else 'no (stops when the last client exits)'}")
+    click.echo("restarts: yes, by any client while one runs (after a crash; not after `learnloop db stop`)")
 
 
 @db.command()
@@ -55,9 +56,13 @@ def stop() -> None:
 
 @db.command()
 def url() -> None:
-    """Print the connection URL (starts the server if needed): psql "$(learnloop db url)"."""
+    """Print the running server's URL: psql "$(learnloop db url)". Changes nothing: when the
+    server is not running, says so (start it with `learnloop db start`)."""
     st = _server().status()  # type: ignore[attr-defined]
-    click.echo(st.url if st.running else _server().ensure_running(keep_running=True))  # type: ignore[attr-defined]
+    if not st.running:
+        raise click.ClickException("the embedded server is not running; `learnloop db start` starts it "
+                                   "and keeps it up until `learnloop db stop`")
+    click.echo(st.url)
 
 
 def _connect(ctx: click.Context) -> Any:

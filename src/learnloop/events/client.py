@@ -116,3 +116,7 @@ class Events:
     def revoke_key(self, key_id: Any) -> dict[str, Any]:
         with self._c.db.connection() as conn:
             return _keys.revoke(conn, self._c.scope.tenant_id, key_id)
+
+    def set_key_scopes(self, key_id: Any, scopes: Any) -> dict[str, Any]:
+        with self._c.db.connection() as conn:
+            return _keys.set_scopes(conn, self._c.scope.tenant_id, key_id, scopes)

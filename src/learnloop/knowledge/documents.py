@@ -12,6 +12,11 @@ Pipeline for one file (``ingest_file`` / ``ingest_bytes``):
    chunks and vectors deleted, new chunks by COPY, new vectors by COPY, and the outbox
    event ``document.ingested``. Anything failing inside rolls all of it back.
 
+``ingest_many`` runs steps 1-4 for the next files in threads while the model embeds
+(step 5) the chunks of several files in one call; step 6 stays one transaction per
+document. The stored documents for a whole folder are looked up in one query, so
+re-ingesting unchanged files costs their hashing and that query.
+
 A file that cannot be read (empty, unsupported, encrypted, corrupt, too big, bomb-like)
 still gets a document row, with ``status='failed'``, the reason in ``error``, no chunks,
 and a ``document.failed`` event, so an admin sees what was refused and why. A failure
@@ -24,8 +29,10 @@ import hashlib
 import os
 import re
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -90,9 +97,8 @@ def expand(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return out
 
 
-def ingest_file(db: Database, scope: Scope, provider: EmbeddingProvider, settings: Settings,
-                path: str | os.PathLike[str], **options: Any) -> IngestResult:
-    p = Path(path)
+def _read_file(p: Path, settings: Settings) -> tuple[bytes | None, int, str]:
+    """(the bytes if within the size limit, the size, the content hash)."""
     if not p.is_file():
         raise NotFound(f"no such file: {p}")
     size = p.stat().st_size
@@ -102,9 +108,15 @@ def ingest_file(db: Database, scope: Scope, provider: EmbeddingProvider, setting
             h.update(block)
     # Only read the bytes into memory when they are within the limit.
     data = p.read_bytes() if 0 < size <= settings.max_file_bytes else None
+    return data, size, HASH_PREFIX + h.hexdigest()
+
+
+def ingest_file(db: Database, scope: Scope, provider: EmbeddingProvider, settings: Settings,
+                path: str | os.PathLike[str], **options: Any) -> IngestResult:
+    p = Path(path)
+    data, size, digest = _read_file(p, settings)
     options.setdefault("source", str(p.resolve()))
-    return _ingest(db, scope, provider, settings, data, size, HASH_PREFIX + h.hexdigest(),
-                   file_name=p.name, **options)
+    return _ingest(db, scope, provider, settings, data, size, digest, file_name=p.name, **options)
 
 
 def ingest_bytes(db: Database, scope: Scope, provider: EmbeddingProvider, settings: Settings,
@@ -117,23 +129,100 @@ def ingest_bytes(db: Database, scope: Scope, provider: EmbeddingProvider, settin
     return _ingest(db, scope, provider, settings, keep, len(data), digest, file_name=file_name, **options)
 
 
+# Files being read, extracted and chunked ahead of the one being embedded, and the chunks
+# embedded in one model call. Parsing runs in a sandboxed child per file (~0.1 s to start
+# one), so two threads keep the model busy while the next files are parsed; one encode
+# over several files' chunks lets the model sort and pad them together, as it would the
+# same texts handed over at once.
+PARSE_WORKERS = 2
+PARSE_AHEAD = 16
+EMBED_BATCH_CHUNKS = 512
+
+
 def ingest_many(db: Database, scope: Scope, provider: EmbeddingProvider, settings: Settings,
                 paths: Iterable[str | os.PathLike[str]],
                 on_result: Callable[[IngestResult], None] | None = None, **options: Any) -> list[IngestResult]:
-    results = []
-    for f in expand(paths):
-        r = ingest_file(db, scope, provider, settings, f, **options)
-        results.append(r)
+    """Ingest files and folders: parsing in parallel with embedding, chunks of several files
+    embedded together, still one transaction per document. Results in file order;
+    ``on_result`` is called as each file is finished (a failed or unchanged file may be
+    reported before files ahead of it that wait in an embedding batch)."""
+    files = expand(paths)
+    if "source" in options and len(files) > 1:
+        raise InvalidInput("source= names one document; leave it out when ingesting several files", field="source")
+    sources = [options.get("source") or str(f.resolve()) for f in files]
+    priors = _priors(db, scope, sources)
+    results: list[IngestResult | None] = [None] * len(files)
+    batch: list[tuple[int, _Prepared]] = []
+
+    def done(i: int, r: IngestResult) -> None:
+        results[i] = r
         if on_result:
             on_result(r)
-    return results
+
+    def flush() -> None:
+        for i, r in zip([i for i, _ in batch], _finish(db, scope, provider, [p for _, p in batch]), strict=True):
+            done(i, r)
+        batch.clear()
+
+    def prepare(i: int) -> _Prepared:
+        data, size, digest = _read_file(files[i], settings)
+        return _prepare(settings, data, size, digest, prior=priors.get(sources[i]),
+                        **{**options, "file_name": files[i].name, "source": sources[i]})
+
+    with ThreadPoolExecutor(PARSE_WORKERS, thread_name_prefix="learnloop-parse") as pool:
+        pending: deque[tuple[int, Future[_Prepared]]] = deque()
+        nxt = 0
+        while nxt < len(files) or pending:
+            while nxt < len(files) and len(pending) < PARSE_AHEAD:
+                pending.append((nxt, pool.submit(prepare, nxt)))
+                nxt += 1
+            i, fut = pending.popleft()
+            try:
+                p = fut.result()
+            except BaseException:
+                if batch:  # what was prepared before the bad file is still written
+                    flush()
+                raise
+            if p.result is not None:  # unchanged or refused: nothing to embed
+                if p.reason is not None:
+                    done(i, _finish(db, scope, provider, [p])[0])
+                else:
+                    done(i, p.result)
+                continue
+            batch.append((i, p))
+            if sum(len(b.chunks) for _, b in batch) >= EMBED_BATCH_CHUNKS:
+                flush()
+        if batch:
+            flush()
+    return [r for r in results if r is not None]
 
 
-def _ingest(db: Database, scope: Scope, provider: EmbeddingProvider, settings: Settings,
-            data: bytes | None, size: int, digest: str, *, file_name: str, source: str,
-            title: str | None = None, description: str | None = None,
-            metadata: dict[str, Any] | None = None, force: bool = False) -> IngestResult:
-    t0 = time.perf_counter()
+def _priors(db: Database, scope: Scope, sources: list[str]) -> dict[str, dict[str, Any]]:
+    """What is stored for these sources (one query for a whole folder)."""
+    if not sources:
+        return {}
+    with db.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            "SELECT source, id, content_hash, status, error, chunk_count FROM learnloop.documents"
+            " WHERE tenant_id = %s AND project_id = %s AND source = ANY(%s)",
+            (scope.tenant_id, scope.project_id, sources),
+        ).fetchall()
+    return {r["source"]: r for r in rows}
+
+
+@dataclass
+class _Prepared:
+    """A file read, checked, extracted and chunked, not yet embedded or written."""
+
+    doc: _Doc
+    t0: float
+    reason: str | None = None
+    text: str = ""
+    chunks: list[Chunk] = field(default_factory=list)
+    result: IngestResult | None = None  # set when nothing is left to embed (unchanged, refused)
+
+
+def _check_names(file_name: Any, source: Any, title: Any = None, description: Any = None) -> None:
     for value, what in ((file_name, "file name"), (source, "source"), (title, "title"), (description, "description")):
         if value is not None:
             if not isinstance(value, str):
@@ -141,20 +230,31 @@ def _ingest(db: Database, scope: Scope, provider: EmbeddingProvider, settings: S
             check_text(value, what)
     if not file_name or not source:
         raise InvalidInput("a document needs a file name and a source", field="source")
+
+
+def _ingest(db: Database, scope: Scope, provider: EmbeddingProvider, settings: Settings,
+            data: bytes | None, size: int, digest: str, *, file_name: str, source: str, **options: Any) -> IngestResult:
+    _check_names(file_name, source)  # before the source goes into a query
+    prior = _priors(db, scope, [source]).get(source)
+    p = _prepare(settings, data, size, digest, file_name=file_name, source=source, prior=prior, **options)
+    if p.result is not None and p.reason is None:
+        return p.result
+    return _finish(db, scope, provider, [p])[0]
+
+
+def _prepare(settings: Settings, data: bytes | None, size: int, digest: str, *, file_name: str, source: str,
+             prior: dict[str, Any] | None, title: str | None = None, description: str | None = None,
+             metadata: dict[str, Any] | None = None, force: bool = False) -> _Prepared:
+    """Everything before the model: checks, the unchanged test, extraction, chunking."""
+    t0 = time.perf_counter()
+    _check_names(file_name, source, title, description)
     meta = check_object(metadata, "metadata")
     kind = file_kind(file_name)
     doc = _Doc(source=source, file_name=file_name, file_type=kind or (Path(file_name).suffix.lower().lstrip(".") or "unknown"),
                size=size, digest=digest, title=title, description=description, metadata=meta)
-
-    with db.connection() as conn:
-        prior = conn.execute(
-            "SELECT id, content_hash, status, error, chunk_count FROM learnloop.documents"
-            " WHERE tenant_id = %s AND project_id = %s AND source = %s",
-            (scope.tenant_id, scope.project_id, source),
-        ).fetchone()
     if prior and prior["content_hash"] == digest and not force:
-        return IngestResult(source, file_name, "unchanged", prior["id"], doc.file_type, prior["chunk_count"],
-                            prior["error"], time.perf_counter() - t0)
+        return _Prepared(doc, t0, result=IngestResult(source, file_name, "unchanged", prior["id"], doc.file_type,
+                                                      prior["chunk_count"], prior["error"], time.perf_counter() - t0))
 
     reason = _refusal(doc, kind, data, settings)
     chunks: list[Chunk] = []
@@ -166,22 +266,44 @@ def _ingest(db: Database, scope: Scope, provider: EmbeddingProvider, settings: S
             text = _tidy(got.text)
             doc.title = doc.title or got.title
             if not text.strip():
-                reason = "no text found in the file (scanned PDFs need OCR, which learnloop does not do)"
+                reason = _no_text_reason(kind, doc.size)
             else:
                 chunks = chunk_text(text, max_tokens=settings.chunk_tokens, overlap=settings.chunk_overlap,
                                     markdown=kind == "md")
         except _extract.Refused as exc:
             reason = str(exc)
     doc.title = doc.title or Path(file_name).stem
+    p = _Prepared(doc, t0, reason, text, chunks)
+    if reason is not None:
+        p.result = IngestResult(source, file_name, "failed", None, doc.file_type, 0, reason)
+    return p
 
+
+def _finish(db: Database, scope: Scope, provider: EmbeddingProvider, batch: list[_Prepared]) -> list[IngestResult]:
+    """Write prepared files: refused ones as failed documents; the others' chunks embedded in
+    one call (vectors before any transaction: none stays open while the model runs), then
+    one transaction per document."""
+    out: list[IngestResult] = []
     with db.connection() as conn:
-        if reason is not None:
-            doc_id = _write_failed(conn, scope, doc, reason)
-            return IngestResult(source, file_name, "failed", doc_id, doc.file_type, 0, reason, time.perf_counter() - t0)
-        ensure_index(conn, provider.model_id, provider.dimensions)
-        vectors = embed_with_cache(conn, scope.tenant_id, provider, [c.text for c in chunks])
-        doc_id = _write_processed(conn, scope, doc, text, chunks, vectors, provider)
-    return IngestResult(source, file_name, "processed", doc_id, doc.file_type, len(chunks), None, time.perf_counter() - t0)
+        todo = [p for p in batch if p.reason is None]
+        vectors: Any = []
+        if todo:
+            ensure_index(conn, provider.model_id, provider.dimensions)
+            vectors = embed_with_cache(conn, scope.tenant_id, provider, [c.text for p in todo for c in p.chunks])
+        at = 0
+        for p in batch:
+            d = p.doc
+            if p.reason is not None:
+                doc_id = _write_failed(conn, scope, d, p.reason)
+                out.append(IngestResult(d.source, d.file_name, "failed", doc_id, d.file_type, 0, p.reason,
+                                        time.perf_counter() - p.t0))
+                continue
+            n = len(p.chunks)
+            doc_id = _write_processed(conn, scope, d, p.text, p.chunks, vectors[at:at + n], provider)
+            at += n
+            out.append(IngestResult(d.source, d.file_name, "processed", doc_id, d.file_type, n, None,
+                                    time.perf_counter() - p.t0))
+    return out
 
 
 @dataclass
@@ -201,10 +323,19 @@ def _refusal(doc: _Doc, kind: str | None, data: bytes | None, settings: Settings
         return (f"unsupported file type {Path(doc.file_name).suffix or '(no extension)'!r}; "
                 f"supported: {', '.join(sorted(set(EXTENSIONS)))}")
     if doc.size == 0:
-        return "the file is empty"
+        return "the file is empty (0 bytes): nothing to index"
     if doc.size > settings.max_file_bytes or data is None:
         return f"the file is {doc.size:,} bytes; the limit is {settings.max_file_bytes:,} (LEARNLOOP_MAX_FILE_BYTES)"
     return None
+
+
+def _no_text_reason(kind: str, size: int) -> str:
+    """Why a file that was read has no text: each kind has its own likely cause."""
+    if kind == "pdf":
+        return "no text found in the PDF (a scanned PDF needs OCR, which learnloop does not do)"
+    if kind in ("txt", "md"):
+        return f"the file holds no text: its {size:,} bytes are only whitespace"
+    return f"the {kind} document holds no text: only markup or empty paragraphs"
 
 
 def _tidy(text: str) -> str:

@@ -55,8 +55,13 @@ def parse_entity(data: Mapping[str, Any] | EntityIn, i: int | None = None) -> En
         eid = str(eid)
     if not isinstance(eid, str) or not 1 <= len(eid) <= 500:
         raise InvalidInput(f"entity_id must be a string of 1 to 500 characters{where}", field="entity_id")
-    if not isinstance(text, str) or not text.strip():
-        raise InvalidInput(f"entity text must be a non-empty string{where}", field="text")
+    if not isinstance(text, str):
+        raise InvalidInput(f"entity text must be a string, got {type(text).__name__}{where}", field="text")
+    if not text.strip():
+        # Its own reason: an empty record is a common slip of the calling app (a field not
+        # filled in), and "nothing to embed" says what to fix.
+        what = "empty" if not text else "only whitespace"
+        raise InvalidInput(f"entity {etype}/{eid} has no text to embed (its text is {what}){where}", field="text")
     if len(text) > MAX_TEXT:
         raise InvalidInput(f"entity text is longer than {MAX_TEXT:,} characters{where}", field="text")
     user = data.get("user_ref")
@@ -70,6 +75,24 @@ def parse_entity(data: Mapping[str, Any] | EntityIn, i: int | None = None) -> En
     return EntityIn(etype, eid, text, user, check_object(data.get("metadata"), "metadata"))
 
 
+def _parse_all(items: list[Any]) -> list[EntityIn]:
+    parsed: list[EntityIn] = []
+    bad: list[tuple[int, InvalidInput]] = []
+    for i, x in enumerate(items):
+        try:
+            parsed.append(parse_entity(x, i))
+        except InvalidInput as exc:
+            bad.append((i, exc))
+    if len(bad) == 1:
+        raise bad[0][1]
+    if bad:
+        shown = "; ".join(e.message for _, e in bad[:20]) + ("; ..." if len(bad) > 20 else "")
+        raise InvalidInput(f"{len(bad)} of {len(items)} entities cannot be indexed, nothing was written: {shown}",
+                           field=bad[0][1].field,
+                           items=[{"index": i, "field": e.field, "reason": e.message} for i, e in bad])
+    return parsed
+
+
 _UPSERT = """
 INSERT INTO learnloop.entities AS e (tenant_id, id, project_id, entity_type, entity_id, user_ref, text, metadata)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
@@ -81,8 +104,12 @@ RETURNING id, (xmax = 0) AS inserted
 
 def upsert_entities(conn: psycopg.Connection, scope: Scope, provider: EmbeddingProvider,
                     items: Iterable[Mapping[str, Any] | EntityIn]) -> list[dict[str, Any]]:
-    """Upsert many entities in one transaction; returns [{id, entity_type, entity_id, created}]."""
-    parsed = [parse_entity(x, i) for i, x in enumerate(items)]
+    """Upsert many entities in one transaction; returns [{id, entity_type, entity_id, created}].
+
+    All or nothing: if any item is invalid (empty text, bad field...), nothing is written and
+    the error names every offending item (``details["items"]``: [{index, field, reason}]).
+    """
+    parsed = _parse_all(list(items))
     keys = [(e.entity_type, e.entity_id) for e in parsed]
     if len(set(keys)) != len(keys):
         dup = next(k for k in keys if keys.count(k) > 1)

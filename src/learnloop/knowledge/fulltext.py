@@ -13,6 +13,10 @@ Corpus statistics (N, df, avglen) are taken over the scope's tenant, project and
 over the filtered rows: they describe the language of the collection. N and avglen are
 cached per scope for ``STATS_TTL`` seconds (they move slowly); df is counted per query
 through the GIN index. Candidates are the rows matching any query term (an OR query).
+
+The text search configuration is a parameter (``language``, a PostgreSQL regconfig name,
+default ``LANGUAGE``): the query is parsed with the same configuration as the stored
+``content_tsv`` column, or its lexemes would not match the stored ones.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -30,6 +35,7 @@ from ..store.database import database_key
 K1 = 1.2
 B = 0.75
 STATS_TTL = 600.0
+LANGUAGE = "english"  # the configuration of embeddings.content_tsv (migration set ``retrieval``)
 
 _stats: dict[tuple[Any, ...], tuple[float, float, float]] = {}
 _lock = threading.Lock()
@@ -61,19 +67,48 @@ def corpus_stats(conn: psycopg.Connection[Any], q: Any) -> tuple[float, float]:
     return n, avgdl
 
 
-def query_terms(conn: psycopg.Connection[Any], q: Any, text: str, n_docs: float) -> tuple[list[str], list[float]]:
-    """The query's distinct lexemes and their BM25 idf in the scope."""
+@dataclass
+class Terms:
+    """The query's distinct lexemes with their document frequency and BM25 idf."""
+
+    lexemes: list[str]
+    df: list[int]
+    idf: list[float]
+    n_docs: float
+    avgdl: float
+
+
+def idf(n_docs: float, df: float) -> float:
+    return math.log(1 + (n_docs - df + 0.5) / (df + 0.5))
+
+
+def query_terms(conn: psycopg.Connection[Any], q: Any, text: str, *, language: str = LANGUAGE) -> Terms:
+    """The query's distinct lexemes, their df and BM25 idf in the scope (and N, avglen)."""
+    n_docs, avgdl = corpus_stats(conn, q)
     where, params = _base(q)
     rows = conn.execute(
         sql.SQL(
             "SELECT t.lexeme, (SELECT count(*) FROM learnloop.embeddings e WHERE {}"
             "   AND e.content_tsv @@ plainto_tsquery('simple', t.lexeme)) AS df"
-            " FROM (SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', %s))) t ORDER BY 1").format(where),
-        [*params, text],
+            " FROM (SELECT DISTINCT lexeme FROM unnest(to_tsvector(%s::regconfig, %s))) t ORDER BY 1").format(where),
+        [*params, language, text],
     ).fetchall()
-    lexemes = [r["lexeme"] for r in rows]
-    idf = [math.log(1 + (n_docs - r["df"] + 0.5) / (r["df"] + 0.5)) for r in rows]
-    return lexemes, idf
+    dfs = [int(r["df"]) for r in rows]
+    return Terms([r["lexeme"] for r in rows], dfs, [idf(n_docs, d) for d in dfs], n_docs, avgdl)
+
+
+def rank(conn: psycopg.Connection[Any], q: Any, text: str, n: int, *,
+         language: str = LANGUAGE) -> tuple[list[tuple[Any, float]], Terms]:
+    """The ``n`` best rows of the scope by BM25 for ``text``: [(embedding id, score)], best
+    first (ties by id), and the query's terms. Filters of ``q`` apply to the candidates."""
+    terms = query_terms(conn, q, text, language=language)
+    if not any(terms.df):
+        return [], terms  # no query word occurs in the scope (or only stop words)
+    query = sql.SQL(
+        "WITH tq AS MATERIALIZED (SELECT replace(plainto_tsquery(%s::regconfig, %s)::text, ' & ', ' | ')::tsquery"
+        " AS q) {}").format(ranked_sql(sql.SQL(" AND ").join(q.conds)))
+    rows = conn.execute(query, [language, text, terms.avgdl, terms.lexemes, terms.idf, *q.params, n]).fetchall()
+    return [(r["id"], float(r["trank"])) for r in rows], terms
 
 
 def ranked_sql(where: sql.Composable) -> sql.Composable:

@@ -8,8 +8,13 @@ Two views of the same counters:
   which each process adds its counts at most every ``FLUSH_SECONDS`` (on its next search)
   and at exit. ``stored(conn, scope)`` sums them; ``learnloop stats search`` prints both.
 
-A search slower than ``LEARNLOOP_SLOW_SEARCH_MS`` (default 200 ms) logs a warning on the
-``learnloop.knowledge.search`` logger. Recording never raises into the search that is
+Searches slower than ``LEARNLOOP_SLOW_SEARCH_MS`` (default 200 ms) are reported on the
+``learnloop.knowledge.search`` logger as one warning line per ``SLOW_LOG_SECONDS`` at most,
+with their count, the slowest, the paths and how many were mostly query embedding (a
+cold model): the first slow search after a quiet interval is logged at once, the ones
+after it are counted into the next line (written by the next slow search once the
+interval has passed, or at exit). A batch evaluation with a cold model used to print one
+line per query. Recording never raises into the search that is
 being measured: a failed flush is logged and its counts are kept for the next one.
 """
 
@@ -34,6 +39,7 @@ BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, float("inf")
 DEFAULT_SLOW_MS = 200.0
 FLUSH_SECONDS = 10.0
 WINDOW = 10_000
+SLOW_LOG_SECONDS = 60.0
 
 
 class _Pending:
@@ -66,6 +72,7 @@ class SearchMetrics:
             self.embed_ms: deque[float] = deque(maxlen=WINDOW)
             self.pending: dict[tuple[UUID, UUID], _Pending] = {}
             self.last_flush = time.monotonic()
+            self._slow = _SlowLog()
             self._embed_base = _embedding_counters()
 
     def record(self, tenant_id: UUID, project_id: UUID, ms: float, *, embed_ms: float | None,
@@ -86,11 +93,20 @@ class SearchMetrics:
                 self.embed_ms.append(embed_ms)
                 p.embed_calls += 1
                 p.embed_ms += embed_ms
+            line = None
             if ms > slow_ms:
                 self.slow_searches += 1
                 p.slow += 1
-        if ms > slow_ms:
-            log.warning("slow search: %.1f ms (threshold %.0f ms, path %s, %d rows)", ms, slow_ms, path, rows)
+                line = self._slow.add(ms, path, embed_ms, slow_ms)
+        if line:
+            log.warning("%s", line)
+
+    def flush_slow_log(self) -> None:
+        """Write the slow searches counted since the last line, if any."""
+        with self._lock:
+            line = self._slow.line()
+        if line:
+            log.warning("%s", line)
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -134,6 +150,47 @@ class SearchMetrics:
                 mine.embed_ms += p.embed_ms
                 mine.cache_hits += p.cache_hits
                 mine.cache_misses += p.cache_misses
+
+
+class _SlowLog:
+    """Slow searches since the last warning line (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.last_line = float("-inf")
+        self.clear()
+
+    def clear(self) -> None:
+        self.count = 0
+        self.max_ms = 0.0
+        self.mostly_embedding = 0
+        self.threshold = DEFAULT_SLOW_MS
+        self.paths: dict[str, int] = {}
+        self.since = time.monotonic()
+
+    def add(self, ms: float, path: str, embed_ms: float | None, threshold: float) -> str | None:
+        """Count one slow search; the line to log now, if the interval has passed."""
+        if self.count == 0:
+            self.since = time.monotonic()
+        self.count += 1
+        self.max_ms = max(self.max_ms, ms)
+        self.threshold = threshold
+        self.paths[path] = self.paths.get(path, 0) + 1
+        if embed_ms is not None and embed_ms > ms / 2:
+            self.mostly_embedding += 1
+        if time.monotonic() - self.last_line >= SLOW_LOG_SECONDS:
+            return self.line()
+        return None
+
+    def line(self) -> str | None:
+        if not self.count:
+            return None
+        now = time.monotonic()
+        paths = ", ".join(f"{p} {n}" for p, n in sorted(self.paths.items(), key=lambda x: (-x[1], x[0])))
+        text = (f"slow searches: {self.count} over {self.threshold:.0f} ms in the last {now - self.since:.0f} s"
+                f" (slowest {self.max_ms:.1f} ms; paths: {paths}; {self.mostly_embedding} mostly query embedding)")
+        self.clear()
+        self.last_line = now
+        return text
 
 
 def _pcts(values: list[float]) -> dict[str, float | None]:
@@ -290,6 +347,7 @@ def snapshot() -> dict[str, Any]:
 
 @atexit.register
 def _flush_at_exit() -> None:
+    METRICS.flush_slow_log()
     # Clients closed before exit cannot write; their counts stay in this process only.
     for db in list(_databases):
         if not getattr(getattr(db, "pool", None), "closed", True):

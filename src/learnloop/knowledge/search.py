@@ -28,9 +28,11 @@ tenant (and by project unless ``all_projects``). Invariants:
   similarity out of the scan (no second distance computation).
 * Filters are data: see ``knowledge.filters``.
 
-Hybrid search fuses the vector ranking with a BM25 ranking of PostgreSQL full-text
-matches (English stemming, the query's words OR-ed; ``knowledge.fulltext``) by reciprocal
-rank fusion (k = 60). Learn-from-success restricts a search to past
+Three modes (``mode=``): dense (the vector ranking above), fulltext (a BM25 ranking of
+PostgreSQL full-text matches: English stemming, the query's words OR-ed;
+``knowledge.fulltext``) and hybrid (both fused by weighted reciprocal rank fusion, the
+text side's weight decided per query; ``knowledge.fusion``). ``group_by="document"``
+returns the k best documents, each with its best chunks. Learn-from-success restricts a search to past
 generations whose *current* feedback says they worked, then formats them as few-shot
 examples.
 """
@@ -57,18 +59,20 @@ from ..errors import InvalidInput
 from ..store.database import database_key
 from ..store.tenancy import Scope
 from ..store.validation import check_key, check_text
+from . import fusion as _fusion
 from . import metrics as _metrics
 from .filters import Compiled, compile_filter
+from .fusion import DEFAULT_CHUNKS_PER_DOCUMENT, DEFAULT_DEPTH, RRF_K  # noqa: F401 - RRF_K re-exported
 
 log = logging.getLogger(__name__)
 
 OWNER_TYPES = ("chunk", "entity", "generation", "term")
 OWNER_TYPES_SET = frozenset(OWNER_TYPES)
 MAX_K = 1000
-RRF_K = 60  # the constant of Cormack et al. (2009); robust across collections
 DEFAULT_EF_SEARCH = 64
 DEFAULT_EXACT_THRESHOLD = 2000
 DEFAULT_MAX_SCAN_TUPLES = 20000
+MAX_EF = 1000  # pgvector's ceiling for hnsw.ef_search; larger k relies on the iterative scan
 
 
 class Results(list):  # type: ignore[type-arg]
@@ -77,6 +81,8 @@ class Results(list):  # type: ignore[type-arg]
     path: str = ""
     matching: int | None = None
     ms: float = 0.0
+    mode: str = ""
+    trust: dict[str, Any] | None = None  # hybrid: the text side's signals and weights
 
 
 @dataclass
@@ -592,7 +598,7 @@ def run(
         # No index settings to scope: one plain statement, one round trip.
         rows, layout = _fetch(conn, *_statement(conn, q, "exact"))
     else:
-        rows, layout = _with_settings(conn, max(ef_search, q.k), max_scan_tuples,
+        rows, layout = _with_settings(conn, min(MAX_EF, max(ef_search, q.k)), max_scan_tuples,
                                       *_statement(conn, q, chosen, exact_threshold), guard=q.guard)
     if chosen == "auto":
         matching = rows[0][layout.matching] if rows and layout.matching is not None else None
@@ -791,65 +797,153 @@ def _auto_sql(q: Query, threshold: int) -> tuple[sql.Composed, list[Any]]:
     return query, _params(q, "auto")
 
 
-# -- hybrid --------------------------------------------------------------------------------
+# -- modes: dense, full text, hybrid -------------------------------------------------------
+MODES = ("dense", "fulltext", "hybrid")
+# The mode of a search that names none. Dense until a hybrid is measured never below it
+# (docs/retrieval.md, "Which mode by default").
+DEFAULT_MODE = "dense"
+PATHS = ("auto", "hnsw", "exact")
+
+
+def check_mode(mode: Any, hybrid: bool = False) -> str:
+    """The validated mode; ``hybrid=True`` is the older spelling of ``mode="hybrid"``."""
+    if hybrid:
+        if mode not in (None, "hybrid"):
+            raise InvalidInput(f"hybrid=True contradicts mode={mode!r}; give one of them", field="mode")
+        return "hybrid"
+    if mode is None:
+        return DEFAULT_MODE
+    if mode not in MODES:
+        raise InvalidInput(f"unknown search mode {mode!r}; use {', '.join(MODES)}", field="mode")
+    return str(mode)
+
+
+def check_path(path: Any, mode: str = "dense") -> str:
+    """The validated dense path; full text has none, so only "auto" goes with it."""
+    if path not in PATHS:
+        raise InvalidInput(f"unknown path {path!r}; use {', '.join(PATHS)}", field="path")
+    if mode == "fulltext" and path != "auto":
+        raise InvalidInput("path chooses how the dense side is searched; full-text search has none",
+                           field="path")
+    return str(path)
+
+
+def check_weights(dense_weight: Any, text_weight: Any, depth: Any) -> None:
+    _check_int(depth, "depth", 1, MAX_K)
+    weights = (("dense_weight", dense_weight),) if text_weight == "auto" else (
+        ("dense_weight", dense_weight), ("text_weight", text_weight))
+    for name, w in weights:
+        if isinstance(w, bool) or not isinstance(w, int | float) or not 0 <= w <= 100 or w != w:
+            raise InvalidInput(f"{name} must be a number from 0 to 100" + (' or "auto"' if name == "text_weight"
+                                                                            else ""), field=name)
+
+
+def _dense_ranking(conn: psycopg.Connection[Any], q: Query, n: int, *, path: str, ef_search: int,
+                   exact_threshold: int, max_scan_tuples: int) -> tuple[list[Any], int | None, str]:
+    """The ``n`` nearest row ids (best first), rows counted, path taken; in the caller's
+    transaction (HNSW settings are local to it)."""
+    matching: int | None = None
+    chosen = path
+    if path == "auto":
+        matching, chosen = _choose(conn, q, exact_threshold)
+    if chosen == "hnsw":
+        _apply_settings(conn, min(MAX_EF, max(ef_search, n)), max_scan_tuples)
+    ids = _nearest_ids(conn, q, chosen, n)
+    if chosen == "hnsw" and len(ids) < n and path == "auto":
+        chosen = "hnsw+exact"  # the walk gave up early: finish exactly (k rows whenever k match)
+        ids = _nearest_ids(conn, q, "exact", n)
+    return ids, matching, chosen
+
+
+def _nearest_ids(conn: psycopg.Connection[Any], q: Query, path: str, n: int) -> list[Any]:
+    """Ids by (distance, id), as ``run`` orders its hits: equal distances (the same text in
+    two documents) fall in one order in every mode."""
+    query, params = _candidates_sql(q, path, limit=n, cols=sql.SQL("e.id"))
+    rows = conn.execute(query, params).fetchall()
+    return [r["id"] for r in sorted(rows, key=lambda r: (r["distance"], r["id"]))]
+
+
+def _rows_by_id(conn: psycopg.Connection[Any], q: Query, ids: list[Any]) -> dict[Any, dict[str, Any]]:
+    """The hits (owner data per ``q.owner_data``) of these embedding ids, with similarity to
+    ``q.vector`` when the query has one (None in a full-text search by text)."""
+    if not ids:
+        return {}
+    with_vector = q.vector.shape[0] > 0
+    sim = sql.SQL("1 - (e.embedding <=> %s::vector)") if with_vector else sql.SQL("NULL::float8")
+    query = sql.SQL("SELECT {cols}, {sim} AS similarity FROM learnloop.embeddings e"
+                    " WHERE e.tenant_id = %s AND e.id = ANY(%s)").format(
+        cols=_cols(q) if q.owner_data else sql.SQL("e.owner_type, e.owner_id, e.id AS embedding_id"), sim=sim)
+    rows, layout = _fetch(conn, query, [*_owner_params(q, q.owner_data), *([q.vector] if with_vector else []),
+                                        q.params[0], ids])
+    return {h["embedding_id"]: h for h in layout.hits(rows, by_distance=False)}
+
+
+def run_fulltext(conn: psycopg.Connection[Any], q: Query, *, language: str | None = None) -> Results:
+    """Full-text search alone: the ``k`` best rows of the scope by BM25 (``knowledge.fulltext``),
+    each with ``score`` (BM25) and ``text_rank``; rows matching no query word never appear."""
+    from . import fulltext
+
+    if not q.text or not q.text.strip():
+        raise InvalidInput("full-text search needs a text query (or text= beside a vector)", field="query")
+    t0 = time.perf_counter()
+    ranked, _ = fulltext.rank(conn, q, q.text, q.k, language=language or fulltext.LANGUAGE)
+    found = _rows_by_id(conn, q, [i for i, _ in ranked])
+    res = Results()
+    for r, (row_id, score) in enumerate(ranked, 1):
+        hit = found.get(row_id)
+        if hit is not None:  # deleted between the two statements: skipped, not invented
+            hit.update(score=score, text_rank=r)
+            res.append(hit)
+    res.path, res.matching, res.ms = "fulltext", None, (time.perf_counter() - t0) * 1000
+    return res
+
+
 def run_hybrid(
     conn: psycopg.Connection[Any],
     q: Query,
     *,
-    depth: int = 100,
+    depth: int = DEFAULT_DEPTH,
     dense_weight: float = 1.0,
-    text_weight: float = 1.0,
+    text_weight: float | str = "auto",
     ef_search: int = DEFAULT_EF_SEARCH,
     exact_threshold: int = DEFAULT_EXACT_THRESHOLD,
     max_scan_tuples: int = DEFAULT_MAX_SCAN_TUPLES,
+    path: str = "auto",
+    language: str | None = None,
 ) -> Results:
-    """Vector and full-text rankings of the same scope fused by reciprocal rank fusion.
+    """Vector and full-text rankings of the same scope fused by weighted reciprocal rank
+    fusion (``knowledge.fusion``).
 
-    Each list contributes ``weight / (60 + rank)`` for its top ``depth`` rows. The text
-    side is BM25 (``knowledge.fulltext``) over the rows matching any query word after
-    English stemming and stop-word removal, so a long natural-language question is not
-    reduced to the documents holding every word.
+    Each list contributes ``weight / (60 + rank)`` for its top ``max(depth, k)`` rows. The
+    text side is BM25 (``knowledge.fulltext``) over the rows matching any query word after
+    stemming and stop-word removal, so a long natural-language question is not reduced to
+    the documents holding every word. ``text_weight="auto"`` decides the text side's weight
+    per query (``fusion.trust``); a number fixes it. ``path`` picks the dense side's path.
     """
     from . import fulltext
 
-    if q.text is None:
+    if q.text is None or not q.text.strip():
         raise InvalidInput("hybrid search needs a text query (full-text cannot use a bare vector)", field="query")
-    _check_int(depth, "depth", 1, MAX_K)
-    for name, w in (("dense_weight", dense_weight), ("text_weight", text_weight)):
-        if isinstance(w, bool) or not isinstance(w, int | float) or not 0 <= w <= 100:
-            raise InvalidInput(f"{name} must be a number from 0 to 100", field=name)
+    check_weights(dense_weight, text_weight, depth)
+    check_path(path, "hybrid")
     t0 = time.perf_counter()
     n = max(depth, q.k)
     with conn.transaction():
-        n_docs, avgdl = fulltext.corpus_stats(conn, q)
-        lexemes, idf = fulltext.query_terms(conn, q, q.text, n_docs)
-        matching, path = _choose(conn, q, exact_threshold)
-        if path == "hnsw":
-            _apply_settings(conn, max(ef_search, n), max_scan_tuples)
-        dense, dparams = _candidates_sql(q, path, limit=n, cols=sql.SQL("e.id"))
-        query = sql.SQL(
-            "WITH tq AS MATERIALIZED ("
-            "  SELECT replace(plainto_tsquery('english', %s)::text, ' & ', ' | ')::tsquery AS q),"
-            " dense AS MATERIALIZED ({dense}),"
-            " dense_r AS (SELECT id, distance, row_number() OVER (ORDER BY distance, id) AS r FROM dense),"
-            " txt AS MATERIALIZED ({text}),"
-            " txt_r AS (SELECT id, row_number() OVER (ORDER BY trank DESC, id) AS r FROM txt),"
-            " hits AS MATERIALIZED ("
-            "  SELECT coalesce(dr.id, tr.id) AS id,"
-            "         coalesce(%s / ({rrf} + dr.r), 0) + coalesce(%s / ({rrf} + tr.r), 0) AS score,"
-            "         dr.r AS dense_rank, tr.r AS text_rank, dr.distance"
-            "  FROM dense_r dr FULL JOIN txt_r tr ON tr.id = dr.id"
-            "  ORDER BY score DESC, id LIMIT %s) "
-        ).format(dense=dense, text=fulltext.ranked_sql(_where(q)), rrf=sql.Literal(RRF_K))
-        owner = sql.SQL(
-            "SELECT {cols}, 1 - (e.embedding <=> %s::vector) AS similarity, h.score, h.dense_rank, h.text_rank"
-            " FROM hits h JOIN learnloop.embeddings e ON e.tenant_id = %s AND e.id = h.id"
-            " ORDER BY h.score DESC, e.id").format(cols=_owner_cols(q.reachable))
-        params = [q.text, *dparams, avgdl, lexemes, idf, *q.params, n,
-                  float(dense_weight), float(text_weight), q.k, *_owner_params(q, True), q.vector, q.params[0]]
-        rows, layout = _fetch(conn, query + owner, params)
-    res = Results(layout.hits(rows, by_distance=False))
-    res.path, res.matching, res.ms = f"hybrid/{path}", matching, (time.perf_counter() - t0) * 1000
+        text, terms = fulltext.rank(conn, q, q.text, n, language=language or fulltext.LANGUAGE)
+        dense, matching, chosen = _dense_ranking(conn, q, n, path=path, ef_search=ef_search,
+                                                 exact_threshold=exact_threshold, max_scan_tuples=max_scan_tuples)
+    signals = _fusion.trust(text, dense, terms.idf, terms.df, terms.n_docs)
+    weight = signals.weight if text_weight == "auto" else float(text_weight)
+    fused = _fusion.fuse(dense, text, float(dense_weight), weight)[:q.k]
+    found = _rows_by_id(conn, q, [f.id for f in fused])
+    res = Results()
+    for f in fused:
+        hit = found.get(f.id)
+        if hit is not None:
+            hit.update(score=f.score, dense_rank=f.dense_rank, text_rank=f.text_rank, text_score=f.text_score)
+            res.append(hit)
+    res.path, res.matching, res.ms = f"hybrid/{chosen}", matching, (time.perf_counter() - t0) * 1000
+    res.trust = {**signals.to_dict(), "text_weight": round(weight, 4), "dense_weight": float(dense_weight)}
     return res
 
 
@@ -943,6 +1037,8 @@ def _recorded_dims(conn: psycopg.Connection[Any], model: str) -> int | None:
 # metadata filter or a custom condition is prepared every time.
 _SCOPES: dict[tuple[Any, ...], Query] = {}
 MAX_SCOPES = 1024
+# Results by document fetch chunk hits in growing rounds; this many chunks at most.
+MAX_GROUP_FETCH = 100_000
 
 
 def _scope_template(conn: psycopg.Connection[Any], scope: Scope, model: str, args: dict[str, Any]) -> Query:
@@ -1006,12 +1102,18 @@ class SearchMixin:
         return None, _check_model(model) if model else self._provider(None).model_id
 
     def _query(self, conn: psycopg.Connection[Any], query: Any, model: str | None, scope_args: dict[str, Any],
-               ) -> tuple[Query, float | None]:
-        """The validated Query for a text or vector ``query`` and, for text, its embed ms."""
+               *, embed: bool = True) -> tuple[Query, float | None]:
+        """The validated Query for a text or vector ``query`` and, for text, its embed ms.
+        ``embed=False`` (full text by a text query): the text is kept, nothing is embedded."""
         provider, mid = self._model(query, model)
         template = _scope_template(conn, self._c.scope, mid, scope_args)
         if provider is None:
             return template.with_vector(query, _recorded_dims(conn, mid)), None
+        if not embed:
+            q = object.__new__(Query)
+            q.__dict__.update(template.__dict__)
+            q.text = query
+            return q, None
         from ..embeddings import embed_with_cache
 
         t0 = time.perf_counter()
@@ -1025,6 +1127,7 @@ class SearchMixin:
         query: str | Sequence[float] | np.ndarray,
         k: int = 10,
         *,
+        mode: str | None = None,
         text: str | None = None,
         model: str | None = None,
         owner_types: str | Sequence[str] | None = None,
@@ -1034,50 +1137,127 @@ class SearchMixin:
         where: Mapping[str, Any] | None = None,
         all_projects: bool = False,
         hybrid: bool = False,
+        dense_weight: float = 1.0,
+        text_weight: float | str = "auto",
+        depth: int = DEFAULT_DEPTH,
+        group_by: str | None = None,
+        chunks_per_document: int = DEFAULT_CHUNKS_PER_DOCUMENT,
         ef_search: int | None = None,
         exact_threshold: int | None = None,
         max_scan_tuples: int | None = None,
         path: str = "auto",
         owner_data: bool = True,
         _extra: Compiled | None = None,
+        _fetch_k: int | None = None,
     ) -> Results:
-        """The ``k`` rows nearest to ``query`` (text, or a vector of the model's dimensions).
+        """The ``k`` best rows for ``query`` (text, or a vector of the model's dimensions).
 
         Scope: always this client's tenant; its project unless ``all_projects``; narrowed by
         ``owner_types`` (chunk/entity/generation/term), ``entity_types``, ``user``,
         ``document_ids`` and ``where`` (see ``knowledge.filters``). Returns min(k, matching)
-        hits, best first, each with ``similarity`` (cosine, 1 = same direction) and its
-        owner's data. ``hybrid=True`` fuses in full-text ranking (needs a text query, or
-        ``text=`` beside a vector). ``ef_search``, ``exact_threshold``, ``max_scan_tuples``
-        override the ``LEARNLOOP_SEARCH_*`` settings; ``path`` forces "exact" or "hnsw".
-        ``owner_data=False`` returns only ``owner_type``, ``owner_id``, ``similarity`` and
-        ``embedding_id`` per hit (no owner lookups: for callers that fetch what they need
-        themselves, e.g. a re-ranker); hybrid search always returns owner data.
+        hits, best first, each with its owner's data.
+
+        ``mode``: "dense" (cosine ``similarity``, 1 = same direction), "fulltext" (BM25
+        ``score``; needs a text query, or ``text=`` beside a vector) or "hybrid" (both
+        fused: ``score``, ``dense_rank``, ``text_rank``; ``dense_weight``, ``text_weight``
+        (a number, or "auto": decided per query, see ``knowledge.fusion``) and ``depth``, the
+        rows taken from each ranking); None: ``DEFAULT_MODE``. ``hybrid=True`` means
+        ``mode="hybrid"``. ``group_by="document"``: the ``k`` best documents (each ranked
+        by its best chunk) with up to ``chunks_per_document`` chunks each, k whenever k
+        documents match. ``ef_search``, ``exact_threshold``, ``max_scan_tuples`` override
+        the ``LEARNLOOP_SEARCH_*`` settings; ``path`` ("auto", "exact", "hnsw") forces the
+        dense side's path (dense and hybrid; full text has none). ``owner_data=False``
+        returns only ``owner_type``, ``owner_id``, ``similarity`` and ``embedding_id``
+        per hit (plus the scores of fulltext/hybrid).
         """
+        mode = check_mode(mode, hybrid)
+        check_path(path, mode)
+        if mode != "dense":
+            check_weights(dense_weight, text_weight, depth)
+        if group_by is not None:
+            return self._search_documents(
+                query, k, group_by=group_by, chunks_per_document=chunks_per_document, mode=mode, text=text,
+                model=model, owner_types=owner_types, entity_types=entity_types, user=user,
+                document_ids=document_ids, where=where, all_projects=all_projects, dense_weight=dense_weight,
+                text_weight=text_weight, depth=depth, ef_search=ef_search, exact_threshold=exact_threshold,
+                max_scan_tuples=max_scan_tuples, path=path, _extra=_extra)
         settings = self._c.settings
         t0 = time.perf_counter()
         with self._c.db.connection() as conn:
             q, embed_ms = self._query(conn, query, model, {
                 "k": k, "owner_types": owner_types, "entity_types": entity_types, "user": user,
-                "document_ids": document_ids, "where": where, "all_projects": all_projects, "extra": _extra})
+                "document_ids": document_ids, "where": where, "all_projects": all_projects, "extra": _extra},
+                embed=mode != "fulltext")
             if text is not None:
                 q.text = text
             q.owner_data = bool(owner_data)
+            if _fetch_k is not None:
+                q.k = _fetch_k
             ef = ef_search if ef_search is not None else settings.search_ef_search
             threshold = exact_threshold if exact_threshold is not None else settings.search_exact_threshold
             if ef is None or threshold is None:
-                auto_ef, auto_threshold = adaptive_knobs(conn, q.k)
+                auto_ef, auto_threshold = adaptive_knobs(conn, min(q.k, MAX_K))
                 ef = auto_ef if ef is None else ef
                 threshold = auto_threshold if threshold is None else threshold
             max_scan = max_scan_tuples if max_scan_tuples is not None else settings.search_max_scan_tuples
-            if hybrid:
-                res = run_hybrid(conn, q, ef_search=ef, exact_threshold=threshold, max_scan_tuples=max_scan)
+            if mode == "hybrid":
+                res = run_hybrid(conn, q, depth=depth, dense_weight=dense_weight, text_weight=text_weight,
+                                 ef_search=ef, exact_threshold=threshold, max_scan_tuples=max_scan, path=path)
+            elif mode == "fulltext":
+                res = run_fulltext(conn, q)
             else:
                 res = run(conn, q, ef_search=ef, exact_threshold=threshold, max_scan_tuples=max_scan, path=path)
         total_ms = (time.perf_counter() - t0) * 1000
-        res.ms = total_ms
+        res.ms, res.mode = total_ms, mode
         _metrics.record_search(self._c, total_ms, embed_ms=embed_ms, rows=len(res), path=res.path)
         return res
+
+    def _search_documents(self, query: Any, k: int, *, group_by: str, chunks_per_document: int,
+                          owner_types: Any, **options: Any) -> Results:
+        """``search(..., group_by="document")``: fetch chunk hits, more each round, until
+        they hold ``k`` documents or every matching chunk is in (``fusion.group_by_document``)."""
+        if group_by != "document":
+            raise InvalidInput(f"unknown group_by {group_by!r}; use \"document\"", field="group_by")
+        _check_int(k, "k", 1, MAX_K)
+        _check_int(chunks_per_document, "chunks_per_document", 1, 100)
+        types = _as_list(owner_types, "owner_types")
+        if types is not None and set(types) != {"chunk"}:
+            raise InvalidInput("results by document come from document chunks: leave owner_types out or use chunk",
+                               field="owner_types")
+        t0 = time.perf_counter()
+        n = max(k * chunks_per_document, 2 * k)
+        while True:
+            hits = self.search(query, min(n, MAX_K), owner_types="chunk", _fetch_k=n, **options)
+            docs = _fusion.group_by_document(hits, k, chunks_per_document)
+            if len(docs) >= k or len(hits) < n or n >= MAX_GROUP_FETCH:
+                break
+            n = min(MAX_GROUP_FETCH, n * 4)
+        short = [d for d in docs if len(d["chunks"]) < chunks_per_document]
+        if short and len(hits) >= n:
+            self._fill_chunks(query, short, chunks_per_document, options)
+        res = Results(docs)
+        res.path, res.matching, res.mode, res.trust = hits.path, hits.matching, hits.mode, hits.trust
+        res.ms = (time.perf_counter() - t0) * 1000
+        return res
+
+    def _fill_chunks(self, query: Any, docs: list[dict[str, Any]], per_document: int,
+                     options: dict[str, Any]) -> None:
+        """Give documents whose next-best chunks ranked beyond the chunks fetched their best
+        ``per_document`` chunks: the same search restricted to them, every chunk of theirs
+        ranked. The chunks already attached (the best, in the global order) stay first."""
+        ids = [d["document_id"] for d in docs]
+        with self._c.db.connection() as conn:
+            row = conn.execute("SELECT coalesce(sum(chunk_count), 0)::int AS n FROM learnloop.documents"
+                               " WHERE tenant_id = %s AND id = ANY(%s)", (self._c.scope.tenant_id, ids)).fetchone()
+        n = min(MAX_GROUP_FETCH, max(1, int(row["n"] if isinstance(row, dict) else row[0])))  # type: ignore[index]
+        more = self.search(query, min(n, MAX_K), owner_types="chunk", _fetch_k=n,
+                           **{**options, "document_ids": ids})
+        by_doc = {d["document_id"]: d for d in docs}
+        for h in more:
+            d = by_doc.get(h.get("document_id"))
+            if d is not None and len(d["chunks"]) < per_document and \
+                    all(c["owner_id"] != h["owner_id"] for c in d["chunks"]):
+                d["chunks"].append(h)
 
     def similar_successes(
         self,
@@ -1092,6 +1272,7 @@ class SearchMixin:
         where: Mapping[str, Any] | None = None,
         all_projects: bool = False,
         model: str | None = None,
+        mode: str | None = None,
     ) -> Results:
         """Past generations similar to ``query`` that worked: learn from success.
 
@@ -1109,7 +1290,7 @@ class SearchMixin:
                         " AND g2.id = e.owner_id AND g2.kind = %s))").format(extra.sql),
                 [*extra.params, self._c.scope.tenant_id, kind])
         hits = self.search(query, k, owner_types="generation", user=user, where=where,
-                           all_projects=all_projects, model=model, _extra=extra)
+                           all_projects=all_projects, model=model, mode=mode, _extra=extra)
         if hits:
             with self._c.db.connection() as conn:
                 v = verdicts(conn, self._c.scope, [h["owner_id"] for h in hits])

@@ -2,16 +2,22 @@
 
 Feedback is append-only: several rows per generation are normal (a vote, then a rating, then
 a correction). Review state (processed, notes, improved) is the only thing that changes.
+
+Every write also moves the generation's row in ``learnloop.verdicts`` (see ledger m004) by
+the new rows' deltas, in the same statement (``add``) or transaction (``bulk_add``): the
+verdict analytics read is never behind the feedback it summarises.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import psycopg
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from ..errors import Conflict, InvalidInput, NotFound
 from ..events.outbox import emit, emit_many, notify_written
@@ -23,16 +29,33 @@ from .generations import _page, as_uuid
 from .models import Feedback, FeedbackIn, parse
 
 _ADD_SQL = """
-WITH ins AS (
+WITH gen AS (
+    SELECT g.tenant_id, g.id, g.project_id, g.parent_id, g.root_id, g.iteration, g.created_at
+    FROM learnloop.generations g
+    WHERE g.tenant_id = %(tenant_id)s AND g.id = %(generation_id)s
+),
+ins AS (
     INSERT INTO learnloop.feedback (
         tenant_id, id, generation_id, project_id, sentiment, rating, thumbs, tags, comment,
         instruction, corrected_output, source, author_ref, created_at)
     SELECT %(tenant_id)s, %(id)s, g.id, g.project_id, %(sentiment)s, %(rating)s, %(thumbs)s,
         %(tags)s, %(comment)s, %(instruction)s, %(corrected_output)s, %(source)s,
         %(author_ref)s, coalesce(%(created_at)s, now())
-    FROM learnloop.generations g
-    WHERE g.tenant_id = %(tenant_id)s AND g.id = %(generation_id)s
+    FROM gen g
     RETURNING *
+),
+verdict AS (
+    INSERT INTO learnloop.verdicts AS v (
+        tenant_id, generation_id, project_id, parent_id, root_id, iteration, generated_at,
+        feedback_count, sentiments, positives, negatives, rating_sum, rating_count, tags, sources,
+        last_feedback_at)
+    SELECT i.tenant_id, i.generation_id, g.project_id, g.parent_id, g.root_id, g.iteration, g.created_at,
+        1, (i.sentiment IS NOT NULL)::int,
+        (i.sentiment IS NOT DISTINCT FROM 'POSITIVE')::int, (i.sentiment IS NOT DISTINCT FROM 'NEGATIVE')::int,
+        coalesce(i.rating, 0), (i.rating IS NOT NULL)::int, %(tag_set)s::text[], ARRAY[i.source], i.created_at
+    FROM ins i, gen g
+    ON CONFLICT (tenant_id, generation_id) DO UPDATE SET
+{VERDICT_DELTA}
 ),
 ev AS (
     INSERT INTO learnloop.events (tenant_id, project_id, entity_type, entity_id, event_type, payload, actor)
@@ -45,6 +68,38 @@ ev AS (
 )
 SELECT * FROM ins
 """
+# How an existing summary row absorbs new rows' deltas (shared by add and bulk_add). Sets
+# are rebuilt only when the new tags or source are not already in them.
+_VERDICT_DELTA = """
+        feedback_count = v.feedback_count + excluded.feedback_count,
+        sentiments = v.sentiments + excluded.sentiments,
+        positives = v.positives + excluded.positives,
+        negatives = v.negatives + excluded.negatives,
+        rating_sum = v.rating_sum + excluded.rating_sum,
+        rating_count = v.rating_count + excluded.rating_count,
+        tags = CASE WHEN excluded.tags <@ v.tags THEN v.tags
+                    ELSE ARRAY(SELECT DISTINCT t FROM unnest(v.tags || excluded.tags) t ORDER BY t) END,
+        sources = CASE WHEN excluded.sources <@ v.sources THEN v.sources
+                       ELSE ARRAY(SELECT DISTINCT s FROM unnest(v.sources || excluded.sources) s ORDER BY s) END,
+        last_feedback_at = greatest(v.last_feedback_at, excluded.last_feedback_at)
+"""
+_ADD_SQL = _ADD_SQL.replace("{VERDICT_DELTA}", _VERDICT_DELTA)
+
+# Bulk: the deltas are summed per generation here and sent as parallel arrays (tags as one
+# JSON array per generation: SQL arrays must be rectangular).
+_BULK_VERDICT_SQL = """
+INSERT INTO learnloop.verdicts AS v (
+    tenant_id, generation_id, project_id, parent_id, root_id, iteration, generated_at,
+    feedback_count, sentiments, positives, negatives, rating_sum, rating_count, tags, sources,
+    last_feedback_at)
+SELECT g.tenant_id, g.id, g.project_id, g.parent_id, g.root_id, g.iteration, g.created_at,
+    d.n, d.s, d.pos, d.neg, d.rsum, d.rcount,
+    ARRAY(SELECT jsonb_array_elements_text(d.tags)), ARRAY(SELECT jsonb_array_elements_text(d.sources)), d.last
+FROM unnest(%s::uuid[], %s::int[], %s::int[], %s::int[], %s::int[], %s::int[], %s::int[], %s::jsonb[],
+            %s::jsonb[], %s::timestamptz[]) AS d(gid, n, s, pos, neg, rsum, rcount, tags, sources, last)
+JOIN learnloop.generations g ON g.tenant_id = %s AND g.id = d.gid
+ON CONFLICT (tenant_id, generation_id) DO UPDATE SET
+""" + _VERDICT_DELTA
 
 
 def _params(scope: Scope, f: FeedbackIn, fid: UUID) -> dict[str, Any]:
@@ -54,6 +109,7 @@ def _params(scope: Scope, f: FeedbackIn, fid: UUID) -> dict[str, Any]:
         "comment": f.comment, "instruction": f.instruction,
         "corrected_output": f.corrected_output, "source": f.source,
         "author_ref": f.author_ref, "created_at": f.created_at,
+        "tag_set": sorted(set(f.tags)),
     }
 
 
@@ -132,9 +188,40 @@ def _bulk_add(conn: Conn, scope: Scope, items: list[FeedbackIn]) -> int:
                     f.author_ref,
                 ))
         emit_many(conn, events)
+        _bulk_verdicts(conn, scope, items, now)
     if len(items) >= 10_000 and not conn.info.transaction_status:
         conn.execute("ANALYZE learnloop.feedback")
     return len(items)
+
+
+def _bulk_verdicts(conn: Conn, scope: Scope, items: list[FeedbackIn], now: datetime) -> None:
+    acc: dict[UUID, list[Any]] = {}
+    for f in items:
+        a = acc.get(f.generation_id)
+        if a is None:
+            a = acc[f.generation_id] = [0, 0, 0, 0, 0, 0, set(), set(), None]
+        a[0] += 1
+        if f.sentiment is not None:
+            a[1] += 1
+            a[2] += f.sentiment == "POSITIVE"
+            a[3] += f.sentiment == "NEGATIVE"
+        if f.rating is not None:
+            a[4] += f.rating
+            a[5] += 1
+        a[6].update(f.tags)
+        a[7].add(f.source)
+        when = f.created_at or now
+        if a[8] is None or when > a[8]:
+            a[8] = when
+    cols: list[list[Any]] = [[] for _ in range(10)]
+    for gid, a in acc.items():
+        cols[0].append(gid)
+        for i in range(6):
+            cols[i + 1].append(a[i])
+        cols[7].append(Jsonb(sorted(a[6])))
+        cols[8].append(Jsonb(sorted(a[7])))
+        cols[9].append(a[8])
+    conn.execute(_BULK_VERDICT_SQL, [*cols, scope.tenant_id])
 
 
 # -- review queue --------------------------------------------------------------------------

@@ -36,6 +36,7 @@ SETS: list[str] = [
     "learnloop.knowledge.retrieval_schema:MIGRATIONS",
     "learnloop.training.schema:MIGRATIONS",
     "learnloop.events.schema:MIGRATIONS",
+    "learnloop.traces.schema:MIGRATIONS",
 ]
 
 

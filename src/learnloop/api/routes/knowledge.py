@@ -46,7 +46,8 @@ class SearchBody(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"query": "goals about learning Python", "k": 5, "owner_types": ["entity"], "entity_types": ["goal"],
          "where": {"status": "completed", "validation_score": {"gt": 0.8}}},
-        {"query": "late payment fees", "k": 3, "owner_types": ["chunk"], "hybrid": True},
+        {"query": "late payment fees", "k": 3, "owner_types": ["chunk"], "mode": "hybrid"},
+        {"query": "loan approval time", "k": 5, "group_by": "document", "chunks_per_document": 2},
     ]})
     query: str | None = Field(None, max_length=20_000, description="Text to search for.")
     vector: list[float] | None = Field(None, max_length=8192, description="A query vector instead of text.")
@@ -57,14 +58,26 @@ class SearchBody(BaseModel):
     user: str | None = Field(None, max_length=500, description="Only rows of this user_ref.")
     document_ids: list[UUID] | None = Field(None, min_length=1, max_length=1000)
     where: dict[str, Any] | None = Field(None, description="Metadata filter (see docs/retrieval.md).")
-    hybrid: bool = Field(False, description="Fuse full-text ranking (reciprocal rank fusion).")
+    mode: Literal["dense", "fulltext", "hybrid"] | None = Field(
+        None, description="dense (vectors), fulltext (BM25), hybrid (both fused); default: the server's.")
+    hybrid: bool = Field(False, description='Same as mode "hybrid".')
+    dense_weight: float = Field(1.0, ge=0, le=100, description="Hybrid: weight of the vector ranking.")
+    text_weight: float | Literal["auto"] = Field(
+        "auto", description='Hybrid: weight of the full-text ranking (0-100), or "auto": decided per query.')
+    depth: int = Field(100, ge=1, le=1000, description="Hybrid: rows taken from each ranking before fusion.")
+    path: Literal["auto", "exact", "hnsw"] = Field("auto", description="How the vector side is searched.")
+    group_by: Literal["document"] | None = Field(
+        None, description="document: the k best documents, each with its best chunks (items are documents).")
+    chunks_per_document: int = Field(3, ge=1, le=100, description="With group_by: chunks per document.")
     all_projects: bool = Field(False, description="Every project of your tenant, not just the header's.")
 
 
 class SearchResults(BaseModel):
     items: list[dict[str, Any]]
-    path: str = Field(description="How the rows were found: exact, hnsw, hnsw+exact, hybrid/...")
+    path: str = Field(description="How the rows were found: exact, hnsw, hnsw+exact, fulltext, hybrid/...")
+    mode: str = Field("", description="dense, fulltext or hybrid.")
     matching: int | None = Field(None, description="Rows passing the filter, counted up to the exact threshold.")
+    trust: dict[str, Any] | None = Field(None, description="Hybrid: the text side's signals and the weights used.")
     ms: float
 
 
@@ -85,6 +98,7 @@ class SuccessBody(BaseModel):
     where: dict[str, Any] | None = None
     all_projects: bool = False
     style: Literal["text", "messages"] | None = Field(None, description="Also return the hits as few-shot examples.")
+    mode: Literal["dense", "fulltext", "hybrid"] | None = Field(None, description="As in /v1/search.")
 
 
 class SuccessResults(SearchResults):
@@ -130,7 +144,8 @@ def _observe(request: Request, res: Any) -> None:
 
 
 def _results(res: Any, **extra: Any) -> dict[str, Any]:
-    return {"items": list(res), "path": res.path, "matching": res.matching, "ms": round(res.ms, 3), **extra}
+    return {"items": list(res), "path": res.path, "mode": res.mode, "matching": res.matching, "trust": res.trust,
+            "ms": round(res.ms, 3), **extra}
 
 
 def _check_documents(ctx: Ctx, ids: list[UUID] | None, all_projects: bool) -> None:
@@ -153,7 +168,8 @@ def search(request: Request, body: SearchBody, ctx: Read) -> Any:
     res = ctx.client.knowledge.search(
         _query(body), body.k, text=body.text, owner_types=body.owner_types, entity_types=body.entity_types,
         user=body.user, document_ids=body.document_ids, where=body.where, all_projects=body.all_projects,
-        hybrid=body.hybrid)
+        mode=body.mode, hybrid=body.hybrid, dense_weight=body.dense_weight, text_weight=body.text_weight,
+        depth=body.depth, path=body.path, group_by=body.group_by, chunks_per_document=body.chunks_per_document)
     _observe(request, res)
     return _results(res)
 
@@ -165,7 +181,7 @@ def similar_successes(request: Request, body: SuccessBody, ctx: Read) -> Any:
 
     res = ctx.client.knowledge.similar_successes(
         _query(body), body.k, positive=body.positive, min_rating=body.min_rating, exclude_tags=body.exclude_tags,
-        kind=body.kind, user=body.user, where=body.where, all_projects=body.all_projects)
+        kind=body.kind, user=body.user, where=body.where, all_projects=body.all_projects, mode=body.mode)
     _observe(request, res)
     shots = format_examples(res, style=body.style) if body.style else None
     return _results(res, few_shot=shots)

@@ -10,6 +10,10 @@ Server messages: ``{"type": "ready", "after": N}``, then ``{"type": "event", ...
 event in commit-safe order (see ``learnloop.events.cursor``); reconnect with
 ``after=<id of the last event received>``. Errors: ``{"type": "error", "status": 401, ...}``
 then close code 4401/4403/4404/4422.
+
+The key is checked again every ``STREAM_RECHECK`` seconds while the stream is open: a key
+revoked meanwhile closes the stream with 4401, a key that lost the ``read`` scope with
+4403 (each after an error message saying so).
 """
 
 from __future__ import annotations
@@ -17,19 +21,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.encoders import jsonable_encoder
 from starlette.concurrency import run_in_threadpool
 
-from ...errors import LearnloopError
+from ...errors import LearnloopError, PermissionDenied
 from ...events import cursor
 from ...events import keys as _keys
 from ...events import stream as _stream
 
 router = APIRouter()
 POLL = 1.0
+STREAM_RECHECK = 2.0  # seconds between re-checks of an open stream's key (revocation, scopes)
 
 
 async def _key(ws: WebSocket) -> str | None:
@@ -52,6 +58,7 @@ async def stream(ws: WebSocket) -> None:
     await ws.accept()
     q = ws.query_params
     try:
+        _keys.refuse_key_in_query(q)
         key = await _key(ws)
         p = await run_in_threadpool(_authenticate, db, key)
         p.require("read")
@@ -92,8 +99,16 @@ async def stream(ws: WebSocket) -> None:
     app.state.metrics.ws_clients.inc()
     try:
         await ws.send_json({"type": "ready", "after": pos.id})
+        checked = time.monotonic()
         with app.state.hub.waiter(p.tenant_id) as wake:
             while not closed.is_set():
+                if time.monotonic() - checked >= STREAM_RECHECK:
+                    refusal = await _recheck(db, key)
+                    if refusal is not None:
+                        await ws.send_json({"type": "error", "status": refusal.status, "detail": refusal.message})
+                        await ws.close(code=4000 + refusal.status)
+                        return
+                    checked = time.monotonic()
                 wake.clear()
                 try:
                     rows, pos = await run_in_threadpool(_read, db, p.tenant_id, pos, entity_types, event_types)
@@ -116,6 +131,21 @@ async def stream(ws: WebSocket) -> None:
         watcher.cancel()
         with contextlib.suppress(Exception):
             await ws.close()
+
+
+async def _recheck(db: Any, key: str | None) -> LearnloopError | None:
+    """Why an open stream must close now (its key revoked, or no longer allowed to read),
+    or None. A database away is not a reason: the stream waits for it as reads do."""
+    try:
+        p = await run_in_threadpool(_authenticate, db, key)
+        p.require("read")
+    except _keys.Unauthenticated:
+        return _keys.Unauthenticated("the API key was revoked while the stream was open")
+    except PermissionDenied:
+        return PermissionDenied("the API key no longer has the 'read' scope")
+    except LearnloopError:
+        return None
+    return None
 
 
 def _authenticate(db: Any, key: str | None) -> _keys.Principal:
