@@ -20,7 +20,7 @@ import psycopg
 from psycopg import sql
 
 from ..errors import Conflict, InvalidInput, NotFound
-from ..events.outbox import emit, emit_many
+from ..events.outbox import emit, emit_many, notify_written
 from ..store.database import Conn
 from ..store.ids import uuid7
 from ..store.memory import gc_paused
@@ -38,7 +38,7 @@ ins AS (
     INSERT INTO learnloop.feedback (
         tenant_id, id, generation_id, project_id, sentiment, rating, thumbs, tags, comment,
         instruction, corrected_output, source, author_ref, created_at)
-    SELECT g.tenant_id, %(id)s, g.id, g.project_id, %(sentiment)s, %(rating)s, %(thumbs)s,
+    SELECT %(tenant_id)s, %(id)s, g.id, g.project_id, %(sentiment)s, %(rating)s, %(thumbs)s,
         %(tags)s, %(comment)s, %(instruction)s, %(corrected_output)s, %(source)s,
         %(author_ref)s, coalesce(%(created_at)s, now())
     FROM gen g
@@ -59,7 +59,7 @@ verdict AS (
 ),
 ev AS (
     INSERT INTO learnloop.events (tenant_id, project_id, entity_type, entity_id, event_type, payload, actor)
-    SELECT tenant_id, project_id, 'feedback', id::text, 'feedback.added',
+    SELECT %(tenant_id)s, project_id, 'feedback', id::text, 'feedback.added',
         jsonb_build_object('generation_id', generation_id, 'sentiment', sentiment,
                            'rating', rating, 'thumbs', thumbs, 'tags', to_jsonb(tags),
                            'source', source),
@@ -121,6 +121,7 @@ def add(conn: Conn, scope: Scope, data: FeedbackIn | dict[str, Any]) -> Feedback
         raise Conflict(f"feedback {f.id} already exists") from None
     if row is None:
         raise NotFound(f"generation {f.generation_id} does not exist in this tenant")
+    notify_written(conn, (scope.tenant_id,))
     return Feedback.model_validate(row)
 
 
