@@ -217,7 +217,8 @@ def test_connect_without_migrate_says_what_to_run(pg_server):
 def test_every_tenant_table_leads_its_primary_key_with_tenant_id(client):
     """Citus-ready: every table but the global ones carries tenant_id first in its key."""
     # Global operational state (one archiver and one relay serve every tenant), not tenant data.
-    global_tables = {"tenants", "migrations", "vector_indexes", "archive_state", "archive_batches", "relay_state"}
+    global_tables = {"tenants", "migrations", "vector_indexes", "archive_state", "archive_batches", "relay_state",
+                     "installation_keys"}  # the installation's admin keys (learnloop.accounts), above tenants
     with client.db.connection() as conn:
         rows = conn.execute("""
             SELECT c.relname AS table, (SELECT a.attname FROM pg_attribute a

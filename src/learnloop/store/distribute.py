@@ -10,7 +10,7 @@ On a Citus coordinator (with workers), in one transaction:
   parent distributed first). Citus turns a local table with a foreign key to a reference
   table into a "Citus local table" that then refuses to distribute, so the foreign keys to
   ``tenants`` are dropped first and put back at the end.
-* installation state (``migrations``, ``vector_indexes``, ``archive_state``,
+* installation state (``migrations``, ``vector_indexes``, ``archive_state``, ``installation_keys``,
   ``archive_batches``, ``relay_state``) stays in plain tables on the coordinator: only the
   coordinator's sessions (migrations, the archiver, the relay) read it.
 * the outbox's NOTIFY trigger is dropped: it would run on the workers, where no listener is,
