@@ -122,7 +122,9 @@ OWN_DATA = {("post", "/v1/search/similar-successes"), ("post", "/v1/documents"),
             ("post", "/v1/analytics/breakdown"), ("post", "/v1/analytics/drivers")}
 
 
-PUBLIC = {"/healthz", "/readyz", "/metrics", "/openapi.json"}
+# The console's sign-in routes take credentials in the body, not the caller's key (their
+# tenant isolation is tested with real sessions in tests/console/test_console_security.py).
+PUBLIC = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/v1/console/login", "/v1/console/session"}
 
 
 def _operations(app: Any) -> list[tuple[str, str, dict[str, Any]]]:

@@ -20,7 +20,7 @@ import psycopg
 from psycopg import sql
 
 from ..errors import Conflict, InvalidInput, NotFound
-from ..events.outbox import emit, emit_many
+from ..events.outbox import emit, emit_many, notify_written
 from ..store.database import Conn
 from ..store.ids import uuid7
 from ..store.memory import gc_paused
@@ -38,7 +38,7 @@ ins AS (
     INSERT INTO learnloop.feedback (
         tenant_id, id, generation_id, project_id, sentiment, rating, thumbs, tags, comment,
         instruction, corrected_output, source, author_ref, created_at)
-    SELECT g.tenant_id, %(id)s, g.id, g.project_id, %(sentiment)s, %(rating)s, %(thumbs)s,
+    SELECT %(tenant_id)s, %(id)s, g.id, g.project_id, %(sentiment)s, %(rating)s, %(thumbs)s,
         %(tags)s, %(comment)s, %(instruction)s, %(corrected_output)s, %(source)s,
         %(author_ref)s, coalesce(%(created_at)s, now())
     FROM gen g
@@ -59,7 +59,7 @@ verdict AS (
 ),
 ev AS (
     INSERT INTO learnloop.events (tenant_id, project_id, entity_type, entity_id, event_type, payload, actor)
-    SELECT tenant_id, project_id, 'feedback', id::text, 'feedback.added',
+    SELECT %(tenant_id)s, project_id, 'feedback', id::text, 'feedback.added',
         jsonb_build_object('generation_id', generation_id, 'sentiment', sentiment,
                            'rating', rating, 'thumbs', thumbs, 'tags', to_jsonb(tags),
                            'source', source),
@@ -121,6 +121,7 @@ def add(conn: Conn, scope: Scope, data: FeedbackIn | dict[str, Any]) -> Feedback
         raise Conflict(f"feedback {f.id} already exists") from None
     if row is None:
         raise NotFound(f"generation {f.generation_id} does not exist in this tenant")
+    notify_written(conn, (scope.tenant_id,))
     return Feedback.model_validate(row)
 
 
@@ -232,12 +233,16 @@ def pending_review(
     *,
     sentiment: str | None = "NEGATIVE",
     include_processed: bool = False,
+    tag: str | None = None,
+    source: str | None = None,
+    older_than_days: float | None = None,
     all_projects: bool = False,
     limit: int = 50,
     offset: int = 0,
 ) -> list[dict[str, Any]]:
     """Feedback waiting for an admin (default: negative and unprocessed), oldest first,
-    with the generation's prompt and output so the reviewer has the whole story."""
+    with the generation's prompt, output and business links so the reviewer has the whole
+    story. ``tag``/``source`` narrow it; ``older_than_days`` keeps only what has waited that long."""
     limit, offset = _page(limit, offset)
     where = [sql.SQL("f.tenant_id = %s")]
     params: list[Any] = [scope.tenant_id]
@@ -250,8 +255,21 @@ def pending_review(
         params.append(sentiment)
     if not include_processed:
         where.append(sql.SQL("NOT f.processed"))
+    if tag is not None:
+        where.append(sql.SQL("f.tags @> ARRAY[%s]::text[]"))
+        params.append(tag)
+    if source is not None:
+        source = parse(FeedbackIn, {"generation_id": UUID(int=0), "source": source}).source
+        where.append(sql.SQL("f.source = %s"))
+        params.append(source)
+    if older_than_days is not None:
+        if not isinstance(older_than_days, int | float) or older_than_days < 0:
+            raise InvalidInput("older_than_days must be a number >= 0", field="older_than_days")
+        where.append(sql.SQL("f.created_at < now() - make_interval(secs => %s)"))
+        params.append(float(older_than_days) * 86400)
     query = sql.SQL(
-        "SELECT f.*, g.kind, g.prompt, g.output_text, g.output_url, g.model, g.config"
+        "SELECT f.*, g.kind, g.prompt, g.output_text, g.output_url, g.model, g.config, g.links, g.root_id,"
+        " g.iteration"
         " FROM learnloop.feedback f JOIN learnloop.generations g"
         "   ON g.tenant_id = f.tenant_id AND g.id = f.generation_id"
         " WHERE {} ORDER BY f.created_at, f.id LIMIT %s OFFSET %s"

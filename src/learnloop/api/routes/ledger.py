@@ -101,6 +101,7 @@ def find_generations(
     since: datetime | None = None,
     until: datetime | None = None,
     after: Annotated[UUID | None, Query(description="Last id of the previous page (keyset paging).")] = None,
+    text: Annotated[str | None, Query(max_length=500, description="Substring of the prompt or output.")] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Any:
@@ -111,7 +112,7 @@ def find_generations(
             raise InvalidInput(f"link must be TYPE:ID, got {item!r}", field="link")
         links[k] = v
     rows = ctx.client.find(where or None, links=links or None, kind=kind, user_ref=user_ref,
-                           session_ref=session_ref, model=model, after=after, limit=limit, offset=offset,
+                           session_ref=session_ref, model=model, after=after, text=text, limit=limit, offset=offset,
                            filters={"verdict": verdict, "tags": tag, "since": since, "until": until})
     return {**page(rows, limit, offset), "next_after": rows[-1].id if len(rows) == limit else None}
 
