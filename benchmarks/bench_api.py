@@ -10,16 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 from typing import Any
 
 import httpx
 
-from .common import bench_client, percentiles, save
+from .common import api_server, bench_client, percentiles, save
 
 CLIENTS = 16
 SECONDS = float(os.environ.get("LEARNLOOP_BENCH_SECONDS", "10"))
@@ -55,12 +52,6 @@ def _run_threads(fn: Any) -> tuple[float, list[float]]:
     return time.perf_counter() - t0, lat
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def main() -> None:
     with bench_client(pool_max=20) as ll:
         # Baseline: the library in-process, 16 threads.
@@ -70,19 +61,7 @@ def main() -> None:
               f"p99 {base['p99_ms']:.1f} ms")
 
         _, key = ll.events.create_key("bench", ["admin"])
-        port = _free_port()
-        env = {**os.environ, "LEARNLOOP_DATABASE_URL": ll.db.url, "LEARNLOOP_ARCHIVE_INTERVAL": "0",
-               "LEARNLOOP_POOL_MAX": "20"}
-        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "learnloop.api.app:create_app", "--factory",
-                                 "--port", str(port), "--log-level", "warning", "--no-access-log"], env=env)
-        base_url = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(120):
-                try:
-                    if httpx.get(f"{base_url}/healthz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.25)
+        with api_server(ll, LEARNLOOP_POOL_MAX="20") as base_url:
             hdr = {"Authorization": f"Bearer {key}"}
             clients = [httpx.Client(base_url=base_url, headers=hdr, timeout=30) for _ in range(CLIENTS)]
 
@@ -97,9 +76,6 @@ def main() -> None:
             fan = asyncio.run(_fanout(base_url, key, ll))
             print(f"WebSocket fan-out to {fan['subscribers']} subscribers: commit->receive p50 {fan['p50_ms']:.1f} ms,"
                   f" p99 {fan['p99_ms']:.1f} ms")
-        finally:
-            proc.terminate()
-            proc.wait(20)
     save("api", {"clients": CLIENTS, "seconds": SECONDS, "library": base, "http": api,
                  "ratio_http_vs_library": api["requests_per_s"] / base["requests_per_s"], "ws_fanout": fan})
 

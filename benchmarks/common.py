@@ -76,3 +76,36 @@ def _cpu_times() -> list[int]:
     except OSError:  # not Linux: no figures, not an error
         return [0] * 8
 
+
+
+@contextmanager
+def api_server(ll: Any, **env: str) -> Iterator[str]:
+    """``learnloop serve``'s app (uvicorn, one worker, its own process) over ``ll``'s
+    database; yields its base URL once /healthz answers, stops it on exit."""
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    full = {**os.environ, "LEARNLOOP_DATABASE_URL": ll.db.url, "LEARNLOOP_ARCHIVE_INTERVAL": "0", **env}
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "learnloop.api.app:create_app", "--factory",
+                             "--port", str(port), "--log-level", "warning", "--no-access-log"], env=full)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                if httpx.get(f"{url}/healthz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+        else:
+            raise RuntimeError("the API server did not start")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(20)

@@ -184,10 +184,12 @@ def test_a_key_that_is_not_a_plain_string_is_refused(world, bad):
         ll.analytics.failure_rate(bad)
 
 
-def test_keys_are_data_not_sql(world):
+def test_a_key_with_sql_in_it_is_refused_by_name(world):
+    from learnloop import InvalidInput
+
     ll = world[0]
-    rows = ll.analytics.failure_rate("style_preset') OR 1=1; DROP TABLE learnloop.generations; --")
-    assert len(rows) == 1 and rows[0]["value"] is None  # one group: nobody has that key
+    with pytest.raises(InvalidInput, match="never run as SQL"):
+        ll.analytics.failure_rate("style_preset') OR 1=1; DROP TABLE learnloop.generations; --")
     assert ll.analytics.failure_rate("style_preset")  # table still there
 
 
@@ -201,3 +203,17 @@ def test_golden_rejects_unknown_operators_and_non_numbers(world):
         ll.analytics.golden([("efficiency", "<", "0.1")])
     with pytest.raises(InvalidInput, match="condition"):
         ll.analytics.golden(["efficiency is small"])
+
+
+def test_tag_frequencies_over_all_time_match_python(world):
+    # No period: rows come from feedback, generations from the verdict summary's tag sets.
+    ll, gens, fbs = world
+    counts = Counter(t for f in fbs for t in f["tags"])
+    gens_with = {t: len({f["gid"] for f in fbs if t in f["tags"]}) for t in counts}
+    rated = len({f["gid"] for f in fbs})
+    rows = ll.analytics.tags()
+    assert {r["tag"]: r["count"] for r in rows} == dict(counts)
+    for r in rows:
+        assert r["generations"] == gens_with[r["tag"]]
+        assert r["share"] == pytest.approx(gens_with[r["tag"]] / rated)
+    assert ll.analytics.tags(since=datetime(2000, 1, 1, tzinfo=UTC)) == rows  # the other path agrees

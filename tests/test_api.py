@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,7 +62,11 @@ def _tenant_b_knowledge_and_training(b: learnloop.Client) -> dict[str, str]:
     pred = b.predictions.log(model_name="b-model", model_version="b-v1", score=0.7, subject={"loan": "456"})
     b.dictionary.describe("b_table", "b_field", schema="b_schema", create=True, definition=MARK)
     b.dictionary.add({"word": "style_preset", "definition": MARK})
-    return {"document_id": str(doc.document_id), "entity_type": "b-goal-type", "entity_id": "b-goal-17",
+    trace_id, now = "b" * 32, time.time_ns()  # a trace B sent over OTLP
+    b.traces.ingest_otlp(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [{
+        "traceId": trace_id, "spanId": "b" * 16, "name": MARK, "startTimeUnixNano": str(now),
+        "endTimeUnixNano": str(now)}]}]}]}).encode(), content_type="application/json")
+    return {"trace_id": trace_id, "document_id": str(doc.document_id), "entity_type": "b-goal-type", "entity_id": "b-goal-17",
             "dataset": str(ds.id), "job_id": str(job.id), "model": job.result_model, "prediction_id": str(pred["id"]),
             "model_name": "b-model", "model_version": "b-v1", "schema_name": "b_schema", "table_name": "b_table",
             "field_name": "b_field"}
@@ -100,6 +105,9 @@ def _bodies(b_ids: dict[str, str]) -> dict[tuple[str, str], dict[str, Any]]:
         ("put", "/v1/catalog/fields/{schema_name}/{table_name}/{field_name}"): {"definition": "A's"},
         ("post", "/v1/predictions"): {"model_name": "a-model", "model_version": "a-v1", "score": 0.5},
         ("post", "/v1/predictions/{prediction_id}/outcome"): {"outcome": True},
+        ("post", "/v1/span_annotations"): {"data": [{"span_id": "b" * 16, "name": MARK}]},
+        ("post", "/v1/analytics/breakdown"): {"by": ["style_preset", "tag"], "where": {"audience": {"exists": True}}},
+        ("post", "/v1/analytics/drivers"): {"min_rated": 1},
     }
 
 
@@ -110,10 +118,13 @@ FILES = {("post", "/v1/documents"): {"file": ("a-notes.txt", b"A's own notes abo
 # succeed, show nothing of B's, and leave B's records alone (checked at the end). An upsert
 # (PUT) under B's entity key creates the caller's own entity with that key.
 OWN_DATA = {("post", "/v1/search/similar-successes"), ("post", "/v1/documents"), ("post", "/v1/generations/embed"),
-            ("put", "/v1/entities/{entity_type}/{entity_id}"), ("post", "/v1/predictions")}
+            ("put", "/v1/entities/{entity_type}/{entity_id}"), ("post", "/v1/predictions"),
+            ("post", "/v1/analytics/breakdown"), ("post", "/v1/analytics/drivers")}
 
 
-PUBLIC = {"/healthz", "/readyz", "/metrics", "/openapi.json"}
+# The console's sign-in routes take credentials in the body, not the caller's key (their
+# tenant isolation is tested with real sessions in tests/console/test_console_security.py).
+PUBLIC = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/v1/console/login", "/v1/console/session"}
 
 
 def _operations(app: Any) -> list[tuple[str, str, dict[str, Any]]]:

@@ -84,8 +84,15 @@ class Client:
         with self.db.connection() as conn:
             return _gen.get(conn, self.scope, generation_id)
 
-    def find(self, **filters: Any) -> list[Generation]:
-        """Filter by ``links={"loan": "456"}``, kind, user_ref, session_ref, model."""
+    def find(self, where: Any = None, /, **filters: Any) -> list[Generation]:
+        """Generations newest first: ``find("audience=INVESTOR", links={"loan": "456"})``.
+
+        ``where``: config/context conditions (filter language or CLI form); also kind,
+        user_ref, session_ref, model, links, ``filters=`` (verdict, tags, since...), and
+        ``after=`` the last id of the previous page (keyset paging).
+        """
+        if where is not None:
+            filters["where"] = where
         with self.db.connection() as conn:
             return _gen.find(conn, self.scope, **filters)
 
@@ -163,6 +170,13 @@ class Client:
 
         return Events(self)
 
+    @property
+    def traces(self) -> Any:
+        """OTLP spans kept as trees (``learnloop.traces``)."""
+        from .traces import Traces
+
+        return Traces(self)
+
     # -- admin ---------------------------------------------------------------------------
     def migrations(self) -> list[_migrations.MigrationState]:
         with self.db.connection() as conn:
@@ -170,31 +184,45 @@ class Client:
 
 
 class Analytics:
-    """``client.analytics.*``: see :mod:`learnloop.analytics.ledger` for definitions."""
+    """``client.analytics.*``: see :mod:`learnloop.analytics` for definitions."""
 
     def __init__(self, client: Client) -> None:
         self._c = client
 
-    def failure_rate(self, by: str | Sequence[str], **opts: Any) -> list[dict[str, Any]]:
+    def breakdown(self, by: Any = (), where: Any = None, **opts: Any) -> Any:
+        """Measures per group of up to two dimensions: ``breakdown(["style_preset",
+        "demand_kw:bands=0,100,500"], "audience=INVESTOR")`` (see analytics.breakdown)."""
+        from .analytics.breakdown import breakdown
+
+        with self._c.db.connection() as conn:
+            return breakdown(conn, self._c.scope, by, where, **opts)
+
+    def drivers(self, where: Any = None, **opts: Any) -> Any:
+        """Which config/context keys move the failure rate, ranked (see analytics.drivers)."""
+        from .analytics.drivers import drivers
+
+        with self._c.db.connection() as conn:
+            return drivers(conn, self._c.scope, where, **opts)
+
+    def failure_rate(self, by: str | Sequence[str], **opts: Any) -> Any:
         from .analytics import ledger as a
 
         with self._c.db.connection() as conn:
             return a.failure_rate(conn, self._c.scope, by, **opts)
 
-    def golden(self, where: Sequence[Any] = (), **opts: Any) -> list[dict[str, Any]]:
+    def golden(self, where: Sequence[Any] = (), **opts: Any) -> Any:
         from .analytics import ledger as a
 
-        conds = [a.parse_condition(w) if isinstance(w, str) else w for w in where]
         with self._c.db.connection() as conn:
-            return a.golden(conn, self._c.scope, conds, **opts)
+            return a.golden(conn, self._c.scope, where, **opts)
 
-    def tags(self, *, since: datetime | None = None, until: datetime | None = None, **opts: Any) -> list[dict[str, Any]]:
+    def tags(self, *, since: datetime | None = None, until: datetime | None = None, **opts: Any) -> Any:
         from .analytics import ledger as a
 
         with self._c.db.connection() as conn:
             return a.tag_frequencies(conn, self._c.scope, since=since, until=until, **opts)
 
-    def corrections(self, **opts: Any) -> dict[str, Any]:
+    def corrections(self, **opts: Any) -> Any:
         from .analytics import ledger as a
 
         with self._c.db.connection() as conn:

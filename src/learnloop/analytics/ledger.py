@@ -1,11 +1,11 @@
-"""Seed 000's questions, answered in SQL.
+"""Seed 000's named questions, as special cases of the breakdown.
 
-* ``failure_rate(by=...)``: "which style preset fails most?" grouped by any config/context
-  key, with counts. A generation counts once, with its verdict (see the
-  ``generation_verdicts`` view); ``failure_rate = negative / rated``.
-* ``golden(where=...)``: positively judged generations with numeric conditions on the
-  context JSON (``efficiency < 0.08``), newest first.
-* ``tag_frequencies``: tags over a period.
+* ``failure_rate(by=...)``: "which style preset fails most?" -- a one-dimension breakdown
+  by a config/context key, ordered by failure rate. A generation counts once, with its
+  verdict (``learnloop.verdicts``); ``failure_rate = negative / rated``.
+* ``golden(where=...)``: positively judged generations meeting numeric conditions on the
+  context JSON (``efficiency < 0.08``), newest first -- ``find`` with verdict POSITIVE.
+* ``tag_frequencies``: tags over a period, by feedback time.
 * ``corrections``: of negatively judged attempts that were regenerated, how many got a
   positively judged child; and how many iterations trees need to reach a positive verdict.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from psycopg import sql
 
@@ -22,40 +22,20 @@ from ..errors import InvalidInput
 from ..store.database import Conn
 from ..store.tenancy import Scope
 from ..store.validation import check_key
+from .breakdown import Frag, Plan, breakdown
+from .models import Corrections, FailureRateRow, GoldenRow, TagRow
+from .spec import Dimension, check_analytics_key, filters
 
-JsonSource = Literal["config", "context", "output_meta", "links"]
-_SOURCES = {"config", "context", "output_meta", "links"}
-_OPS = {"<": "<", "<=": "<=", ">": ">", ">=": ">=", "=": "=", "==": "=", "!=": "<>"}
-
-
-def _path(by: str | Sequence[str]) -> list[str]:
-    keys = [by] if isinstance(by, str) else list(by) if isinstance(by, list | tuple) else [by]
-    if not keys:
-        raise InvalidInput("name at least one key", field="by")
-    return [check_key(k, "key") for k in keys]
+_OPS = {"<": "lt", "<=": "lte", ">": "gt", ">=": "gte", "=": "eq", "==": "eq", "!=": "ne"}
 
 
-def _source(source: str) -> sql.Identifier:
-    if source not in _SOURCES:
-        raise InvalidInput(f"source must be one of {sorted(_SOURCES)}, got {source!r}", field="source")
-    return sql.Identifier(source)
-
-
-def _scope_sql(scope: Scope, alias: str, all_projects: bool, since: datetime | None,
-               until: datetime | None, params: dict[str, Any]) -> sql.Composed:
-    a = sql.Identifier(alias)
-    parts = [sql.SQL("{}.tenant_id = %(tenant_id)s").format(a)]
-    params["tenant_id"] = scope.tenant_id
-    if not all_projects:
-        parts.append(sql.SQL("{}.project_id = %(project_id)s").format(a))
-        params["project_id"] = scope.project_id
-    for name, val, op in (("since", since, ">="), ("until", until, "<")):
-        if val is not None:
-            if not isinstance(val, datetime):
-                raise InvalidInput(f"{name} must be a datetime", field=name)
-            parts.append(sql.SQL("{}.created_at " + op + " %(" + name + ")s").format(a))
-            params[name] = val
-    return sql.SQL(" AND ").join(parts)
+def _one_key(by: str | Sequence[str]) -> str:
+    if isinstance(by, list | tuple):
+        if len(by) != 1:
+            raise InvalidInput("group by one key (nested paths are not supported; use a top-level key)", field="by")
+        by = by[0]
+    check_key(by, "key")
+    return check_analytics_key(by, "key")
 
 
 def failure_rate(
@@ -68,27 +48,23 @@ def failure_rate(
     until: datetime | None = None,
     all_projects: bool = False,
     min_rated: int = 0,
-) -> list[dict[str, Any]]:
-    """One row per value of ``source -> by``: attempts, rated, negative, positive, failure_rate."""
-    params: dict[str, Any] = {"path": _path(by), "min_rated": int(min_rated)}
-    where = _scope_sql(scope, "g", all_projects, since, until, params)
-    q = sql.SQL("""
-        SELECT g.{src} #>> %(path)s AS value,
-               count(*) AS attempts,
-               count(v.verdict) AS rated,
-               count(*) FILTER (WHERE v.verdict = 'NEGATIVE') AS negative,
-               count(*) FILTER (WHERE v.verdict = 'POSITIVE') AS positive,
-               (count(*) FILTER (WHERE v.verdict = 'NEGATIVE'))::float8
-                   / nullif(count(v.verdict), 0) AS failure_rate
-        FROM learnloop.generations g
-        LEFT JOIN learnloop.generation_verdicts v
-               ON v.tenant_id = g.tenant_id AND v.generation_id = g.id
-        WHERE {where}
-        GROUP BY 1
-        HAVING count(v.verdict) >= %(min_rated)s
-        ORDER BY failure_rate DESC NULLS LAST, attempts DESC, value NULLS LAST
-    """).format(src=_source(source), where=where)
-    return conn.execute(q, params).fetchall()
+    where: Any = None,
+) -> list[FailureRateRow]:
+    """One row per value of ``source -> by``: attempts, rated, negative, positive,
+    failure_rate and its 95% Wilson interval; highest failure rate first."""
+    key = _one_key(by)
+    if source not in ("config", "context", "output_meta"):
+        raise InvalidInput(f"source must be config, context or output_meta, got {source!r}", field="source")
+    if not isinstance(min_rated, int) or isinstance(min_rated, bool) or min_rated < 0:
+        raise InvalidInput("min_rated must be a whole number >= 0", field="min_rated")
+    dim = Dimension(kind="key", key=key, source=source)  # type: ignore[arg-type]  # checked above
+    b = breakdown(conn, scope, [dim], where, since=since, until=until, all_projects=all_projects or None,
+                  latency=False)
+    rows = [FailureRateRow(value=g.by[0].value, **g.model_dump(include=set(FailureRateRow.model_fields) - {"value"}))
+            for g in b.groups if g.rated >= min_rated]
+    rows.sort(key=lambda r: (r.failure_rate is None, -(r.failure_rate or 0), -r.attempts,
+                             r.value is None, r.value or ""))
+    return rows
 
 
 def parse_condition(text: str) -> tuple[str, str, float]:
@@ -105,30 +81,13 @@ def parse_condition(text: str) -> tuple[str, str, float]:
     raise InvalidInput(f"cannot read condition {text!r}: use KEY<NUMBER (or <=, >, >=, =, !=)")
 
 
-def golden(
-    conn: Conn,
-    scope: Scope,
-    where: Sequence[tuple[str | Sequence[str], str, float]] = (),
-    *,
-    source: str = "context",
-    min_rating: float | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    all_projects: bool = False,
-    limit: int = 10,
-) -> list[dict[str, Any]]:
-    """Positively judged generations meeting every numeric condition on ``source`` JSON.
-
-    A condition applies to JSON numbers only: a generation whose key is missing or not a
-    number does not match. Newest generations first.
-    """
-    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 10_000:
-        raise InvalidInput("limit must be a whole number from 1 to 10000", field="limit")
-    params: dict[str, Any] = {"limit": limit}
-    scope_sql = _scope_sql(scope, "g", all_projects, since, until, params)
-    conds = [scope_sql, sql.SQL("v.verdict = 'POSITIVE'")]
-    src = _source(source)
-    for i, cond in enumerate(where):
+def numeric_conditions(where: Sequence[Any]) -> dict[str, Any] | None:
+    """(key, op, number) triples -> the filter language (numbers only: lt/gt never match a
+    string, and eq/ne are written as two comparisons so they do not either)."""
+    parts: list[dict[str, Any]] = []
+    for cond in where:
+        if isinstance(cond, str):
+            cond = parse_condition(cond)
         if not isinstance(cond, list | tuple) or len(cond) != 3:
             raise InvalidInput("each condition is (key, operator, number)", field="where")
         key, op, num = cond
@@ -136,25 +95,69 @@ def golden(
             raise InvalidInput(f"unknown operator {op!r}: use one of {sorted(_OPS)}", field="where")
         if isinstance(num, bool) or not isinstance(num, int | float):
             raise InvalidInput(f"the value compared with {key!r} must be a number", field="where")
-        params[f"p{i}"] = _path(key)
-        params[f"n{i}"] = float(num)
-        conds.append(sql.SQL(
-            "jsonb_typeof(g.{src} #> %(p" + str(i) + ")s) = 'number'"
-            " AND (g.{src} #>> %(p" + str(i) + ")s)::float8 " + _OPS[op] + " %(n" + str(i) + ")s"
-        ).format(src=src))
+        key = _one_key(key)
+        name = _OPS[op]
+        if name == "eq":
+            parts.append({key: {"gte": num, "lte": num}})
+        elif name == "ne":
+            parts.append({"or": [{key: {"lt": num}}, {key: {"gt": num}}]})
+        else:
+            parts.append({key: {name: num}})
+    return {"and": parts} if parts else None
+
+
+_GOLDEN_COLUMNS = ("g.id, g.kind, g.prompt, g.output_text, g.output_url, g.model, g.config, g.context,"
+                   " g.iteration, g.created_at, v.positives, v.negatives,"
+                   " v.rating_sum::float8 / nullif(v.rating_count, 0) AS avg_rating")
+
+
+def golden(
+    conn: Conn,
+    scope: Scope,
+    where: Sequence[tuple[str | Sequence[str], str, float] | str] = (),
+    *,
+    source: str = "context",
+    min_rating: float | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    all_projects: bool = False,
+    limit: int = 10,
+) -> list[GoldenRow]:
+    """Positively judged generations meeting every numeric condition on ``source`` JSON.
+
+    A condition applies to JSON numbers only: a generation whose key is missing or not a
+    number does not match. Newest generations first.
+    """
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 10_000:
+        raise InvalidInput("limit must be a whole number from 1 to 10000", field="limit")
+    if source not in ("config", "context", "output_meta"):
+        raise InvalidInput(f"source must be config, context or output_meta, got {source!r}", field="source")
+    f = filters({source: numeric_conditions(where)} if where else None, verdict=["POSITIVE"], since=since,
+                until=until, all_projects=all_projects or None)
+    plan = Plan(conn, scope, f, [])
+    conds = [plan.where]
     if min_rating is not None:
-        conds.append(sql.SQL("v.avg_rating >= %(min_rating)s"))
-        params["min_rating"] = float(min_rating)
-    q = sql.SQL("""
-        SELECT g.id, g.kind, g.prompt, g.output_text, g.output_url, g.model, g.config, g.context,
-               g.iteration, g.created_at, v.positives, v.negatives, v.avg_rating
-        FROM learnloop.generations g
-        JOIN learnloop.generation_verdicts v ON v.tenant_id = g.tenant_id AND v.generation_id = g.id
-        WHERE {conds}
-        ORDER BY g.created_at DESC, g.id DESC
-        LIMIT %(limit)s
-    """).format(conds=sql.SQL(" AND ").join(conds))
-    return conn.execute(q, params).fetchall()
+        if isinstance(min_rating, bool) or not isinstance(min_rating, int | float):
+            raise InvalidInput("min_rating must be a number", field="min_rating")
+        conds.append(Frag("v.rating_sum::float8 / nullif(v.rating_count, 0) >= %s", [float(min_rating)]))
+    q = Frag.join(" ", [Frag("SELECT " + _GOLDEN_COLUMNS + " FROM"), plan.from_(), Frag("WHERE"),
+                        Frag.join(" AND ", conds),
+                        Frag("ORDER BY g.created_at DESC, g.id DESC LIMIT %s", [limit])])
+    return [GoldenRow(**r) for r in plan.execute(q).fetchall()]
+
+
+def _period(alias: str, scope: Scope, all_projects: bool, since: datetime | None, until: datetime | None,
+            time: str = "created_at") -> Frag:
+    f = filters(None, since=since, until=until)
+    a, t = sql.Identifier(alias), sql.Identifier(time)
+    parts = [Frag(sql.SQL("{}.tenant_id = %s").format(a), [scope.tenant_id])]
+    if not all_projects:
+        parts.append(Frag(sql.SQL("{}.project_id = %s").format(a), [scope.project_id]))
+    if f.since is not None:
+        parts.append(Frag(sql.SQL("{}.{} >= %s").format(a, t), [f.since]))
+    if f.until is not None:
+        parts.append(Frag(sql.SQL("{}.{} < %s").format(a, t), [f.until]))
+    return Frag.join(" AND ", parts)
 
 
 def tag_frequencies(
@@ -165,27 +168,41 @@ def tag_frequencies(
     until: datetime | None = None,
     sentiment: str | None = None,
     all_projects: bool = False,
-) -> list[dict[str, Any]]:
+) -> list[TagRow]:
     """Each tag with the feedback rows and distinct generations carrying it, in the period
     (by feedback time), and its share of the generations with any feedback in the period."""
-    params: dict[str, Any] = {}
-    where = _scope_sql(scope, "f", all_projects, since, until, params)
-    extra = sql.SQL("")
+    if since is None and until is None and sentiment is None:
+        return _all_time_tags(conn, scope, all_projects)
+    where = _period("f", scope, all_projects, since, until)
     if sentiment is not None:
         if sentiment not in ("POSITIVE", "NEGATIVE", "NEUTRAL"):
             raise InvalidInput(f"unknown sentiment {sentiment!r}", field="sentiment")
-        extra = sql.SQL(" AND f.sentiment = %(sentiment)s")
-        params["sentiment"] = sentiment
-    q = sql.SQL("""
-        WITH f AS (SELECT f.* FROM learnloop.feedback f WHERE {where}{extra}),
-             total AS (SELECT count(DISTINCT generation_id) AS n FROM f)
-        SELECT t.tag, count(*) AS count, count(DISTINCT f.generation_id) AS generations,
-               count(DISTINCT f.generation_id)::float8 / nullif((SELECT n FROM total), 0) AS share
-        FROM f, unnest(f.tags) AS t(tag)
-        GROUP BY t.tag
-        ORDER BY count DESC, t.tag
-    """).format(where=where, extra=extra)
-    return conn.execute(q, params).fetchall()
+        where = Frag.join(" AND ", [where, Frag("f.sentiment = %s", [sentiment])])
+    # One pass over the period's feedback: tags per generation first (GROUP BY generation,
+    # tag), so counting distinct generations needs no second sort.
+    q = Frag.join(" ", [Frag("""
+        WITH f AS MATERIALIZED (SELECT f.generation_id, f.tags FROM learnloop.feedback f WHERE"""), where, Frag("""),
+             per AS (SELECT t.tag, f.generation_id, count(*) AS n FROM f, unnest(f.tags) AS t(tag) GROUP BY 1, 2)
+        SELECT per.tag, sum(per.n)::bigint AS count, count(*) AS generations,
+               count(*)::float8 / nullif((SELECT count(DISTINCT generation_id) FROM f), 0) AS share
+        FROM per GROUP BY per.tag ORDER BY count DESC, per.tag""")])
+    return [TagRow(**r) for r in q.run(conn).fetchall()]
+
+
+def _all_time_tags(conn: Conn, scope: Scope, all_projects: bool) -> list[TagRow]:
+    """Tags over all time: rows counted from feedback, generations from the verdict
+    summary's tag sets, so neither pass needs a count(DISTINCT)."""
+    f = _period("f", scope, all_projects, None, None)
+    v = _period("v", scope, all_projects, None, None, "generated_at")
+    q = Frag.join(" ", [
+        Frag("WITH rows AS (SELECT t.tag, count(*) AS n FROM learnloop.feedback f, unnest(f.tags) AS t(tag) WHERE"), f,
+        Frag(" GROUP BY 1), gens AS (SELECT t.tag, count(*) AS n FROM learnloop.verdicts v, unnest(v.tags) AS t(tag)"
+             " WHERE"), v,
+        Frag(" GROUP BY 1), rated AS (SELECT count(*) AS n FROM learnloop.verdicts v WHERE"), v,
+        Frag(") SELECT rows.tag, rows.n AS count, gens.n AS generations,"
+             " gens.n::float8 / nullif((SELECT n FROM rated), 0) AS share"
+             " FROM rows JOIN gens ON gens.tag = rows.tag ORDER BY count DESC, rows.tag")])
+    return [TagRow(**r) for r in q.run(conn).fetchall()]
 
 
 def corrections(
@@ -195,58 +212,49 @@ def corrections(
     since: datetime | None = None,
     until: datetime | None = None,
     all_projects: bool = False,
-) -> dict[str, Any]:
-    """Did corrections fix it?
+) -> Corrections:
+    """Did corrections fix it? (generations in scope and period; children too)
 
     * ``negative``: generations judged NEGATIVE; ``regenerated``: those with at least one
       child; ``fixed``: those with at least one child judged POSITIVE; ``fix_rate`` =
       fixed / regenerated.
     * ``iterations``: over lineage trees with at least one judged node, how many reached a
       POSITIVE verdict first at iteration 1, 2, 3...; ``never`` counts the others.
+
+    Each part is one pass over the verdict summary (hash joins and aggregates), linear in
+    the ledger: the old form probed a materialised CTE once per negative generation and
+    grew with its square (31 s at 100k generations).
     """
-    params: dict[str, Any] = {}
-    where = _scope_sql(scope, "g", all_projects, since, until, params)
-    q = sql.SQL("""
-        WITH g AS (
-            SELECT g.tenant_id, g.id, g.parent_id, g.root_id, g.iteration, v.verdict
-            FROM learnloop.generations g
-            LEFT JOIN learnloop.generation_verdicts v
-                   ON v.tenant_id = g.tenant_id AND v.generation_id = g.id
-            WHERE {where}
-        ),
-        neg AS (
-            SELECT n.id,
-                   EXISTS (SELECT 1 FROM g c WHERE c.parent_id = n.id) AS regenerated,
-                   EXISTS (SELECT 1 FROM g c WHERE c.parent_id = n.id AND c.verdict = 'POSITIVE') AS fixed
-            FROM g n WHERE n.verdict = 'NEGATIVE'
-        )
-        SELECT count(*) AS negative,
-               count(*) FILTER (WHERE regenerated) AS regenerated,
-               count(*) FILTER (WHERE fixed) AS fixed
-        FROM neg
-    """).format(where=where)
-    head = conn.execute(q, params).fetchone() or {}
-    q2 = sql.SQL("""
-        WITH g AS (
-            SELECT g.root_id, g.iteration, v.verdict
-            FROM learnloop.generations g
-            LEFT JOIN learnloop.generation_verdicts v
-                   ON v.tenant_id = g.tenant_id AND v.generation_id = g.id
-            WHERE {where}
-        ),
-        trees AS (
-            SELECT root_id, min(iteration) FILTER (WHERE verdict = 'POSITIVE') AS first_positive
-            FROM g GROUP BY root_id HAVING count(verdict) > 0
-        )
-        SELECT first_positive, count(*) AS trees FROM trees GROUP BY 1 ORDER BY 1 NULLS LAST
-    """).format(where=where)
-    dist = conn.execute(q2, params).fetchall()
-    regenerated = head.get("regenerated", 0)
-    return {
-        "negative": head.get("negative", 0),
-        "regenerated": regenerated,
-        "fixed": head.get("fixed", 0),
-        "fix_rate": (head.get("fixed", 0) / regenerated) if regenerated else None,
-        "iterations": {r["first_positive"]: r["trees"] for r in dist if r["first_positive"] is not None},
-        "never": sum(r["trees"] for r in dist if r["first_positive"] is None),
-    }
+    def period(alias: str, time: str) -> Frag:
+        return _period(alias, scope, all_projects, since, until, time)
+
+    # Verdict rows carry their generation's project, lineage and time (ledger m004), and
+    # children are read from an index that holds project and time: no wide ledger rows.
+    head = Frag.join(" ", [
+        Frag("WITH neg AS (SELECT v.generation_id AS id FROM learnloop.verdicts v WHERE v.verdict = 'NEGATIVE' AND"),
+        period("v", "generated_at"),
+        Frag(") SELECT (SELECT count(*) FROM neg) AS negative,"
+             " (SELECT count(DISTINCT c.parent_id) FROM learnloop.generations c"
+             "  WHERE c.parent_id IN (SELECT id FROM neg) AND"), period("c", "created_at"),
+        Frag(") AS regenerated, (SELECT count(DISTINCT c.parent_id) FROM learnloop.verdicts c"
+             "  WHERE c.verdict = 'POSITIVE' AND c.parent_id IN (SELECT id FROM neg) AND"), period("c", "generated_at"),
+        Frag(") AS fixed")])
+    r = head.run(conn).fetchone() or {}
+    dist_q = Frag.join(" ", [
+        Frag("SELECT first_positive, count(*) AS trees FROM ("
+             " SELECT v.root_id, min(v.iteration) FILTER (WHERE v.verdict = 'POSITIVE') AS first_positive"
+             " FROM learnloop.verdicts v WHERE v.verdict IS NOT NULL AND"), period("v", "generated_at"),
+        Frag(" GROUP BY v.root_id) t GROUP BY 1")])
+    dist = dist_q.run(conn).fetchall()
+    regenerated = int(r.get("regenerated") or 0)
+    fixed = int(r.get("fixed") or 0)
+    return Corrections(
+        negative=int(r.get("negative") or 0), regenerated=regenerated, fixed=fixed,
+        fix_rate=fixed / regenerated if regenerated else None,
+        iterations={int(x["first_positive"]): int(x["trees"]) for x in sorted(
+            (x for x in dist if x["first_positive"] is not None), key=lambda x: x["first_positive"])},
+        never=sum(int(x["trees"]) for x in dist if x["first_positive"] is None),
+    )
+
+
+__all__ = ["corrections", "failure_rate", "golden", "parse_condition", "tag_frequencies"]

@@ -4,7 +4,8 @@ A key reads ``llk_<key id hex>_<secret>``. The id part finds the row (the tenant
 known before the key is); the secret is 32 random bytes, of which only
 ``HMAC-SHA256(salt, secret)`` is stored. Because the secret is long and random, a slow
 password hash would add latency to every request without adding safety. Nothing is
-cached: a revoked key fails on the very next request.
+cached: a revoked key fails on the very next request, and an open event stream re-checks
+its key every ``STREAM_RECHECK`` seconds (``learnloop.api.routes.stream``).
 
 Scopes: ``ingest`` (writes), ``read`` (reads), ``admin`` (managing keys; implies both).
 """
@@ -27,8 +28,21 @@ from ..store.validation import check_name
 SCOPES = ("ingest", "read", "admin")
 PREFIX = "llk_"
 KEY_RE = re.compile(r"llk_([0-9a-f]{32})_([A-Za-z0-9_-]{20,100})")
-# Used to redact keys from any log line, wherever they appear.
-REDACT_RE = re.compile(r"llk_[0-9a-f]{32}_[A-Za-z0-9_-]+")
+# Used to redact keys from any log line, wherever they appear, in any encoding a URL, a
+# form or a JSON string gives them: "_" as itself, percent-encoded once or more (%5F,
+# %255F) or JSON-escaped (\u005f), and any character of the secret percent-encoded.
+_ENC = r"(?:%(?:25)*[0-9A-Fa-f]{2}|\\u00[0-9A-Fa-f]{2})"
+
+
+def _lit(c: str) -> str:
+    return rf"(?:{c}|%(?:25)*{ord(c):02x}|\\u00{ord(c):02x})"
+
+
+REDACT_RE = re.compile(rf"(?i:{_lit('l')}{_lit('l')}{_lit('k')}{_lit('_')}(?:[0-9a-f]|{_ENC}){{32}}{_lit('_')}"
+                       rf"(?:[A-Za-z0-9_-]|{_ENC})+)")
+# Query-string names a key could be passed under; all are refused, never silently ignored.
+QUERY_KEY_NAMES = frozenset({"api_key", "apikey", "api-key", "key", "token", "access_token", "accesstoken",
+                             "access-token", "auth", "authorization", "bearer", "auth_token", "x-api-key"})
 
 
 class Unauthenticated(PermissionDenied):
@@ -106,10 +120,7 @@ def list_keys(conn: Conn, tenant_id: UUID) -> list[dict[str, Any]]:
 def revoke(conn: Conn, tenant_id: UUID, key_id: UUID | str) -> dict[str, Any]:
     from .outbox import emit
 
-    try:
-        kid = key_id if isinstance(key_id, UUID) else UUID(str(key_id))
-    except ValueError:
-        raise InvalidInput(f"key id {key_id!r} is not a valid id (expected a UUID)") from None
+    kid = _key_id(key_id)
     with conn.transaction():
         row = conn.execute(
             "UPDATE learnloop.api_keys SET revoked_at = coalesce(revoked_at, now())"
@@ -121,6 +132,32 @@ def revoke(conn: Conn, tenant_id: UUID, key_id: UUID | str) -> dict[str, Any]:
             raise NotFound(f"API key {kid} does not exist in this tenant")
         emit(conn, tenant_id, "api_key", kid, "api_key.revoked", {"name": row["name"]})
     return dict(row)
+
+
+def set_scopes(conn: Conn, tenant_id: UUID, key_id: UUID | str, scopes: Any) -> dict[str, Any]:
+    """Change a key's scopes; like revocation, the next request (and, within
+    ``STREAM_RECHECK`` seconds, an open stream) sees the change."""
+    from .outbox import emit
+
+    kid = _key_id(key_id)
+    scope_list = check_scopes(scopes)
+    with conn.transaction():
+        row = conn.execute(
+            "UPDATE learnloop.api_keys SET scopes = %s WHERE tenant_id = %s AND id = %s"
+            " RETURNING id, name, scopes, created_at, revoked_at, last_used_at",
+            (scope_list, tenant_id, kid),
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"API key {kid} does not exist in this tenant")
+        emit(conn, tenant_id, "api_key", kid, "api_key.scopes_changed", {"name": row["name"], "scopes": scope_list})
+    return dict(row)
+
+
+def _key_id(key_id: UUID | str) -> UUID:
+    try:
+        return key_id if isinstance(key_id, UUID) else UUID(str(key_id))
+    except ValueError:
+        raise InvalidInput(f"key id {key_id!r} is not a valid id (expected a UUID)") from None
 
 
 def authenticate(conn: Conn, key: str | None) -> Principal:
@@ -148,3 +185,21 @@ def authenticate(conn: Conn, key: str | None) -> Principal:
 
 def redact(text: str) -> str:
     return REDACT_RE.sub("llk_***", text)
+
+
+def key_in_query(params: Any) -> str | None:
+    """The offending name if a query string carries an API key (a name keys travel under,
+    or any value shaped like a key, however encoded), else None. ``params``: pairs or a
+    multi-dict with ``multi_items()``."""
+    items = params.multi_items() if hasattr(params, "multi_items") else params
+    for name, value in items:
+        if name.lower() in QUERY_KEY_NAMES or REDACT_RE.search(value) or REDACT_RE.search(name):
+            return str(name)
+    return None
+
+
+def refuse_key_in_query(params: Any) -> None:
+    name = key_in_query(params)
+    if name is not None:
+        raise Unauthenticated(f"API keys are never accepted in URLs (they end up in logs; got ?{name[:40]}=); "
+                              "send 'Authorization: Bearer llk_...'")

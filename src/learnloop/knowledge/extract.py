@@ -139,17 +139,75 @@ def _extract(data: bytes, kind: str, max_chars: int) -> Extracted:
     return out
 
 
+_BOMS = ((b"\x00\x00\xfe\xff", "utf-32-be"), (b"\xff\xfe\x00\x00", "utf-32-le"),  # before UTF-16's: FF FE 00 00
+         (b"\xef\xbb\xbf", "utf-8-sig"), (b"\xfe\xff", "utf-16-be"), (b"\xff\xfe", "utf-16-le"))
+
+
 def _decode(data: bytes) -> str:
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        text = data.decode("utf-16")
-    else:
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise Refused(f"the text is not valid UTF-8 (byte {exc.start})") from None
+    """Text of a .txt/.md file in whatever encoding it came: a BOM's, UTF-8, UTF-16/32
+    without a BOM (told by where the zero bytes fall), else what charset-normalizer
+    finds (Latin-1, Windows-1252, ...). A file that decodes to nothing sensible is refused."""
+    known = _decode_known(data)
+    text = known if known is not None else _decode_guess(data)
     if "\x00" in text:
         raise Refused("the text contains NUL bytes; it looks like a binary file, not text")
     return text
+
+
+def _decode_known(data: bytes) -> str | None:
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data[len(bom):].decode(codec.replace("-sig", ""))
+            except UnicodeDecodeError as exc:
+                raise Refused(f"the text is not valid {codec.upper()} after its byte order mark (byte {exc.start})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    wide = _bomless_utf16_32(data)
+    if wide is not None:
+        try:
+            return data.decode(wide)
+        except UnicodeDecodeError:
+            return None
+    return None
+
+
+def _decode_guess(data: bytes) -> str:
+    from charset_normalizer import from_bytes
+
+    matches = list(from_bytes(data))
+    if not matches:
+        raise Refused("the file is not text in any encoding we recognise (UTF-8/16/32, Latin-1, Windows-1252, ...)")
+    best = min(matches, key=lambda m: (m.chaos, -m.coherence))
+    # Single-byte encodings often tie (cp1250 and cp1252 read French alike but for a few
+    # letters); among the equally clean readings prefer Windows-1252, the Western default
+    # browsers use for unlabeled text (and a superset of Latin-1's printable characters).
+    for m in matches:
+        if m.chaos <= best.chaos + 0.01 and "cp1252" in m.could_be_from_charset:
+            return data.decode("cp1252")
+    return str(best)
+
+
+def _bomless_utf16_32(data: bytes) -> str | None:
+    """UTF-32/16 without a BOM, from their zero bytes: mostly-ASCII text in UTF-32-LE has
+    three zeros after each character byte, in UTF-16-LE one (mirrored for BE)."""
+    sample = data[:4096]
+    n = len(sample)
+    if n < 4 or sample.count(0) < n // 4:
+        return None
+    if len(data) % 4 == 0:
+        for codec, zeros_at in (("utf-32-le", (1, 2, 3)), ("utf-32-be", (0, 1, 2))):
+            if all(sample[i] == 0 for k in range(0, n - 3, 4) for i in (k + z for z in zeros_at)):
+                return codec
+    if len(data) % 2 == 0:
+        odd, even = sample[1::2].count(0), sample[0::2].count(0)
+        if odd > 0.6 * (n // 2) and even < 0.1 * (n // 2):
+            return "utf-16-le"
+        if even > 0.6 * (n // 2) and odd < 0.1 * (n // 2):
+            return "utf-16-be"
+    return None
 
 
 def _md_title(data: bytes) -> str | None:
@@ -259,8 +317,10 @@ def _html(data: bytes) -> Extracted:
     for tag in soup(["script", "style", "noscript", "template"]):
         tag.decompose()
     title = soup.title.get_text().strip() if soup.title else None
-    if soup.head:
-        soup.head.decompose()
+    # Only the head's non-text elements go, never the head itself: in a real page whose
+    # <head> is never closed, the parser puts the whole body inside it.
+    for tag in soup(["title", "meta", "link", "base"]):
+        tag.decompose()
     text = soup.get_text("\n")
     if "\x00" in text:
         text = text.replace("\x00", "")

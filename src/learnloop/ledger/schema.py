@@ -6,7 +6,9 @@ Invariants kept by the tables themselves:
 * ``root_id`` and ``iteration`` are derived from the parent at insert and never change,
   and ``parent_id`` cannot be updated, so lineage can never form a cycle;
 * ``generation_verdicts`` is the one definition of "this generation was rated good/bad"
-  used by every analytics query.
+  used by every analytics query. Since m004 it reads ``learnloop.verdicts``, a summary
+  kept current by every feedback write in the same statement (single) or transaction
+  (bulk), so no query aggregates all feedback to learn a verdict.
 """
 
 from ..store.migrations import Migration, MigrationSet, young_table_statistics
@@ -160,11 +162,100 @@ COMMENT ON VIEW learnloop.generation_verdicts IS
 # child log at 20k rows. See ``young_table_statistics``.
 M003_YOUNG_TABLE_STATISTICS = young_table_statistics(["generations", "feedback"])
 
+# Per-generation feedback summary, one row per generation with feedback. Counters only
+# ever grow by deltas (``+ excluded.x``), never by recounting: two transactions rating the
+# same generation at once serialise on the row lock and both land, which a recount under
+# READ COMMITTED would lose. The verdict rule is the view's, now a generated column.
+# ``tags`` is the set of tags any feedback gave the generation (for tag breakdowns without
+# reading the feedback table). The generation's project, lineage and time are copied in at
+# the first feedback (they never change: see forbid_lineage_change), so "did corrections
+# fix it?" reads this table and one index-only scan of children, never the wide ledger
+# rows. The view keeps its name and columns for every reader.
+M004_VERDICTS = """
+CREATE TABLE learnloop.verdicts (
+    tenant_id        uuid NOT NULL,
+    generation_id    uuid NOT NULL,
+    project_id       uuid NOT NULL,
+    parent_id        uuid,
+    root_id          uuid NOT NULL,
+    iteration        integer NOT NULL,
+    generated_at     timestamptz NOT NULL,
+    feedback_count   integer NOT NULL,
+    sentiments       integer NOT NULL,
+    positives        integer NOT NULL,
+    negatives        integer NOT NULL,
+    rating_sum       integer NOT NULL,
+    rating_count     integer NOT NULL,
+    tags             text[] NOT NULL,
+    sources          text[] NOT NULL,
+    last_feedback_at timestamptz NOT NULL,
+    verdict          text GENERATED ALWAYS AS (
+        CASE WHEN positives > negatives THEN 'POSITIVE'
+             WHEN negatives > positives THEN 'NEGATIVE'
+             WHEN sentiments > 0 THEN 'NEUTRAL' END) STORED,
+    PRIMARY KEY (tenant_id, generation_id)
+);
+COMMENT ON TABLE learnloop.verdicts IS
+    'Feedback summary per generation, kept current by every feedback write; read through generation_verdicts.';
+COMMENT ON COLUMN learnloop.verdicts.generated_at IS 'The generation''s created_at (copied: periods filter on it).';
+COMMENT ON COLUMN learnloop.verdicts.sentiments IS 'Feedback rows that carry a sentiment.';
+COMMENT ON COLUMN learnloop.verdicts.tags IS 'Distinct tags over all feedback rows of the generation.';
+COMMENT ON COLUMN learnloop.verdicts.sources IS 'Distinct feedback sources (user, admin, automatic).';
+
+-- No foreign key to generations: its check cost a query per summary row (57 us a row
+-- under load, a third of a bulk import's summary step), and every summary row is written
+-- from a generation just read in the same statement. A deleted generation (directly, or
+-- by its tenant's cascade) takes its summary row with it here, once per statement.
+CREATE FUNCTION learnloop.drop_verdicts() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM learnloop.verdicts v USING gone g WHERE v.tenant_id = g.tenant_id AND v.generation_id = g.id;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER generations_drop_verdicts AFTER DELETE ON learnloop.generations
+    REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION learnloop.drop_verdicts();
+
+-- Only the primary key: corrections() reads the tenant's summary rows in one pass (hash
+-- joins), and each further index would be a write on every feedback call.
+
+-- Children of a generation with the columns a period/project filter reads, for index-only
+-- scans (replaces the plain parent index).
+CREATE INDEX generations_children_idx ON learnloop.generations (tenant_id, parent_id)
+    INCLUDE (project_id, created_at) WHERE parent_id IS NOT NULL;
+DROP INDEX learnloop.generations_parent_idx;
+
+INSERT INTO learnloop.verdicts (tenant_id, generation_id, project_id, parent_id, root_id, iteration,
+                                generated_at, feedback_count, sentiments, positives,
+                                negatives, rating_sum, rating_count, tags, sources, last_feedback_at)
+SELECT f.tenant_id, f.generation_id, g.project_id, g.parent_id, g.root_id, g.iteration, g.created_at,
+       count(*),
+       count(f.sentiment),
+       count(*) FILTER (WHERE f.sentiment = 'POSITIVE'),
+       count(*) FILTER (WHERE f.sentiment = 'NEGATIVE'),
+       coalesce(sum(f.rating), 0), count(f.rating),
+       coalesce((SELECT array_agg(DISTINCT t ORDER BY t) FROM learnloop.feedback x, unnest(x.tags) t
+                 WHERE x.tenant_id = f.tenant_id AND x.generation_id = f.generation_id), '{}'),
+       array_agg(DISTINCT f.source ORDER BY f.source),
+       max(f.created_at)
+FROM learnloop.feedback f
+JOIN learnloop.generations g ON g.tenant_id = f.tenant_id AND g.id = f.generation_id
+GROUP BY f.tenant_id, f.generation_id, g.project_id, g.parent_id, g.root_id, g.iteration, g.created_at;
+
+CREATE OR REPLACE VIEW learnloop.generation_verdicts AS
+SELECT tenant_id, generation_id, feedback_count::bigint AS feedback_count,
+       positives::bigint AS positives, negatives::bigint AS negatives,
+       (rating_sum::double precision / nullif(rating_count, 0)) AS avg_rating,
+       verdict, last_feedback_at
+FROM learnloop.verdicts;
+"""
+
+M004_VERDICTS += young_table_statistics(["verdicts"])
+
 MIGRATIONS = MigrationSet(
     "ledger",
     [
         Migration("m001_generations", M001_GENERATIONS),
         Migration("m002_feedback", M002_FEEDBACK),
         Migration("m003_young_table_statistics", M003_YOUNG_TABLE_STATISTICS),
+        Migration("m004_verdicts", M004_VERDICTS),
     ],
 )

@@ -24,7 +24,7 @@ from psycopg.types.json import set_json_dumps, set_json_loads
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..config import Settings
-from ..errors import ConfigurationError, DatabaseUnavailable
+from ..errors import ConfigurationError, DatabaseUnavailable, InvalidInput
 from . import migrations
 from .embedded import EmbeddedServer
 
@@ -129,6 +129,14 @@ class Database:
 
     def close(self) -> None:
         self.pool.close()
+        if self.server is not None:
+            server, self.server = self.server, None
+            server.release()
+
+    def retry_after(self) -> float | None:
+        """Seconds until the database is expected back, when we know (the embedded
+        server's supervisor does); None otherwise."""
+        return self.server.retry_after() if self.server is not None else None
 
 
 class _Checkout:
@@ -164,6 +172,11 @@ class _Checkout:
             raise _unavailable(late) from late
         if isinstance(exc, PoolTimeout | psycopg.OperationalError):
             raise _unavailable(exc) from exc
+        if isinstance(exc, UnicodeEncodeError) and "surrogates" in str(exc):
+            # The backstop for text no check saw: psycopg cannot encode a lone surrogate
+            # (what "\ud800" in JSON decodes to); the transaction was rolled back above.
+            raise InvalidInput("a text value is not valid Unicode: it holds a lone surrogate "
+                               f"(U+{ord(exc.object[exc.start]):04X})") from exc
 
 
 def _unavailable(exc: PoolTimeout | psycopg.OperationalError) -> DatabaseUnavailable:
@@ -229,8 +242,14 @@ def _dumps(obj: Any) -> bytes:
     try:
         return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS, default=_json_default)
     except (orjson.JSONEncodeError, TypeError):
-        # orjson stops at 64-bit integers; jsonb (numeric) does not, so neither do we.
+        pass
+    # orjson stops at 64-bit integers; jsonb (numeric) does not, so neither do we. A value
+    # that skipped validation still gets our error, never a UnicodeEncodeError or a
+    # RecursionError (a 500 at the API).
+    try:
         return json.dumps(obj, default=_json_default, ensure_ascii=False).encode()
+    except (UnicodeEncodeError, RecursionError, ValueError) as exc:
+        raise InvalidInput(f"a JSON value cannot be stored: {type(exc).__name__}: {str(exc)[:200]}") from None
 
 
 def _json_default(obj: Any) -> Any:

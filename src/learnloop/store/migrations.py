@@ -36,6 +36,8 @@ SETS: list[str] = [
     "learnloop.knowledge.retrieval_schema:MIGRATIONS",
     "learnloop.training.schema:MIGRATIONS",
     "learnloop.events.schema:MIGRATIONS",
+    "learnloop.traces.schema:MIGRATIONS",
+    "learnloop.console.schema:MIGRATIONS",
 ]
 
 

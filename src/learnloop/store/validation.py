@@ -2,6 +2,12 @@
 
 PostgreSQL refuses NUL (U+0000) in text and jsonb; we refuse it first, with the field
 name, so nothing is half-written and the user knows which value to fix.
+
+What JSON learnloop accepts, in the library and at the API's edge alike
+(``learnloop.api.middleware.JsonGuard``): strings that are valid Unicode (no lone
+surrogate, which UTF-8 cannot encode), finite numbers, and at most ``MAX_JSON_DEPTH``
+levels of nesting (the encoders' own limits sit far above it, around 255 and 1000; no
+metadata needs more than a handful). Anything else is an ``InvalidInput`` naming the field.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import orjson
 from ..errors import InvalidInput
 
 MAX_NAME = 200
+MAX_JSON_DEPTH = 64
 # \u0000 in encoder output is a NUL only if preceded by an even number of backslashes.
 _ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
@@ -32,7 +39,43 @@ def check_name(value: object, what: str) -> str:
 def check_text(value: str, field: str) -> str:
     if "\x00" in value:
         raise InvalidInput(f"{field} contains a NUL character (U+0000), which cannot be stored", field=field)
+    if not value.isascii():
+        check_unicode(value, field)
     return value
+
+
+def check_unicode(value: str, field: str) -> str:
+    """Refuse a lone surrogate (``"\\ud800"`` in JSON decodes to one): no UTF-8 for it."""
+    try:
+        value.encode()
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(f"{field} is not valid Unicode: a lone surrogate (U+{ord(exc.object[exc.start]):04X}) "
+                           f"at character {exc.start}", field=field) from None
+    return value
+
+
+def json_depth_exceeds(value: Any, text: bytes | None = None, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Is ``value`` nested more than ``limit`` levels (``[]`` is one level)? With ``text``
+    (its JSON), values with no more brackets than the limit are passed without a walk."""
+    if text is not None and text.count(b"[") + text.count(b"{") <= limit:
+        return False
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, dict):
+            children: Any = v.values()
+        elif isinstance(v, list | tuple):
+            children = v
+        else:
+            continue
+        if depth + 1 > limit:
+            return True
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list | tuple))
+    return False
+
+
+def _too_deep(field: str) -> InvalidInput:
+    return InvalidInput(f"{field} is nested more than {MAX_JSON_DEPTH} levels deep", field=field)
 
 
 def check_json(value: Any, field: str) -> Any:
@@ -52,24 +95,40 @@ def json_bytes(value: Any, field: str) -> bytes:
     """
     try:
         data = orjson.dumps(value)
-    except (orjson.JSONEncodeError, TypeError):
+    except orjson.JSONEncodeError as exc:
+        msg = str(exc)
+        if "surrogates" in msg:
+            raise InvalidInput(f"{field} is not valid Unicode: a string holds a lone surrogate", field=field) from None
+        if "Recursion" in msg:
+            raise _too_deep(field) from None
+        data = None
+    except TypeError:
         data = None
     if data is None or b"null" in data:
         data = _stdlib_dumps(value, field)
     if b"\\u0000" in data and _ESCAPED_NUL.search(data):
         raise InvalidInput(f"{field} contains a NUL character (U+0000), which cannot be stored", field=field)
+    if json_depth_exceeds(value, data):
+        raise _too_deep(field)
     return data
 
 
 def _stdlib_dumps(value: Any, field: str) -> bytes:
     try:
-        return json.dumps(value, allow_nan=False).encode()
+        # ensure_ascii=False, so that a lone surrogate fails the UTF-8 encode below instead
+        # of passing as an escape PostgreSQL refuses later.
+        return json.dumps(value, allow_nan=False, ensure_ascii=False).encode()
     except ValueError as exc:
-        raise InvalidInput(f"{field} contains a NaN or infinite number, which is not valid JSON", field=field) from exc
+        if isinstance(exc, UnicodeEncodeError):
+            raise InvalidInput(f"{field} is not valid Unicode: a string holds a lone surrogate", field=field) from None
+        if "Out of range float" in str(exc):
+            raise InvalidInput(f"{field} contains a NaN or infinite number, which is not valid JSON",
+                               field=field) from exc
+        raise InvalidInput(f"{field} holds a value that is not JSON ({exc})", field=field) from exc
     except TypeError as exc:
         raise InvalidInput(f"{field} holds a value that is not JSON ({exc})", field=field) from exc
     except RecursionError:
-        raise InvalidInput(f"{field} is nested too deeply", field=field) from None
+        raise _too_deep(field) from None
 
 
 def check_object(value: Any, field: str) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 Authentication never touches the URL: send ``Authorization: Bearer llk_...`` with the
 handshake (non-browser clients), or, from a browser, as the first message
-``{"type": "auth", "key": "llk_..."}`` within 10 seconds. Query parameters: ``after``
+``{"type": "auth", "key": "llk_..."}`` within 10 seconds. The console's session cookie
+also works, from the console's own origin only. Query parameters: ``after``
 (last event id you saw; omit for "from now on"), ``entity_type`` and ``event_type``
 (repeatable filters).
 
@@ -10,6 +11,10 @@ Server messages: ``{"type": "ready", "after": N}``, then ``{"type": "event", ...
 event in commit-safe order (see ``learnloop.events.cursor``); reconnect with
 ``after=<id of the last event received>``. Errors: ``{"type": "error", "status": 401, ...}``
 then close code 4401/4403/4404/4422.
+
+The key is checked again every ``STREAM_RECHECK`` seconds while the stream is open: a key
+revoked meanwhile closes the stream with 4401, a key that lost the ``read`` scope with
+4403 (each after an error message saying so).
 """
 
 from __future__ import annotations
@@ -17,19 +22,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.encoders import jsonable_encoder
 from starlette.concurrency import run_in_threadpool
 
-from ...errors import LearnloopError
+from ...errors import LearnloopError, PermissionDenied
 from ...events import cursor
 from ...events import keys as _keys
 from ...events import stream as _stream
+from ..deps import SESSION_COOKIE
 
 router = APIRouter()
 POLL = 1.0
+STREAM_RECHECK = 2.0  # seconds between re-checks of an open stream's key (revocation, scopes)
 
 
 async def _key(ws: WebSocket) -> str | None:
@@ -52,8 +60,13 @@ async def stream(ws: WebSocket) -> None:
     await ws.accept()
     q = ws.query_params
     try:
-        key = await _key(ws)
-        p = await run_in_threadpool(_authenticate, db, key)
+        _keys.refuse_key_in_query(q)
+        cookie = ws.cookies.get(SESSION_COOKIE)
+        if cookie and not ws.headers.get("authorization"):
+            p = await run_in_threadpool(_session, db, cookie, ws.headers.get("origin"), ws.headers.get("host"))
+        else:
+            key = await _key(ws)
+            p = await run_in_threadpool(_authenticate, db, key)
         p.require("read")
         entity_types = q.getlist("entity_type")
         event_types = q.getlist("event_type")
@@ -92,8 +105,16 @@ async def stream(ws: WebSocket) -> None:
     app.state.metrics.ws_clients.inc()
     try:
         await ws.send_json({"type": "ready", "after": pos.id})
+        checked = time.monotonic()
         with app.state.hub.waiter(p.tenant_id) as wake:
             while not closed.is_set():
+                if time.monotonic() - checked >= STREAM_RECHECK:
+                    refusal = await _recheck(db, key)
+                    if refusal is not None:
+                        await ws.send_json({"type": "error", "status": refusal.status, "detail": refusal.message})
+                        await ws.close(code=4000 + refusal.status)
+                        return
+                    checked = time.monotonic()
                 wake.clear()
                 try:
                     rows, pos = await run_in_threadpool(_read, db, p.tenant_id, pos, entity_types, event_types)
@@ -118,9 +139,35 @@ async def stream(ws: WebSocket) -> None:
             await ws.close()
 
 
+async def _recheck(db: Any, key: str | None) -> LearnloopError | None:
+    """Why an open stream must close now (its key revoked, or no longer allowed to read),
+    or None. A database away is not a reason: the stream waits for it as reads do."""
+    try:
+        p = await run_in_threadpool(_authenticate, db, key)
+        p.require("read")
+    except _keys.Unauthenticated:
+        return _keys.Unauthenticated("the API key was revoked while the stream was open")
+    except PermissionDenied:
+        return PermissionDenied("the API key no longer has the 'read' scope")
+    except LearnloopError:
+        return None
+    return None
+
+
 def _authenticate(db: Any, key: str | None) -> _keys.Principal:
     with db.connection() as conn:
         return _keys.authenticate(conn, key)
+
+
+def _session(db: Any, cookie: str, origin: str | None, host: str | None) -> _keys.Principal:
+    """The console's session cookie; only from the console's own origin (a cross-site page
+    cannot open a socket that rides the browser's cookie)."""
+    from ...console import sessions as _sessions
+
+    if origin not in (f"http://{host}", f"https://{host}"):
+        raise _keys.Unauthenticated("a console session streams only to the console's own origin")
+    with db.connection() as conn:
+        return _sessions.authenticate(conn, cookie)[0]
 
 
 def _position(db: Any, tenant_id: Any, after_id: int) -> cursor.Position:

@@ -1,0 +1,412 @@
+"""The one breakdown query behind every analytics call.
+
+    SELECT <dimension 1>, <dimension 2>, <measures>
+    FROM learnloop.generations g
+    LEFT JOIN learnloop.verdicts v            -- one summary row per rated generation
+    [LEFT JOIN LATERAL unnest(v.tags) tg]     -- only for a tag dimension
+    WHERE <tenant, project, filters>
+    GROUP BY 1, 2
+
+A generation's verdict comes from ``learnloop.verdicts``, kept current by every feedback
+write (ledger m004), so no query aggregates the feedback table. Every value the caller gives
+(keys, edges, zones, filter values) is a bound parameter; the only SQL text is this
+module's own fragments and psycopg.sql identifiers of a fixed set of columns. Every table
+is named with the tenant (verdicts too), so each statement routes to one Citus shard.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from ..errors import InvalidInput
+from ..knowledge.filters import LOGIC_OPS, compile_filter
+from ..ledger.models import GenerationIn, parse
+from ..store.database import Conn
+from ..store.tenancy import Scope
+from .models import Breakdown, Bucket, DimensionInfo, Group, Measures
+from .spec import SOURCES, Dimension, Filters, check_analytics_key, dimensions, split_source
+from .spec import filters as make_filters
+
+Z95 = 1.959963984540054
+MAX_GROUPS = 10_000
+SAMPLE_ROWS = 2000  # newest generations read to learn which document holds a bare key
+
+
+class Frag:
+    """A piece of SQL and its positional parameters, composed in text order."""
+
+    __slots__ = ("params", "sql")
+
+    def __init__(self, text: sql.Composable | str, params: Iterable[Any] = ()) -> None:
+        self.sql: sql.Composed = sql.Composed([sql.SQL(text) if isinstance(text, str) else text])
+        self.params = list(params)
+
+    @staticmethod
+    def join(sep: str, frags: Sequence[Frag]) -> Frag:
+        return Frag(sql.SQL(sep).join(f.sql for f in frags), [p for f in frags for p in f.params])
+
+    def run(self, conn: Conn) -> psycopg.Cursor[Any]:
+        return conn.execute(self.sql, self.params)
+
+
+def wilson(k: int, n: int, z: float = Z95) -> tuple[float | None, float | None]:
+    """95% Wilson score interval for k successes out of n (None, None when n is 0)."""
+    if n <= 0:
+        return None, None
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    # At k = 0 (or n) the bound is exactly 0 (or 1); rounding would leave 5e-17 above it.
+    return (0.0 if k == 0 else max(0.0, centre - half)), (1.0 if k == n else min(1.0, centre + half))
+
+
+# -- sources of bare keys ---------------------------------------------------------------
+
+def resolve_sources(conn: Conn, scope: Scope, keys: Iterable[str], all_projects: bool) -> dict[str, str]:
+    """For each bare key, the first of config, context, output_meta that holds it in the
+    newest generations in scope (config when none does). A key found in two documents is
+    ambiguous and must be named (``context.region``)."""
+    bare = sorted({k for k in keys})
+    if not bare:
+        return {}
+    cond = Frag("tenant_id = %s", [scope.tenant_id]) if all_projects else \
+        Frag("tenant_id = %s AND project_id = %s", [scope.tenant_id, scope.project_id])
+    rows = Frag.join(" ", [
+        Frag("SELECT k, bool_or(s.config ? k) AS config, bool_or(s.context ? k) AS context,"
+             " bool_or(s.output_meta ? k) AS output_meta"
+             " FROM (SELECT config, context, output_meta FROM learnloop.generations WHERE"), cond,
+        Frag("ORDER BY created_at DESC LIMIT %s) s, unnest(%s::text[]) AS k GROUP BY k", [SAMPLE_ROWS, bare]),
+    ]).run(conn).fetchall()
+    found = {r["k"]: [s for s in SOURCES if r[s]] for r in rows}
+    out: dict[str, str] = {}
+    for k in bare:
+        where = found.get(k) or ["config"]
+        if len(where) > 1:
+            raise InvalidInput(f"key {k!r} is in both {where[0]} and {where[1]}: name one, e.g. {where[0]}.{k}",
+                               field="by")
+        out[k] = where[0]
+    return out
+
+
+def _filter_keys(where: Mapping[str, Any], out: list[str]) -> None:
+    for key, value in where.items():
+        if not isinstance(key, str):
+            raise InvalidInput(f"filter keys must be strings, got {key!r}", field="where")
+        logic = key[1:] if key.startswith("$") else key
+        if logic in LOGIC_OPS and isinstance(value, list | tuple):
+            for sub in value:
+                if not isinstance(sub, Mapping):
+                    raise InvalidInput(f"each item of {key!r} must be a filter object", field="where")
+                _filter_keys(sub, out)
+        else:
+            out.append(check_analytics_key(key, "filter key"))
+
+
+def _where_frag(where: Mapping[str, Any], sources: Mapping[str, str]) -> Frag | None:
+    """The filter language over keys that may live in different documents."""
+    parts: list[Frag] = []
+    for key, value in where.items():
+        logic = key[1:] if key.startswith("$") else key
+        if logic in LOGIC_OPS and isinstance(value, list | tuple):
+            subs = [f for f in (_where_frag(s, sources) for s in value) if f is not None]
+            if not subs:
+                raise InvalidInput(f"{key!r} needs at least one filter", field="where")
+            j = Frag.join(" AND " if logic == "and" else " OR ", subs)
+            parts.append(Frag(sql.SQL("({})").format(j.sql), j.params))
+            continue
+        src, bare = split_source(key)
+        col = sql.SQL("g.{}").format(sql.Identifier(src or sources[bare]))
+        c = compile_filter({bare: value}, col)
+        if c is not None:
+            parts.append(Frag(c.sql, c.params))
+    return Frag.join(" AND ", parts) if parts else None
+
+
+# -- scope and filters ------------------------------------------------------------------
+
+class Plan:
+    """Validated inputs and the SQL pieces every analytics statement shares."""
+
+    def __init__(self, conn: Conn, scope: Scope, f: Filters, dims: Sequence[Dimension]) -> None:
+        self.conn, self.scope, self.f = conn, scope, f
+        keys: list[str] = []
+        for name in ("config", "context", "output_meta"):
+            doc = getattr(f, name)
+            if doc:
+                _filter_keys(doc, [])
+        if f.where:
+            _filter_keys(f.where, keys)
+        bare = [k for k in keys if split_source(k)[0] is None]
+        bare += [d.key for d in dims if d.kind in ("key", "bands", "bins") and d.source is None and d.key]
+        wide = f.all_projects or bool(f.projects)
+        self.sources = resolve_sources(conn, scope, bare, wide)
+        self.dims = [d if d.kind not in ("key", "bands", "bins") or d.source
+                     else d.model_copy(update={"source": self.sources[d.key]}) for d in dims]  # type: ignore[index]
+        self.where = self._where()
+
+    def _where(self) -> Frag:
+        f, s = self.f, self.scope
+        parts = [Frag("g.tenant_id = %s", [s.tenant_id])]
+        if f.projects:
+            parts.append(Frag("g.project_id IN (SELECT id FROM learnloop.projects WHERE tenant_id = %s"
+                              " AND name = ANY(%s))", [s.tenant_id, f.projects]))
+        elif not f.all_projects:
+            parts.append(Frag("g.project_id = %s", [s.project_id]))
+        for col in ("kind", "model", "provider", "user_ref", "session_ref"):
+            vals = getattr(f, col)
+            if vals:
+                parts.append(Frag(sql.SQL("g.{} = ANY(%s)").format(sql.Identifier(col)), [vals]))
+        if f.links:
+            parts.append(Frag("g.links @> %s", [Jsonb(parse(GenerationIn, {"links": f.links}).links)]))
+        if f.since is not None:
+            parts.append(Frag("g.created_at >= %s", [f.since]))
+        if f.until is not None:
+            parts.append(Frag("g.created_at < %s", [f.until]))
+        for name in ("config", "context", "output_meta"):
+            doc = getattr(f, name)
+            c = compile_filter(doc, sql.SQL("g.{}").format(sql.Identifier(name))) if doc else None
+            if c is not None:
+                parts.append(Frag(c.sql, c.params))
+        if f.where:
+            w = _where_frag(f.where, self.sources)
+            if w is not None:
+                parts.append(w)
+        if f.verdict:
+            judged = [v for v in f.verdict if v != "UNRATED"]
+            if "UNRATED" in f.verdict:
+                parts.append(Frag("(v.verdict IS NULL OR v.verdict = ANY(%s))", [judged]))
+            else:
+                parts.append(Frag("v.verdict = ANY(%s)", [judged]))
+        if f.tags:
+            parts.append(Frag("v.tags && %s::text[]", [f.tags]))
+        if f.feedback_source:
+            parts.append(Frag("v.sources && %s::text[]", [f.feedback_source]))
+        return Frag.join(" AND ", parts)
+
+    def from_(self, tags: bool = False) -> Frag:
+        text = ("learnloop.generations g LEFT JOIN learnloop.verdicts v"
+                " ON v.tenant_id = %s AND v.generation_id = g.id")
+        if tags:
+            text += " LEFT JOIN LATERAL unnest(v.tags) AS tg(tag) ON true"
+        return Frag(text, [self.scope.tenant_id])
+
+    def number(self, d: Dimension) -> tuple[Frag, Frag]:
+        """(is a JSON number, its float8 value) for a bands/bins key."""
+        col = sql.Identifier(d.source or "config")
+        return (Frag(sql.SQL("jsonb_typeof(g.{} -> %s) = 'number'").format(col), [d.key]),
+                Frag(sql.SQL("(g.{} ->> %s)::float8").format(col), [d.key]))
+
+    def bin_edges(self, dims: Sequence[Dimension]) -> list[list[float]]:
+        """Quantile edges for N equal-count bins over the numbers in scope (ties kept
+        together), for several keys in one scan."""
+        if not dims:
+            return []
+        aggs = []
+        for i, d in enumerate(dims):
+            assert d.bins is not None
+            is_num, val = self.number(d)
+            fractions = [k / d.bins for k in range(1, d.bins)]
+            aggs.append(Frag.join(" ", [Frag("percentile_cont(%s::float8[]) WITHIN GROUP (ORDER BY", [fractions]),
+                                        val, Frag(") FILTER (WHERE"), is_num,
+                                        Frag(sql.SQL(") AS {}").format(sql.Identifier(f"e{i}")))]))
+        q = Frag.join(" ", [Frag("SELECT"), Frag.join(", ", aggs), Frag("FROM"), self.from_(), Frag("WHERE"),
+                            self.where])
+        row = self.execute(q).fetchone() or {}
+        return [sorted(set(row.get(f"e{i}") or [])) for i in range(len(dims))]
+
+    def execute(self, q: Frag) -> psycopg.Cursor[Any]:
+        """Run an analytics statement. Plans may use parallel workers: a group-by over a JSON
+        key is estimated at thousands of groups, which makes the planner's default costs
+        shun the partial aggregates that halve these scans on two cores."""
+        try:
+            if self.conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                with self.conn.transaction():
+                    self.conn.execute(_PARALLEL)
+                    return q.run(self.conn)
+            return q.run(self.conn)
+        except psycopg.errors.NumericValueOutOfRange:
+            raise InvalidInput("a number under a banded key is too large to compare (beyond float8)",
+                               field="by") from None
+
+
+_PARALLEL = "SET LOCAL parallel_setup_cost = 100; SET LOCAL parallel_tuple_cost = 0.01"
+
+
+# -- the breakdown ----------------------------------------------------------------------
+
+# Over the inner row set (see ``breakdown``): a generation's numbers and its verdict row.
+_INNER = ("v.verdict, v.rating_sum, v.rating_count, g.tokens_in, g.tokens_out, g.cost, g.latency_ms")
+_MEASURES = """count(*) AS attempts, count(verdict) AS rated,
+    count(*) FILTER (WHERE verdict = 'NEGATIVE') AS negative,
+    count(*) FILTER (WHERE verdict = 'POSITIVE') AS positive,
+    coalesce(sum(rating_sum), 0) AS rating_sum, coalesce(sum(rating_count), 0) AS rating_count,
+    coalesce(sum(tokens_in), 0) AS tokens_in, coalesce(sum(tokens_out), 0) AS tokens_out,
+    sum(cost)::float8 AS cost"""
+_LATENCY = ", percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY latency_ms) AS latency"
+
+
+def _dim_expr(plan: Plan, d: Dimension, edges: list[float] | None) -> Frag:
+    if d.kind == "key":
+        return Frag(sql.SQL("g.{} ->> %s").format(sql.Identifier(d.source or "config")), [d.key])
+    if d.kind == "column":
+        return Frag(sql.SQL("g.{}").format(sql.Identifier("project_id" if d.key == "project" else str(d.key))))
+    if d.kind == "tag":
+        return Frag("tg.tag")
+    if d.kind == "time":
+        return Frag("date_trunc(%s, g.created_at, %s)", [d.unit, d.tz])
+    is_num, val = plan.number(d)
+    if not edges:  # bins over no numbers at all: everything is "not a number"
+        return Frag("NULL::int")
+    return Frag.join(" ", [Frag("CASE WHEN"), is_num, Frag("THEN width_bucket("), val,
+                           Frag(", %s::float8[]) END", [edges])])
+
+
+def measures(row: Mapping[str, Any]) -> dict[str, Any]:
+    rated, neg = int(row["rated"]), int(row["negative"])
+    low, high = wilson(neg, rated)
+    lat = row.get("latency") or [None, None]
+    return {
+        "attempts": int(row["attempts"]), "rated": rated, "negative": neg, "positive": int(row["positive"]),
+        "failure_rate": neg / rated if rated else None, "failure_low": low, "failure_high": high,
+        "avg_rating": row["rating_sum"] / row["rating_count"] if row["rating_count"] else None,
+        "tokens_in": int(row["tokens_in"]), "tokens_out": int(row["tokens_out"]), "cost": row["cost"],
+        "latency_p50_ms": lat[0], "latency_p95_ms": lat[1],
+    }
+
+
+def _empty() -> dict[str, Any]:
+    return measures({"attempts": 0, "rated": 0, "negative": 0, "positive": 0, "rating_sum": 0, "rating_count": 0,
+                     "tokens_in": 0, "tokens_out": 0, "cost": None})
+
+
+def band_label(edges: Sequence[float], i: int) -> tuple[str, float | None, float | None]:
+    low = edges[i - 1] if i > 0 else None
+    high = edges[i] if i < len(edges) else None
+    def num(x: float) -> str:
+        return f"{x:g}"
+    if low is None:
+        return f"< {num(high)}", None, high  # type: ignore[arg-type]
+    if high is None:
+        return f">= {num(low)}", low, None
+    return f"{num(low)} - {num(high)}", low, high
+
+
+def _bucket(d: Dimension, edges: list[float] | None, raw: Any, projects: Mapping[UUID, str]) -> Bucket:
+    if raw is None:
+        return Bucket(value=None)
+    if d.kind in ("bands", "bins"):
+        label, low, high = band_label(edges or [], int(raw))
+        return Bucket(value=label, band=int(raw), low=low, high=high)
+    if d.kind == "time":
+        assert isinstance(raw, datetime)
+        return Bucket(value=raw.isoformat(), start=raw)
+    if d.kind == "column" and d.key == "project":
+        return Bucket(value=projects.get(raw, str(raw)))
+    return Bucket(value=str(raw))
+
+
+def breakdown(conn: Conn, scope: Scope, by: Any = (), where: Any = None, *, filters: Any = None,
+              latency: bool = True, **filter_args: Any) -> Breakdown:
+    """Measures for every combination of up to two dimensions over the filtered generations.
+
+    ``by``: dimensions (text like ``"demand_kw:bands=0,100,500"``, dicts or Dimension).
+    ``where``: the filter language over config/context/output_meta keys (a dict, or CLI
+    conditions like ``"audience=INVESTOR"``); ``filters``: a Filters (or dict of its fields);
+    any Filters field may also be a keyword argument (``kind="image"``, ``since=...``).
+    Bands and bins list every band, empty ones included (for each value of the other
+    dimension); other dimensions list the values present.
+    """
+    dims = dimensions(by)
+    f = make_filters(filters, where=where, **filter_args)
+    plan = Plan(conn, scope, f, dims)
+    binned = iter(plan.bin_edges([d for d in plan.dims if d.kind == "bins"]))
+    edges: list[list[float] | None] = [
+        list(d.edges or ()) if d.kind == "bands" else next(binned) if d.kind == "bins" else None for d in plan.dims]
+    has_tag = any(d.kind == "tag" for d in plan.dims)
+    measure_sql = _MEASURES + (_LATENCY if latency else "")
+    n = len(plan.dims)
+    names = sql.SQL(", ").join(sql.Identifier(f"d{i}") for i in range(n))
+    inner = Frag.join(", ", [*(Frag.join(" ", [_dim_expr(plan, d, e), Frag(f"AS d{i}")])
+                               for i, (d, e) in enumerate(zip(plan.dims, edges, strict=True))), Frag(_INNER)])
+    q = Frag.join(" ", [Frag("SELECT"), inner, Frag("FROM"), plan.from_(has_tag), Frag("WHERE"), plan.where])
+    # The total comes from the same scan (an empty grouping set) unless a tag dimension
+    # repeats generations; then it is its own statement.
+    m = sql.SQL(measure_sql)
+    grouping: sql.Composable
+    if n and not has_tag:
+        grouping = sql.SQL("GROUP BY GROUPING SETS (({}), ())").format(names)
+        head = sql.SQL("SELECT {}, GROUPING({}) AS grp, {} FROM (").format(names, names, m)
+    elif n:
+        grouping = sql.SQL("GROUP BY {}").format(names)
+        head = sql.SQL("SELECT {}, 0 AS grp, {} FROM (").format(names, m)
+    else:
+        grouping = sql.SQL("")
+        head = sql.SQL("SELECT 1 AS grp, {} FROM (").format(m)
+    rows = plan.execute(Frag.join(" ", [Frag(head), q, Frag(") x"), Frag(grouping)])).fetchall()
+    total_row = next((r for r in rows if r["grp"]), None)
+    rows = [r for r in rows if not r["grp"]]
+
+    projects: dict[UUID, str] = {}
+    if any(d.kind == "column" and d.key == "project" for d in plan.dims):
+        projects = {r["id"]: r["name"] for r in conn.execute(
+            "SELECT id, name FROM learnloop.projects WHERE tenant_id = %s", (scope.tenant_id,)).fetchall()}
+    found: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in rows:
+        found[tuple(r[f"d{i}"] for i in range(n))] = measures(r)
+    keys = _with_empty_bands(plan.dims, edges, list(found))
+    if len(keys) > MAX_GROUPS:
+        keys = sorted(keys, key=lambda k: -(found[k]["attempts"] if k in found else 0))[:MAX_GROUPS]
+    weight: list[dict[Any, int]] = [{} for _ in range(n)]
+    for k, got in found.items():
+        for i in range(n):
+            weight[i][k[i]] = weight[i].get(k[i], 0) + got["attempts"]
+    keys.sort(key=lambda k: tuple(_order(d, k[i], weight[i]) for i, d in enumerate(plan.dims)))
+    groups = [Group(by=[_bucket(d, edges[i], k[i], projects) for i, d in enumerate(plan.dims)],
+                    **(found.get(k) or _empty())) for k in keys]
+    if total_row is None:
+        total_row = plan.execute(Frag.join(" ", [Frag(sql.SQL("SELECT {} FROM (").format(m)),
+                                                 Frag.join(" ", [Frag("SELECT " + _INNER + " FROM"), plan.from_(),
+                                                                 Frag("WHERE"), plan.where]),
+                                                 Frag(") x")])).fetchone()
+    assert total_row is not None  # an aggregate over no GROUP BY returns one row
+    total = Measures(**measures(total_row))
+    info = [DimensionInfo(label=d.label, kind=d.kind, key=d.key, source=d.source, edges=e,
+                          unit=d.unit, tz=d.tz if d.kind == "time" else None) for d, e in zip(plan.dims, edges, strict=True)]
+    return Breakdown(dimensions=info, groups=groups if n else [], total=total)
+
+
+def _with_empty_bands(dims: Sequence[Dimension], edges: Sequence[list[float] | None],
+                      keys: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Every band of a banded dimension, for each value of the other dimension present."""
+    if not any(d.kind in ("bands", "bins") for d in dims):
+        return keys
+    domains: list[list[Any]] = []
+    for i, d in enumerate(dims):
+        present = list(dict.fromkeys(k[i] for k in keys))
+        if d.kind in ("bands", "bins") and edges[i]:
+            domains.append(list(range(len(edges[i]) + 1)))  # type: ignore[arg-type]
+        else:
+            domains.append(present)
+    out: list[tuple[Any, ...]] = [()]
+    for dom in domains:
+        out = [k + (v,) for k in out for v in dom]
+    # the null band (missing or not a number) only where it occurs
+    return list(dict.fromkeys(out + keys))
+
+
+def _order(d: Dimension, value: Any, weight: Mapping[Any, int]) -> tuple[Any, ...]:
+    if value is None:
+        return (1, 0, "")
+    if d.kind in ("bands", "bins", "time"):
+        return (0, 0, value)
+    # Other values: most attempts first (summed over the other dimension), then by text.
+    return (0, -weight.get(value, 0), str(value))
