@@ -7,7 +7,10 @@ BENCH_STAMP := $(VENV)/.installed-bench
 # The demo keeps its embedded server inside the checkout, not in your user data dir.
 DEMO_HOME ?= $(CURDIR)/.learnloop
 
-.PHONY: install demo test test-fast lint bench docs serve clean
+CONSOLE_OUT := src/learnloop/console/static/index.html
+CONSOLE_SRC := $(shell find console/src console/index.html console/vite.config.ts console/tsconfig.json -type f 2>/dev/null)
+
+.PHONY: install demo test test-fast lint bench docs serve clean console chromium
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -17,12 +20,27 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[knowledge,service,training,dev,otel,otel-dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) console
+
+# The web console: npm packages from the lock file, types from the API's OpenAPI schema,
+# then a Vite build into the Python package (gitignored; served at / by `learnloop serve`).
+console/node_modules/.package-lock.json: console/package-lock.json
+	cd console && npm ci --no-audit --no-fund
+
+$(CONSOLE_OUT): $(STAMP) console/node_modules/.package-lock.json $(CONSOLE_SRC) $(wildcard src/learnloop/api/*.py src/learnloop/api/routes/*.py)
+	$(BIN)/python -m learnloop.console.openapi console/openapi.json
+	cd console && npm run build
+
+console: $(CONSOLE_OUT)
+
+# The browser tests drive Debian's chromium (Playwright cannot download browsers here).
+chromium:
+	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 demo: $(STAMP)
 	LEARNLOOP_HOME=$(DEMO_HOME) $(BIN)/python -m learnloop.demo
 
-test: $(STAMP)
+test: $(STAMP) console chromium
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q
 
 test-fast: $(STAMP)
@@ -44,9 +62,10 @@ docs: $(STAMP)
 	$(BIN)/python -m learnloop.docsgen
 
 clean:
-	rm -rf $(VENV) .learnloop .pytest_cache
+	rm -rf $(VENV) .learnloop .pytest_cache console/node_modules src/learnloop/console/static
 
-# The HTTP API on the demo's data: runs the demo setup, then serves with a fresh admin key.
-serve: $(STAMP)
-	LEARNLOOP_HOME=$(DEMO_HOME) $(BIN)/python -m learnloop.demo
-	LEARNLOOP_HOME=$(DEMO_HOME) $(BIN)/learnloop --project demo serve --create-key
+# The API and the console on the demo's data: the demo runs only when its data is not there
+# yet; prints one URL that signs the browser in.
+serve: $(STAMP) console
+	LEARNLOOP_HOME=$(DEMO_HOME) $(BIN)/python -m learnloop.console.demo_data
+	LEARNLOOP_HOME=$(DEMO_HOME) $(BIN)/learnloop --project demo serve

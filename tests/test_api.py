@@ -106,6 +106,8 @@ def _bodies(b_ids: dict[str, str]) -> dict[tuple[str, str], dict[str, Any]]:
         ("post", "/v1/predictions"): {"model_name": "a-model", "model_version": "a-v1", "score": 0.5},
         ("post", "/v1/predictions/{prediction_id}/outcome"): {"outcome": True},
         ("post", "/v1/span_annotations"): {"data": [{"span_id": "b" * 16, "name": MARK}]},
+        ("post", "/v1/analytics/breakdown"): {"by": ["style_preset", "tag"], "where": {"audience": {"exists": True}}},
+        ("post", "/v1/analytics/drivers"): {"min_rated": 1},
     }
 
 
@@ -116,10 +118,13 @@ FILES = {("post", "/v1/documents"): {"file": ("a-notes.txt", b"A's own notes abo
 # succeed, show nothing of B's, and leave B's records alone (checked at the end). An upsert
 # (PUT) under B's entity key creates the caller's own entity with that key.
 OWN_DATA = {("post", "/v1/search/similar-successes"), ("post", "/v1/documents"), ("post", "/v1/generations/embed"),
-            ("put", "/v1/entities/{entity_type}/{entity_id}"), ("post", "/v1/predictions")}
+            ("put", "/v1/entities/{entity_type}/{entity_id}"), ("post", "/v1/predictions"),
+            ("post", "/v1/analytics/breakdown"), ("post", "/v1/analytics/drivers")}
 
 
-PUBLIC = {"/healthz", "/readyz", "/metrics", "/openapi.json"}
+# The console's sign-in routes take credentials in the body, not the caller's key (their
+# tenant isolation is tested with real sessions in tests/console/test_console_security.py).
+PUBLIC = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/v1/console/login", "/v1/console/session"}
 
 
 def _operations(app: Any) -> list[tuple[str, str, dict[str, Any]]]:

@@ -34,7 +34,9 @@ def test_log_feedback_show_tree_and_stats(cli_env):
     shown = json.loads(run(cli_env, "show", g["id"], "--json").stdout)
     assert shown["feedback"][0]["tags"] == ["TOO_DARK"]
     fr = json.loads(run(cli_env, "stats", "failure-rate", "--by", "style_preset", "--json").stdout)
-    assert fr == [{"value": "CYBERPUNK_DARK", "attempts": 2, "rated": 2, "negative": 1, "positive": 1, "failure_rate": 0.5}]
+    assert [{k: v for k, v in r.items() if not k.startswith("failure_") or k == "failure_rate"} for r in fr] == [
+        {"value": "CYBERPUNK_DARK", "attempts": 2, "rated": 2, "negative": 1, "positive": 1, "failure_rate": 0.5}]
+    assert fr[0]["failure_low"] < 0.5 < fr[0]["failure_high"]
     gold = json.loads(run(cli_env, "stats", "golden", "--where", "efficiency<0.08", "--json").stdout)
     assert [r["id"] for r in gold] == [child["id"]]
     tags = json.loads(run(cli_env, "stats", "tags", "--json").stdout)

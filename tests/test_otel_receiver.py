@@ -151,6 +151,16 @@ def test_older_conventions_and_errors(env: dict[str, Any]) -> None:
     assert by_span[s2].status == "error"
 
 
+def test_gzip_json(env: dict[str, Any]) -> None:
+    import orjson
+
+    t = tid()
+    body = gzip.compress(orjson.dumps(jrequest(jspan(t, sid(), "chat", CHAT_ATTRS))))
+    r = post(env, body, ctype="application/json", **{"Content-Encoding": "gzip"})
+    assert r.status_code == 200 and r.json() == {}, r.text
+    assert env["a"].traces.trace(t).span_count == 1
+
+
 def test_protobuf_gzip_and_response_in_the_request_encoding(env: dict[str, Any]) -> None:
     a: learnloop.Client = env["a"]
     t = tid()
@@ -191,9 +201,8 @@ def test_evaluation_event_becomes_feedback_that_analytics_count(env: dict[str, A
     assert fb.tags == ["relevance", "relevance:irrelevant"]
     assert fb.comment == "score 0.2: answers another question"
     rows = a.analytics.failure_rate(by="service.name", source="context")
-    mine = [x for x in rows if x["value"] == service] if rows and "value" in rows[0] else \
-        [x for x in rows if service in x.values()]
-    assert mine and mine[0]["negative"] == 1, rows
+    mine = [x for x in rows if x["value"] == service]
+    assert mine and mine[0]["negative"] == 1 and mine[0]["rated"] == 1, rows
     # Sent again (an exporter retry): still one feedback row.
     post(env, jrequest(jspan(t, judge, "evaluate", {"openinference.span.kind": "EVALUATOR"}, parent=llm,
                              events=[ev]), service=service))
@@ -351,7 +360,7 @@ def test_too_many_concurrent_exports_get_429_with_retry_after(client: learnloop.
     from learnloop.api.routes import otlp as route
     from learnloop.config import get_settings
 
-    app = create_app(get_settings(home=tmp_path), client=client, archive=False)
+    app = create_app(get_settings(home=tmp_path, api_preload_model=False), client=client, archive=False)
     app.state.otlp_gate = asyncio.Semaphore(0)  # every slot taken
     monkeypatch.setattr(route, "QUEUE_WAIT", 0.05)
     with TestClient(app) as tc:
@@ -422,7 +431,8 @@ def test_database_saturated_gets_503_with_retry_after(db_url: str, env: dict[str
     # A server whose only database connection is busy: the export waits api_db_timeout, then 503.
     ll = learnloop.connect(db_url, pool_min=1, pool_max=1)
     try:
-        app = create_app(get_settings(home=tmp_path, api_db_timeout=0.3), client=ll, archive=False)
+        app = create_app(get_settings(home=tmp_path, api_db_timeout=0.3, api_preload_model=False), client=ll,
+                         archive=False)
         with TestClient(app) as tc, ll.db.connection():
             r = tc.post("/v1/traces", content=pb_request([pb_span(tid(), sid(), {})]).SerializeToString(),
                         headers={"Authorization": f"Bearer {env['key_a']}", "Content-Type": "application/x-protobuf"})

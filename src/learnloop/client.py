@@ -84,8 +84,15 @@ class Client:
         with self.db.connection() as conn:
             return _gen.get(conn, self.scope, generation_id)
 
-    def find(self, **filters: Any) -> list[Generation]:
-        """Filter by ``links={"loan": "456"}``, kind, user_ref, session_ref, model."""
+    def find(self, where: Any = None, /, **filters: Any) -> list[Generation]:
+        """Generations newest first: ``find("audience=INVESTOR", links={"loan": "456"})``.
+
+        ``where``: config/context conditions (filter language or CLI form); also kind,
+        user_ref, session_ref, model, links, ``filters=`` (verdict, tags, since...), and
+        ``after=`` the last id of the previous page (keyset paging).
+        """
+        if where is not None:
+            filters["where"] = where
         with self.db.connection() as conn:
             return _gen.find(conn, self.scope, **filters)
 

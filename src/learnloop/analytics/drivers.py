@@ -78,7 +78,8 @@ def drivers(conn: Conn, scope: Scope, where: Any = None, *, filters: Any = None,
     skipped += [f"{d.source}.{d.key}" for d in dims[MAX_KEYS:]]
     dims = dims[:MAX_KEYS]
 
-    edges = {i: plan.bin_edges(d) for i, d in enumerate(dims) if d.kind == "bins"}
+    binned = [i for i, d in enumerate(dims) if d.kind == "bins"]
+    edges = dict(zip(binned, plan.bin_edges([dims[i] for i in binned]), strict=True))
     total = plan.execute(Frag.join(" ", [
         Frag("SELECT count(v.verdict) AS rated, count(*) FILTER (WHERE v.verdict = 'NEGATIVE') AS negative FROM"),
         frm, Frag("WHERE"), plan.where])).fetchone() or {"rated": 0, "negative": 0}

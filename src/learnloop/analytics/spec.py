@@ -230,7 +230,7 @@ class Filters(BaseModel):
     session_ref: list[str] | None = None
     projects: list[str] | None = Field(default=None, description="Project names; default the client's project.")
     all_projects: bool = False
-    links: dict[str, str] | None = None
+    links: dict[str, Any] | None = Field(default=None, description="Business entities, all must match.")
     tags: list[str] | None = Field(default=None, description="Generations whose feedback carries any of these tags.")
     verdict: list[Literal["POSITIVE", "NEGATIVE", "NEUTRAL", "UNRATED"]] | None = None
     feedback_source: list[Literal["user", "admin", "automatic"]] | None = Field(

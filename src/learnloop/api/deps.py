@@ -15,11 +15,13 @@ from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..client import Client
-from ..errors import InvalidInput
+from ..errors import InvalidInput, PermissionDenied
 from ..events import keys as _keys
 from ..store.tenancy import Scope, ensure_project
 from ..store.validation import check_name
 
+SESSION_COOKIE = "learnloop_session"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer llk_...`")
 ProjectHeader = Annotated[str, Header(alias="X-Learnloop-Project", max_length=200,
                                       description="Project name inside your tenant.")]
@@ -58,8 +60,42 @@ def principal(request: Request,
               creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> _keys.Principal:
     root: Client = request.app.state.client
     _keys.refuse_key_in_query(request.query_params)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if creds is None and cookie:
+        return _session_principal(request, root, cookie)
     with root.db.connection() as conn:
         return _keys.authenticate(conn, creds.credentials if creds else None)
+
+
+def bearer_credentials(header: str | None) -> HTTPAuthorizationCredentials | None:
+    scheme, _, token = (header or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return HTTPAuthorizationCredentials(scheme="Bearer", credentials=token.strip())
+
+
+def same_origin(request: Request) -> bool:
+    """False when the browser says the request comes from another origin."""
+    origin = request.headers.get("origin")
+    if origin is None or (origin == "null" and request.method in SAFE_METHODS):
+        return True
+    host = request.headers.get("host", "")
+    return origin in (f"http://{host}", f"https://{host}")
+
+
+def _session_principal(request: Request, root: Client, cookie: str) -> _keys.Principal:
+    """The console's cookie session: the key that opened it, checked on every request
+    (revoked key = ended session); writes need the session's CSRF token in a header."""
+    from ..console import sessions as _sessions
+
+    with root.db.connection() as conn:
+        p, csrf = _sessions.authenticate(conn, cookie)
+    if request.method not in SAFE_METHODS:
+        if not same_origin(request):
+            raise PermissionDenied("cross-site request refused")
+        _sessions.check_csrf(csrf, request.headers.get("x-csrf-token"))
+    request.state.csrf = csrf
+    return p
 
 
 def _ctx(request: Request, p: _keys.Principal, project: str, scope_name: str, create: bool) -> Ctx:

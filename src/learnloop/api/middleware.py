@@ -142,11 +142,16 @@ class JsonGuard:
     beside the parse FastAPI does after it. The body is replayed to the app unchanged.
     """
 
+    # Routes that speak another protocol's JSON and answer its errors in its own encoding
+    # (OTLP/HTTP: 400 with a google.rpc.Status, gzip bodies), so they decode for themselves.
+    OWN_PROTOCOL = frozenset({"/v1/traces"})
+
     def __init__(self, app: Any) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS") or not _is_json(scope):
+        if (scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS") or not _is_json(scope)
+                or scope.get("path") in self.OWN_PROTOCOL):
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []

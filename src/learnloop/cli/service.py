@@ -17,10 +17,12 @@ from ._common import echo_json, get_client, json_flag, table, to_jsonable
               help="Seconds between archive passes (0 = off; default LEARNLOOP_ARCHIVE_INTERVAL).")
 @click.option("--archive-root", default=None, help="Archive folder or URI (default LEARNLOOP_ARCHIVE_ROOT).")
 @click.option("--create-key", is_flag=True, help="Create and print an admin key for the tenant first.")
+@click.option("--login-link/--no-login-link", default=True, show_default=True,
+              help="Print a one-time URL that signs a browser into the console.")
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, workers: int, archive_every: float | None,
-          archive_root: str | None, create_key: bool) -> None:
-    """Run the HTTP API (uvicorn)."""
+          archive_root: str | None, create_key: bool, login_link: bool) -> None:
+    """Run the HTTP API and the web console (uvicorn)."""
     import os
 
     import uvicorn
@@ -33,7 +35,15 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, archive_every:
     if create_key:
         rec, key = get_client(ctx).events.create_key("serve", ["admin"])
         click.echo(f"admin key (shown once): {key}")
-    click.echo(f"learnloop API on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
+    click.echo(f"learnloop API on http://{host}:{port}/v1  (docs: http://{host}:{port}/docs)")
+    if login_link:
+        from ..console.sessions import login_link_for_tenant
+
+        ll = get_client(ctx)
+        with ll.db.connection() as conn:
+            token = login_link_for_tenant(conn, ll.scope.tenant_id, ll.scope.tenant)
+        # In the fragment: browsers never send it to a server or put it in a Referer.
+        click.echo(f"console (one-time sign-in link, 15 minutes): http://{host}:{port}/login#token={token}")
     uvicorn.run("learnloop.api.app:create_app", factory=True, host=host, port=port, workers=workers,
                 timeout_keep_alive=5, limit_concurrency=1000, log_level="info", proxy_headers=False)
 

@@ -179,3 +179,25 @@ def get_entity(conn: psycopg.Connection, scope: Scope, entity_type: str, entity_
     if row is None:
         raise NotFound(f"no entity {entity_type}/{entity_id} in this project")
     return row
+
+
+def entity_types(conn: psycopg.Connection[Any], scope: Scope) -> list[dict[str, Any]]:
+    """Entity types of the project with their counts (the unique index serves it)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT entity_type, count(*) AS count FROM learnloop.entities"
+            " WHERE tenant_id = %s AND project_id = %s GROUP BY 1 ORDER BY 1",
+            (scope.tenant_id, scope.project_id),
+        ).fetchall()
+
+
+def list_entities(conn: psycopg.Connection[Any], scope: Scope, entity_type: str, *, limit: int = 50,
+                  offset: int = 0) -> list[dict[str, Any]]:
+    """Entities of one type, by entity id."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT id, entity_type, entity_id, user_ref, text, metadata, created_at, updated_at"
+            " FROM learnloop.entities WHERE tenant_id = %s AND project_id = %s AND entity_type = %s"
+            " ORDER BY entity_id LIMIT %s OFFSET %s",
+            (scope.tenant_id, scope.project_id, entity_type, limit, offset),
+        ).fetchall()

@@ -13,7 +13,6 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from ..errors import Conflict, InvalidInput, NotFound
@@ -144,29 +143,50 @@ def find(
     session_ref: str | None = None,
     model: str | None = None,
     all_projects: bool = False,
+    where: Any = None,
+    filters: Any = None,
+    after: UUID | str | None = None,
+    text: str | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> list[Generation]:
-    """Generations matching every given condition, newest first ("every conversation about loan 456")."""
-    where: list[sql.Composable] = [sql.SQL("g.tenant_id = %s")]
-    params: list[Any] = [scope.tenant_id]
-    if not all_projects:
-        where.append(sql.SQL("g.project_id = %s"))
-        params.append(scope.project_id)
-    if links:
-        norm = parse(GenerationIn, {"links": links}).links
-        where.append(sql.SQL("g.links @> %s"))
-        params.append(Jsonb(norm))
-    for col, val in (("kind", kind), ("user_ref", user_ref), ("session_ref", session_ref), ("model", model)):
-        if val is not None:
-            where.append(sql.SQL("{} = %s").format(sql.Identifier("g", col)))
-            params.append(val)
+    """Generations matching every given condition, newest first ("every conversation about
+    loan 456", "investor images of plants over 500 kW").
+
+    ``where`` takes config/context/output_meta conditions in the search's filter language
+    (``{"audience": "INVESTOR", "demand_kw": {"gt": 500}}``) or its CLI form
+    (``["audience=INVESTOR", "demand_kw>500"]``); ``filters`` any field of
+    :class:`learnloop.analytics.spec.Filters` (verdict, tags, since, ...). Keyset paging:
+    pass the last id of a page as ``after`` to get the next one (stable under inserts,
+    and as fast on page 1,000 as on page 1); ``offset`` still works for short lists.
+    ``text``: a case-insensitive substring of the prompt or the output.
+    """
+    from ..analytics.breakdown import Frag, Plan
+    from ..analytics.spec import filters as make_filters
+
+    f = make_filters(filters, where=where, all_projects=all_projects or None, links=links,
+                     kind=kind, user_ref=user_ref, session_ref=session_ref, model=model)
     limit, offset = _page(limit, offset)
-    query = sql.SQL(_SELECT + " WHERE {} ORDER BY g.created_at DESC, g.id DESC LIMIT %s OFFSET %s").format(
-        sql.SQL(" AND ").join(where)
-    )
-    rows = conn.execute(query, [*params, limit, offset]).fetchall()
-    return [Generation.model_validate(r) for r in rows]
+    plan = Plan(conn, scope, f, [])
+    conds = [plan.where]
+    if text:
+        if not isinstance(text, str) or "\x00" in text:
+            raise InvalidInput("text must be a string without NUL characters", field="text")
+        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        conds.append(Frag("(g.prompt ILIKE %s OR g.output_text ILIKE %s)", [pattern, pattern]))
+    if after is not None:
+        aid = as_uuid(after, "after")
+        if conn.execute("SELECT 1 FROM learnloop.generations WHERE tenant_id = %s AND id = %s",
+                        (scope.tenant_id, aid)).fetchone() is None:
+            raise NotFound(f"generation {aid} (after) does not exist in this tenant")
+        conds.append(Frag("(g.created_at, g.id) < (SELECT a.created_at, a.id FROM learnloop.generations a"
+                          " WHERE a.tenant_id = %s AND a.id = %s)", [scope.tenant_id, aid]))
+    q = Frag.join(" ", [
+        Frag("SELECT g.*, p.name AS project FROM"), plan.from_(),
+        Frag("JOIN learnloop.projects p ON p.tenant_id = %s AND p.id = g.project_id", [scope.tenant_id]),
+        Frag("WHERE"), Frag.join(" AND ", conds),
+        Frag("ORDER BY g.created_at DESC, g.id DESC LIMIT %s OFFSET %s", [limit, offset])])
+    return [Generation.model_validate(r) for r in plan.execute(q).fetchall()]
 
 
 def _page(limit: int, offset: int) -> tuple[int, int]:

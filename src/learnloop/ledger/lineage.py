@@ -16,7 +16,9 @@ from .generations import as_uuid
 from .models import Generation
 
 _TREE_SQL = """
-SELECT g.*, p.name AS project, v.verdict, v.positives, v.negatives, v.avg_rating
+SELECT g.*, p.name AS project, v.verdict, v.positives, v.negatives, v.avg_rating,
+       ARRAY(SELECT DISTINCT t FROM learnloop.feedback f, unnest(f.tags) t
+             WHERE f.tenant_id = g.tenant_id AND f.generation_id = g.id ORDER BY t) AS feedback_tags
 FROM learnloop.generations g
 JOIN learnloop.projects p ON p.tenant_id = g.tenant_id AND p.id = g.project_id
 LEFT JOIN learnloop.generation_verdicts v ON v.tenant_id = g.tenant_id AND v.generation_id = g.id
@@ -29,7 +31,8 @@ ORDER BY g.iteration, g.created_at, g.id
 def tree(conn: Conn, scope: Scope, generation_id: UUID | str) -> dict[str, Any]:
     """The whole lineage tree containing ``generation_id``, as nested dicts from the root.
 
-    Each node: the generation's fields, its feedback verdict, and ``children`` (oldest first).
+    Each node: the generation's fields, its feedback verdict and tags, and ``children``
+    (oldest first).
     """
     gid = as_uuid(generation_id, "generation id")
     rows = conn.execute(_TREE_SQL, {"t": scope.tenant_id, "id": gid}).fetchall()
@@ -40,7 +43,8 @@ def tree(conn: Conn, scope: Scope, generation_id: UUID | str) -> dict[str, Any]:
     for r in rows:
         node = Generation.model_validate(r).model_dump(mode="json")
         node.update(verdict=r["verdict"], positives=r["positives"] or 0,
-                    negatives=r["negatives"] or 0, avg_rating=r["avg_rating"], children=[])
+                    negatives=r["negatives"] or 0, avg_rating=r["avg_rating"],
+                    feedback_tags=r["feedback_tags"], children=[])
         nodes[r["id"]] = node
         if r["parent_id"] is None:
             root = node

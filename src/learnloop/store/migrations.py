@@ -37,6 +37,7 @@ SETS: list[str] = [
     "learnloop.training.schema:MIGRATIONS",
     "learnloop.events.schema:MIGRATIONS",
     "learnloop.traces.schema:MIGRATIONS",
+    "learnloop.console.schema:MIGRATIONS",
 ]
 
 

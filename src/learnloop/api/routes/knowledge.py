@@ -17,6 +17,7 @@ from the key, project from the header). Invariants:
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import PurePath
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -279,6 +280,35 @@ def activate_document(request: Request, document_id: UUID, body: Active, ctx: Wr
 # -- app entities --------------------------------------------------------------------------
 # GET and DELETE are declared before PUT so that the OpenAPI walk of tests/test_api.py reads
 # and deletes another tenant's key before it upserts that key into its own tenant.
+class EntityType(BaseModel):
+    entity_type: str
+    count: int
+
+
+class Entity(BaseModel):
+    id: UUID
+    entity_type: str
+    entity_id: str
+    user_ref: str | None
+    text: str
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+@router.get("/entities", response_model=list[EntityType], summary="Entity types of the project, with counts")
+def list_entity_types(ctx: Read) -> Any:
+    with ctx.client.db.connection() as conn:
+        return _ent.entity_types(conn, ctx.scope)
+
+
+@router.get("/entities/{entity_type}", response_model=Page[Entity], summary="Entities of one type (by entity id)")
+def list_entities(entity_type: str, ctx: Read, limit: Limit = 50, offset: SmallOffset = 0) -> Any:
+    with ctx.client.db.connection() as conn:
+        rows = _ent.list_entities(conn, ctx.scope, entity_type, limit=limit, offset=offset)
+    return page(rows, limit, offset)
+
+
 @router.get("/entities/{entity_type}/{entity_id}", response_model=dict[str, Any], summary="One app entity")
 def get_entity(entity_type: str, entity_id: str, ctx: Read) -> Any:
     return ctx.client.knowledge.entity(entity_type, entity_id)

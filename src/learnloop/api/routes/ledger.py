@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
@@ -81,14 +82,26 @@ def bulk_log(request: Request, body: BulkGenerations, ctx: Write, idem: IdemKey 
                                                         skip_existing=body.skip_existing)})
 
 
-@router.get("/generations", response_model=Page[Generation], summary="Find generations (newest first)")
+class GenerationPage(Page[Generation]):
+    next_after: UUID | None = Field(None, description="Pass as after= for the next page (keyset paging).")
+
+
+@router.get("/generations", response_model=GenerationPage, summary="Find generations (newest first)")
 def find_generations(
     ctx: Read,
     link: Annotated[list[str], Query(description="Business entity TYPE:ID, repeatable: link=loan:456")] = [],  # noqa: B006
+    where: Annotated[list[str], Query(max_length=50, description="Config/context condition, repeatable: "
+                                      "audience=INVESTOR, demand_kw>500, region~ES-AN,ES-CT")] = [],  # noqa: B006
     kind: Annotated[str | None, Query(max_length=50)] = None,
     user_ref: Annotated[str | None, Query(max_length=500)] = None,
     session_ref: Annotated[str | None, Query(max_length=500)] = None,
     model: Annotated[str | None, Query(max_length=200)] = None,
+    verdict: Annotated[list[Literal["POSITIVE", "NEGATIVE", "NEUTRAL", "UNRATED"]] | None, Query(max_length=4)] = None,
+    tag: Annotated[list[str] | None, Query(max_length=50, description="Feedback tag, any of")] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    after: Annotated[UUID | None, Query(description="Last id of the previous page (keyset paging).")] = None,
+    text: Annotated[str | None, Query(max_length=500, description="Substring of the prompt or output.")] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Any:
@@ -98,9 +111,10 @@ def find_generations(
         if not sep or not k or not v:
             raise InvalidInput(f"link must be TYPE:ID, got {item!r}", field="link")
         links[k] = v
-    rows = ctx.client.find(links=links or None, kind=kind, user_ref=user_ref, session_ref=session_ref,
-                           model=model, limit=limit, offset=offset)
-    return page(rows, limit, offset)
+    rows = ctx.client.find(where or None, links=links or None, kind=kind, user_ref=user_ref,
+                           session_ref=session_ref, model=model, after=after, text=text, limit=limit, offset=offset,
+                           filters={"verdict": verdict, "tags": tag, "since": since, "until": until})
+    return {**page(rows, limit, offset), "next_after": rows[-1].id if len(rows) == limit else None}
 
 
 @router.get("/generations/{generation_id}", response_model=Generation, summary="Get one generation")

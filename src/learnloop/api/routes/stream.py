@@ -2,7 +2,8 @@
 
 Authentication never touches the URL: send ``Authorization: Bearer llk_...`` with the
 handshake (non-browser clients), or, from a browser, as the first message
-``{"type": "auth", "key": "llk_..."}`` within 10 seconds. Query parameters: ``after``
+``{"type": "auth", "key": "llk_..."}`` within 10 seconds. The console's session cookie
+also works, from the console's own origin only. Query parameters: ``after``
 (last event id you saw; omit for "from now on"), ``entity_type`` and ``event_type``
 (repeatable filters).
 
@@ -32,6 +33,7 @@ from ...errors import LearnloopError, PermissionDenied
 from ...events import cursor
 from ...events import keys as _keys
 from ...events import stream as _stream
+from ..deps import SESSION_COOKIE
 
 router = APIRouter()
 POLL = 1.0
@@ -59,8 +61,12 @@ async def stream(ws: WebSocket) -> None:
     q = ws.query_params
     try:
         _keys.refuse_key_in_query(q)
-        key = await _key(ws)
-        p = await run_in_threadpool(_authenticate, db, key)
+        cookie = ws.cookies.get(SESSION_COOKIE)
+        if cookie and not ws.headers.get("authorization"):
+            p = await run_in_threadpool(_session, db, cookie, ws.headers.get("origin"), ws.headers.get("host"))
+        else:
+            key = await _key(ws)
+            p = await run_in_threadpool(_authenticate, db, key)
         p.require("read")
         entity_types = q.getlist("entity_type")
         event_types = q.getlist("event_type")
@@ -151,6 +157,17 @@ async def _recheck(db: Any, key: str | None) -> LearnloopError | None:
 def _authenticate(db: Any, key: str | None) -> _keys.Principal:
     with db.connection() as conn:
         return _keys.authenticate(conn, key)
+
+
+def _session(db: Any, cookie: str, origin: str | None, host: str | None) -> _keys.Principal:
+    """The console's session cookie; only from the console's own origin (a cross-site page
+    cannot open a socket that rides the browser's cookie)."""
+    from ...console import sessions as _sessions
+
+    if origin not in (f"http://{host}", f"https://{host}"):
+        raise _keys.Unauthenticated("a console session streams only to the console's own origin")
+    with db.connection() as conn:
+        return _sessions.authenticate(conn, cookie)[0]
 
 
 def _position(db: Any, tenant_id: Any, after_id: int) -> cursor.Position:

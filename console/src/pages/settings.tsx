@@ -1,0 +1,81 @@
+import { useState } from "preact/hooks";
+import { client, ok, setProject } from "../api/client";
+import { ConfirmButton, DataTable, ErrorBox, Page } from "../components/ui";
+import { useSession } from "../session";
+import { fmtDate, href, useApi } from "../util";
+
+type Row = Record<string, unknown>;
+
+export function Settings() {
+  const s = useSession();
+  const projects = useApi(() => ok(client.GET("/v1/projects")), []);
+  return (
+    <Page title="Settings">
+      <section aria-labelledby="proj-h">
+        <h2 id="proj-h">Projects of {s.tenant}</h2>
+        <ErrorBox error={projects.error} />
+        <DataTable caption="Projects" rows={(projects.data || []) as unknown as Row[]} columns={[
+          { key: "name", render: (r) => <a href={href("/", {})} onClick={() => setProject(String(r.name))}>{String(r.name)}</a> },
+          { key: "created_at", label: "created", render: (r) => fmtDate(r.created_at) },
+        ]} />
+        <p class="muted">A project is created by its first write (the <code>X-Learnloop-Project</code> header of an API call).</p>
+      </section>
+      {s.is_admin ? <Keys /> : <p class="muted">API keys are managed with an admin key.</p>}
+    </Page>
+  );
+}
+
+function Keys() {
+  const keys = useApi(() => ok(client.GET("/v1/keys")), []);
+  const [f, setF] = useState({ name: "", scopes: ["read"] as string[] });
+  const [created, setCreated] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const create = async (e: Event) => {
+    e.preventDefault();
+    setError(null);
+    try {
+      const k = await ok(client.POST("/v1/keys", { body: { name: f.name, scopes: f.scopes as ("read")[] } }));
+      setCreated(k.key);
+      setF({ name: "", scopes: ["read"] });
+      keys.reload();
+    } catch (err) {
+      setError(err instanceof Error ? err.message : String(err));
+    }
+  };
+  const revoke = async (id: string) => {
+    setError(null);
+    try { await ok(client.DELETE("/v1/keys/{key_id}", { params: { path: { key_id: id } } })); keys.reload(); } catch (err) { setError(err instanceof Error ? err.message : String(err)); }
+  };
+  return (
+    <section aria-labelledby="keys-h">
+      <h2 id="keys-h">API keys</h2>
+      <ErrorBox error={keys.error || error} />
+      {created && (
+        <div class="card" role="status">
+          <p><strong>The new key, shown this once:</strong> copy it now; only its hash is stored.</p>
+          <pre class="text" aria-label="new API key">{created}</pre>
+          <button type="button" class="small secondary" onClick={() => setCreated(null)}>I have stored it</button>
+        </div>
+      )}
+      <DataTable caption="Keys (secrets are never shown again)" rows={(keys.data || []) as unknown as Row[]} columns={[
+        { key: "name" }, { key: "scopes", render: (r) => (r.scopes as string[]).join(", ") },
+        { key: "created_at", label: "created", render: (r) => fmtDate(r.created_at) },
+        { key: "revoked_at", label: "revoked", render: (r) => r.revoked_at ? fmtDate(r.revoked_at) : (
+          <ConfirmButton label={`Revoke`} confirm={`Revoke ${r.name}`} onConfirm={() => revoke(String(r.id))} />) },
+      ]} />
+      <form class="card" onSubmit={create} aria-label="Create an API key">
+        <h3>Create a key</h3>
+        <div class="row">
+          <label>Name<input required value={f.name} onInput={(e) => setF({ ...f, name: (e.target as HTMLInputElement).value })} /></label>
+          <fieldset class="row"><legend>Scopes</legend>
+            {["read", "ingest", "admin"].map((sc) => (
+              <label class="inline"><input type="checkbox" checked={f.scopes.includes(sc)}
+                onChange={() => setF({ ...f, scopes: f.scopes.includes(sc) ? f.scopes.filter((x) => x !== sc) : [...f.scopes, sc] })} /> {sc}</label>
+            ))}
+          </fieldset>
+        </div>
+        <button type="submit">Create key</button>
+      </form>
+    </section>
+  );
+}
