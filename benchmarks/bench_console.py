@@ -29,7 +29,7 @@ from datetime import timedelta
 from typing import Any
 
 from . import analytics_data
-from .common import MachineLoad, api_server, bench_client, percentiles, save
+from .common import MachineLoad, api_server, bench_client, percentiles, run_sizes, save
 
 
 def p95(samples_s: list[float]) -> float:
@@ -126,11 +126,7 @@ def main() -> None:
     sizes = [int(s) for s in os.environ.get("BENCH_CONSOLE_SIZES", "100000,1000000").split(",") if s.strip()]
     repeat = int(os.environ.get("BENCH_CONSOLE_REPEAT", 30))
     machine = MachineLoad()
-    results = []
-    for n in sizes:
-        print(f"size {n:,}", flush=True)
-        results.append(run_size(n, repeat))
-        print(f"  machine so far: {machine.summary()}", flush=True)
+    results = run_sizes(sizes, lambda n: run_size(n, repeat), machine)
     for small, big in zip(results, results[1:], strict=False):
         print(f"growth {small['rows']:,} -> {big['rows']:,} (rows x{big['rows'] / small['rows']:.0f}), p95:")
         for name in small:
