@@ -11,7 +11,13 @@ setting): no wait for the WAL flush, the durability trade documented in docs/ope
 Each of the runs gets its own fresh embedded server, so none pays for the table or the
 autovacuum work another run left behind.
 
-Env: BENCH_ROWS (default 100000), BENCH_SINGLE_ROWS (default = BENCH_ROWS).
+Feedback (issue 13): ``feedback()`` and ``bulk_feedback()`` keep each generation's verdict
+summary current in the same statement/transaction. Measured against the same write without
+the summary, taking turns in one process: the single statement without its verdict CTE, and
+the bulk call with its verdict step skipped. Target: at most 10% slower.
+
+Env: BENCH_ROWS (default 100000), BENCH_SINGLE_ROWS (default = BENCH_ROWS),
+BENCH_FEEDBACK_ROWS (default 20000).
 """
 
 from __future__ import annotations
@@ -44,6 +50,70 @@ def make_rows(n: int, rnd: random.Random) -> list[dict]:
             "user_ref": f"user-{i % 500}", "links": {"project": str(i % 100)},
         })
     return rows
+
+
+def _without_summary(sql: str) -> str:
+    """The single-feedback statement as it was before the verdict summary (ledger m004)."""
+    start = sql.index("verdict AS (")
+    end = sql.index("ev AS (")
+    return sql[:start] + sql[end:]
+
+
+def feedback_runs(n: int) -> dict[str, float]:
+    """Feedback with the verdict summary vs the same write without it, taking turns."""
+    from learnloop.ledger import feedback as fb
+    from learnloop.ledger.models import FeedbackIn
+    from learnloop.store.ids import uuid7
+
+    rnd = random.Random(2)
+    out: dict[str, float] = {}
+    with bench_client() as ll:
+        ids = ll.bulk_log(make_rows(2 * n, rnd))
+        bare_sql = _without_summary(fb._ADD_SQL)
+        with_t = without_t = 0.0
+        with ll.db.connection() as conn:
+            for i in range(n):
+                sentiment = "NEGATIVE" if i % 3 == 0 else "POSITIVE"
+                t0 = time.perf_counter()
+                fb.add(conn, ll.scope, {"generation_id": ids[2 * i], "sentiment": sentiment, "tags": ["TOO_DARK"]})
+                with_t += time.perf_counter() - t0
+                f = FeedbackIn(generation_id=ids[2 * i + 1], sentiment=sentiment, tags=["TOO_DARK"])
+                t0 = time.perf_counter()
+                conn.execute(bare_sql, fb._params(ll.scope, f, uuid7())).fetchone()
+                without_t += time.perf_counter() - t0
+        out["feedback_single_rows_s"] = n / with_t
+        out["feedback_single_without_summary_rows_s"] = n / without_t
+        # bulk: half the generations each way, in alternating batches (5,000 at most)
+        items = [{"generation_id": g, "rating": 1 + i % 5, "tags": ["TOO_DARK"] if i % 4 == 0 else []}
+                 for i, g in enumerate(ids)]
+        keep = fb._bulk_verdicts
+        with_t = without_t = 0.0
+        size = max(1, min(5000, n // 4))
+        for turn, k in enumerate(range(0, len(items), 2 * size)):
+            a, b = items[k:k + size], items[k + size:k + 2 * size]
+            for summary in ((True, False) if turn % 2 == 0 else (False, True)):  # who goes first alternates
+                if not summary:
+                    fb._bulk_verdicts = lambda *args: None  # type: ignore[assignment]
+                try:
+                    t0 = time.perf_counter()
+                    ll.bulk_feedback(a if summary else b)
+                    if summary:
+                        with_t += time.perf_counter() - t0
+                    else:
+                        without_t += time.perf_counter() - t0
+                finally:
+                    fb._bulk_verdicts = keep  # type: ignore[assignment]
+        out["feedback_bulk_rows_s"] = n / with_t
+        out["feedback_bulk_without_summary_rows_s"] = n / without_t
+    out["feedback_single_overhead"] = out["feedback_single_without_summary_rows_s"] / out["feedback_single_rows_s"]
+    out["feedback_bulk_overhead"] = out["feedback_bulk_without_summary_rows_s"] / out["feedback_bulk_rows_s"]
+    print(f"feedback single {out['feedback_single_rows_s']:>9,.0f} rows/s   without the verdict summary"
+          f" {out['feedback_single_without_summary_rows_s']:>9,.0f} rows/s   x{out['feedback_single_overhead']:.3f}"
+          "   target <= x1.10")
+    print(f"feedback bulk   {out['feedback_bulk_rows_s']:>9,.0f} rows/s   without the verdict summary"
+          f" {out['feedback_bulk_without_summary_rows_s']:>9,.0f} rows/s   x{out['feedback_bulk_overhead']:.3f}"
+          "   target <= x1.10")
+    return out
 
 
 def main() -> None:
@@ -122,6 +192,7 @@ def main() -> None:
     print(f"single learnloop {results['single_rows_s']:>9,.0f} rows/s   bare INSERT {results['single_baseline_rows_s']:>9,.0f} rows/s"
           f"   overhead x{results['single_overhead_ratio']:.2f}   target >= 1,000")
     print(f"single learnloop, synchronous_commit=off {results['single_async_commit_rows_s']:>9,.0f} rows/s")
+    results.update(feedback_runs(int(os.environ.get("BENCH_FEEDBACK_ROWS", 20_000))))
     print(f"machine during the runs: {machine.summary()}")
     save("logging", {"rows": n, "single_rows": n_single, **results, "machine": machine.summary()})
 

@@ -129,6 +129,37 @@ def _rows(body: bytes) -> list[dict[str, Any]]:
     return out
 
 
+class _Cpu:
+    """CPU seconds used by the server process (or this one) and the database server: on a
+    box shared with other work, spans per CPU-second is the figure load does not move."""
+
+    def __init__(self, ll: Any) -> None:
+        import psutil
+
+        with ll.db.connection() as conn:
+            row = conn.execute("SHOW data_directory").fetchone()
+        datadir = next(iter(row.values())) if isinstance(row, dict) else row[0]
+        with open(os.path.join(datadir, "postmaster.pid")) as fh:
+            self.pg = psutil.Process(int(fh.readline()))
+        me = psutil.Process()
+        self.server = next((c for c in me.children() if "uvicorn" in " ".join(c.cmdline())), me)
+
+    def _pg(self) -> float:
+        total = 0.0
+        for p in [self.pg, *self.pg.children()]:
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system
+            except Exception:  # noqa: BLE001,S112 - a backend that just exited
+                continue
+        return total
+
+    def read(self, server: bool) -> tuple[float, float]:
+        t = self.server.cpu_times() if server else None
+        own = (t.user + t.system) if t is not None else time.process_time()
+        return own, self._pg()
+
+
 def ingestion() -> dict[str, Any]:
     results: dict[str, Any] = {}
     with bench_client(pool_max=20) as ll:
@@ -149,13 +180,18 @@ def ingestion() -> dict[str, Any]:
                 assert res.accepted == BATCH, res
 
             http_send(_batch(-1))  # warm-up: connections, plans
+            cpu = _Cpu(ll)
             for n in BATCH_COUNTS:
                 load = MachineLoad()
                 row: dict[str, Any] = {"batches": n, "spans": n * BATCH}
                 for name, send in (("http", http_send), ("library", lib_send)):
                     bodies = [_batch(i) for i in range(n)]
+                    a0, p0 = cpu.read(server=name == "http")
                     el, lat = _run(bodies, send)
-                    row[name] = {"spans_per_s": n * BATCH / el, **percentiles(lat)}
+                    a1, p1 = cpu.read(server=name == "http")
+                    row[name] = {"spans_per_s": n * BATCH / el, **percentiles(lat),
+                                 "python_cpu_us_per_span": (a1 - a0) / (n * BATCH) * 1e6,
+                                 "postgres_cpu_us_per_span": (p1 - p0) / (n * BATCH) * 1e6}
                 rows = [_rows(_batch(i)) for i in range(n)]
                 el, lat = _run(rows, ll.bulk_log)  # type: ignore[arg-type]
                 gens = sum(len(r) for r in rows)
@@ -169,6 +205,9 @@ def ingestion() -> dict[str, Any]:
                       f" p99 {h['p99_ms']:.0f} ms"
                       f"\n  library ingest_otlp  {lb['spans_per_s']:8.0f} spans/s  batch p50 {lb['p50_ms']:.0f} ms,"
                       f" p99 {lb['p99_ms']:.0f} ms  (HTTP at {row['http_vs_library']:.2f}x)"
+                      f"\n  CPU per span: HTTP server {h['python_cpu_us_per_span']:.0f} us + PostgreSQL"
+                      f" {h['postgres_cpu_us_per_span']:.0f} us; library {lb['python_cpu_us_per_span']:.0f} us +"
+                      f" {lb['postgres_cpu_us_per_span']:.0f} us"
                       f"\n  ledger bulk_log      {b['generations_per_s']:8.0f} generations/s (the {BATCH // 4}"
                       f" per batch alone)  p50 {b['p50_ms']:.0f} ms\n  [{row['load']}]", flush=True)
             if len(BATCH_COUNTS) > 1:
@@ -202,13 +241,25 @@ def wrapper_overhead() -> dict[str, Any]:
                 c.chat.completions.create(model="gpt-4o-mini", messages=msgs)
                 acc.append(time.perf_counter() - t0)
         wrapped.learnloop.flush(60)
+        # CPU per call, bare then wrapped, the recorder's writes included (flushed inside):
+        # the figure the machine's load does not move.
+        cpu = {}
+        for name, c in (("raw", raw), ("wrapped", wrapped)):
+            c0 = time.process_time()
+            for _ in range(CALLS // 2):
+                c.chat.completions.create(model="gpt-4o-mini", messages=msgs)
+            if c is wrapped:
+                wrapped.learnloop.flush(60)
+            cpu[name] = (time.process_time() - c0) / (CALLS // 2) * 1000
         pr, pw = percentiles(t_raw), percentiles(t_wrap)
         out = {"calls": CALLS, "raw": pr, "wrapped": pw, "added_p50_ms": pw["p50_ms"] - pr["p50_ms"],
-               "added_mean_ms": pw["mean_ms"] - pr["mean_ms"], "logged": wrapped.learnloop.written,
+               "added_mean_ms": pw["mean_ms"] - pr["mean_ms"], "cpu_ms_per_call": cpu,
+               "added_cpu_ms_per_call": cpu["wrapped"] - cpu["raw"], "logged": wrapped.learnloop.written,
                "failed": wrapped.learnloop.failed}
         print(f"wrapper, {CALLS} calls each: bare p50 {pr['p50_ms']:.2f} ms, wrapped p50 {pw['p50_ms']:.2f} ms"
               f" -> added p50 {out['added_p50_ms']:.3f} ms, mean {out['added_mean_ms']:.3f} ms;"
-              f" logged {out['logged']}, failed {out['failed']}")
+              f" CPU per call {cpu['raw']:.2f} -> {cpu['wrapped']:.2f} ms (+{out['added_cpu_ms_per_call']:.3f} ms,"
+              f" the background write included); logged {out['logged']}, failed {out['failed']}")
     return out
 
 

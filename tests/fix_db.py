@@ -3,7 +3,8 @@
 The server lives under a home shared by the xdist workers of one run (keyed by the run's
 uid), so it starts once; a migrated template database is built once under a file lock, and
 each module gets ``CREATE DATABASE ... TEMPLATE`` of it (milliseconds). Nothing is mocked:
-these are the real PostgreSQL 18 + pgvector the product runs on.
+these are the real PostgreSQL 18 + pgvector the product runs on. With
+LEARNLOOP_TEST_CITUS_URL set, the same tests run on a Citus cluster instead (fix_citus.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from learnloop.config import get_settings
 from learnloop.store import migrations
 from learnloop.store.embedded import EmbeddedServer
 
+from .fix_citus import CITUS_URL, citus_database
+from .fix_routing import write_tenant_tables
+
 TEMPLATE = "learnloop_template"
 
 
@@ -36,7 +40,11 @@ def _run_home() -> Path:
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
-    """URL of the run's embedded server (maintenance database ``postgres``)."""
+    """URL of the run's embedded server (maintenance database ``postgres``), or of the Citus
+    coordinator named by LEARNLOOP_TEST_CITUS_URL (tests/fix_citus.py)."""
+    if CITUS_URL is not None:
+        yield CITUS_URL
+        return
     home = _run_home()
     server = EmbeddedServer(get_settings(home=home, shared_buffers="256MB"))
     url = server.ensure_running()
@@ -47,10 +55,14 @@ def pg_server() -> Iterator[str]:
                 conn.execute(f"CREATE DATABASE {TEMPLATE}")
                 with psycopg.connect(make_conninfo(url, dbname=TEMPLATE), autocommit=True) as tconn:
                     migrations.apply(tconn)
+            with psycopg.connect(make_conninfo(url, dbname=TEMPLATE)) as tconn:
+                write_tenant_tables(tconn)
     yield url
 
 
 def new_database(server_url: str, prefix: str = "t") -> str:
+    if CITUS_URL is not None:
+        return citus_database(server_url, prefix)
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE} STRATEGY FILE_COPY")

@@ -203,3 +203,17 @@ def test_golden_rejects_unknown_operators_and_non_numbers(world):
         ll.analytics.golden([("efficiency", "<", "0.1")])
     with pytest.raises(InvalidInput, match="condition"):
         ll.analytics.golden(["efficiency is small"])
+
+
+def test_tag_frequencies_over_all_time_match_python(world):
+    # No period: rows come from feedback, generations from the verdict summary's tag sets.
+    ll, gens, fbs = world
+    counts = Counter(t for f in fbs for t in f["tags"])
+    gens_with = {t: len({f["gid"] for f in fbs if t in f["tags"]}) for t in counts}
+    rated = len({f["gid"] for f in fbs})
+    rows = ll.analytics.tags()
+    assert {r["tag"]: r["count"] for r in rows} == dict(counts)
+    for r in rows:
+        assert r["generations"] == gens_with[r["tag"]]
+        assert r["share"] == pytest.approx(gens_with[r["tag"]] / rated)
+    assert ll.analytics.tags(since=datetime(2000, 1, 1, tzinfo=UTC)) == rows  # the other path agrees

@@ -151,6 +151,16 @@ def test_older_conventions_and_errors(env: dict[str, Any]) -> None:
     assert by_span[s2].status == "error"
 
 
+def test_gzip_json(env: dict[str, Any]) -> None:
+    import orjson
+
+    t = tid()
+    body = gzip.compress(orjson.dumps(jrequest(jspan(t, sid(), "chat", CHAT_ATTRS))))
+    r = post(env, body, ctype="application/json", **{"Content-Encoding": "gzip"})
+    assert r.status_code == 200 and r.json() == {}, r.text
+    assert env["a"].traces.trace(t).span_count == 1
+
+
 def test_protobuf_gzip_and_response_in_the_request_encoding(env: dict[str, Any]) -> None:
     a: learnloop.Client = env["a"]
     t = tid()
@@ -191,8 +201,8 @@ def test_evaluation_event_becomes_feedback_that_analytics_count(env: dict[str, A
     assert fb.tags == ["relevance", "relevance:irrelevant"]
     assert fb.comment == "score 0.2: answers another question"
     rows = a.analytics.failure_rate(by="service.name", source="context")
-    mine = [x for x in rows if x.value == service]
-    assert mine and mine[0].negative == 1, rows
+    mine = [x for x in rows if x["value"] == service]
+    assert mine and mine[0]["negative"] == 1 and mine[0]["rated"] == 1, rows
     # Sent again (an exporter retry): still one feedback row.
     post(env, jrequest(jspan(t, judge, "evaluate", {"openinference.span.kind": "EVALUATOR"}, parent=llm,
                              events=[ev]), service=service))

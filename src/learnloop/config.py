@@ -61,6 +61,14 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = 10_000_000
     api_db_timeout: float = 5.0
     api_max_upload_bytes: int = 10_000_000  # one uploaded document; the whole request also obeys api_max_body_bytes
+    api_preload_model: bool = Field(default=True, description="Load the local embedding model when the API starts "
+                                    "(when search is installed), not on the first search.")
+    # User SQL (events.sql, POST /v1/events/sql): each query's limits, and how many may run
+    # at once per caller (an API key; the tenant for library calls) in one process.
+    sql_timeout: float = Field(default=10.0, gt=0, description="Seconds a user SQL query may run.")
+    sql_memory_limit: str = Field(default="256MB", description="DuckDB memory_limit per user SQL query.")
+    sql_threads: int = Field(default=1, ge=1, description="DuckDB threads per user SQL query.")
+    sql_concurrency: int = Field(default=2, ge=1, description="User SQL queries running at once per caller.")
     # Fine-tuning provider (OpenAI-compatible); the key falls back to OPENAI_API_KEY.
     finetune_base_url: str | None = None
     finetune_api_key: str | None = None

@@ -37,7 +37,24 @@ def main() -> None:
                 raise
             console.rule(f"[bold]{name}")
             mod.run(ll, console)
+        home, project = ll.settings.home, ll.scope.project
     console.rule(f"done in {time.perf_counter() - t0:.1f}s")
+    console.print(look_at_it(str(home), project), highlight=False, markup=False)
+
+
+def look_at_it(home: str, project: str) -> str:
+    """How to look at the demo's data afterwards: its home and project are not the CLI's
+    defaults, so `learnloop review list` alone shows nothing."""
+    import shlex
+
+    env = f"LEARNLOOP_HOME={shlex.quote(home)}"
+    return "\n".join([
+        f"The demo's data is in {home} (LEARNLOOP_HOME), project '{project}'. To look at it:",
+        f"  export {env}",
+        f"  .venv/bin/learnloop --project {project} review list",
+        f"  .venv/bin/learnloop --project {project} stats failure-rate --by author",
+        f"  .venv/bin/learnloop --project {project} serve --create-key     # the HTTP API on it",
+    ])
 
 
 if __name__ == "__main__":

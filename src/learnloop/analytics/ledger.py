@@ -171,6 +171,8 @@ def tag_frequencies(
 ) -> list[TagRow]:
     """Each tag with the feedback rows and distinct generations carrying it, in the period
     (by feedback time), and its share of the generations with any feedback in the period."""
+    if since is None and until is None and sentiment is None:
+        return _all_time_tags(conn, scope, all_projects)
     where = _period("f", scope, all_projects, since, until)
     if sentiment is not None:
         if sentiment not in ("POSITIVE", "NEGATIVE", "NEUTRAL"):
@@ -184,6 +186,22 @@ def tag_frequencies(
         SELECT per.tag, sum(per.n)::bigint AS count, count(*) AS generations,
                count(*)::float8 / nullif((SELECT count(DISTINCT generation_id) FROM f), 0) AS share
         FROM per GROUP BY per.tag ORDER BY count DESC, per.tag""")])
+    return [TagRow(**r) for r in q.run(conn).fetchall()]
+
+
+def _all_time_tags(conn: Conn, scope: Scope, all_projects: bool) -> list[TagRow]:
+    """Tags over all time: rows counted from feedback, generations from the verdict
+    summary's tag sets, so neither pass needs a count(DISTINCT)."""
+    f = _period("f", scope, all_projects, None, None)
+    v = _period("v", scope, all_projects, None, None, "generated_at")
+    q = Frag.join(" ", [
+        Frag("WITH rows AS (SELECT t.tag, count(*) AS n FROM learnloop.feedback f, unnest(f.tags) AS t(tag) WHERE"), f,
+        Frag(" GROUP BY 1), gens AS (SELECT t.tag, count(*) AS n FROM learnloop.verdicts v, unnest(v.tags) AS t(tag)"
+             " WHERE"), v,
+        Frag(" GROUP BY 1), rated AS (SELECT count(*) AS n FROM learnloop.verdicts v WHERE"), v,
+        Frag(") SELECT rows.tag, rows.n AS count, gens.n AS generations,"
+             " gens.n::float8 / nullif((SELECT n FROM rated), 0) AS share"
+             " FROM rows JOIN gens ON gens.tag = rows.tag ORDER BY count DESC, rows.tag")])
     return [TagRow(**r) for r in q.run(conn).fetchall()]
 
 

@@ -10,8 +10,10 @@ seconds for a connection, then gets a 503 (the database is down or saturated).
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -58,6 +60,8 @@ def create_app(settings: Settings | None = None, *, client: Any = None, archive:
         # waiting request starts a fresh attempt and the API recovers within seconds.
         ll.db.pool.reconnect_timeout = max(5.0, 2 * s.api_db_timeout)
         app.state.client = ll
+        if s.api_preload_model:
+            await asyncio.to_thread(_preload_model, ll)
         hub = Hub(ll.db)
         hub.start(asyncio.get_running_loop())
         app.state.hub = hub
@@ -92,6 +96,7 @@ def create_app(settings: Settings | None = None, *, client: Any = None, archive:
               stream.router, console.router):
         app.include_router(r)
     _optional_routers(app)
+    problems.document(app)
     mount(app)  # last: the console answers only paths no API route claimed
     # Outermost last: BodyLimit counts every byte, Timing sees every answer (the guard's
     # too), JsonGuard refuses bodies before the routes, Guard answers what escapes them.
@@ -115,6 +120,24 @@ def _optional_routers(app: FastAPI) -> None:
                 continue
             raise
         app.include_router(m.router)
+
+
+def _preload_model(ll: Any) -> None:
+    """Load the local embedding model now, before the first request: the first search
+    after `serve` took 20 s (torch imports and the model load), past many clients'
+    timeouts. Only the local provider (a remote one costs a paid call) and only when the
+    knowledge extra is installed. Once per process: the model is shared."""
+    if ll.settings.embedding_provider != "local" or importlib.util.find_spec("sentence_transformers") is None:
+        return
+    try:
+        from ..embeddings import get_provider
+
+        t0 = time.perf_counter()
+        get_provider(settings=ll.settings).embed(["warm up"])
+        log.info("embedding model loaded in %.1f s", time.perf_counter() - t0)
+    except LearnloopError as exc:
+        log.warning("the embedding model could not be loaded at start (%s); search will fail until it can",
+                    exc.message)
 
 
 def _archive_loop(ll: Any, root: str, interval: float, stop: threading.Event) -> None:

@@ -61,6 +61,61 @@ def _fields(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for e in errors[:20]]
 
 
+PROBLEM_SCHEMA = {
+    "title": "Problem", "type": "object", "required": ["type", "title", "status", "detail"],
+    "description": "RFC 9457 problem details.",
+    "properties": {
+        "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+        "detail": {"type": "string"}, "field": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object", "properties": {
+            "loc": {"type": "array", "items": {"type": "string"}}, "msg": {"type": "string"},
+            "type": {"type": "string"}}}},
+    },
+}
+# Every status an operation may answer besides its success, documented once for all
+# (a 500 is a bug, so it is not documented).
+_COMMON = {
+    400: "The request could not be read (e.g. a malformed form body)",
+    401: "No API key, or a malformed, unknown or revoked one",
+    403: "The key lacks the scope this operation needs",
+    404: "Unknown id or project, or one of another tenant",
+    409: "The change conflicts with stored data",
+    413: "The body is larger than LEARNLOOP_API_MAX_BODY_BYTES",
+    422: "Invalid input: the body, a parameter or a value (see docs/api.md, Accepted JSON)",
+    429: "Too many requests of this kind at once; retry after Retry-After seconds",
+    503: "The database (or a configured provider) is unavailable; retry after Retry-After seconds",
+}
+_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying",
+                                "schema": {"type": "integer", "minimum": 1}}}
+
+
+def document(app: FastAPI) -> None:
+    """Document the problem responses of every operation in the OpenAPI schema (so that
+    clients, and schemathesis' status-code and content-type checks, know them)."""
+    base = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = base()
+        schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+        ref = {"$ref": "#/components/schemas/Problem"}
+        for path, ops in schema.get("paths", {}).items():
+            for op in ops.values():
+                if not isinstance(op, dict) or "responses" not in op:
+                    continue
+                codes = _COMMON if path.startswith("/v1/") else {503: _COMMON[503]}
+                for code, what in codes.items():
+                    r = op["responses"].setdefault(str(code), {"description": what})
+                    r["content"] = {MEDIA: {"schema": ref}}
+                    if code in (429, 503):
+                        r["headers"] = _RETRY_AFTER
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(LearnloopError)
     async def _learnloop(request: Request, exc: LearnloopError) -> JSONResponse:
@@ -69,7 +124,7 @@ def install(app: FastAPI) -> None:
             log.error("%s on %s %s: %s", type(exc).__name__, request.method, request.url.path, exc.message)
         field = getattr(exc, "field", None)
         extra = {"field": field} if field else {}
-        headers = {"Retry-After": retry_after(request, exc)} if status == 503 else None
+        headers = {"Retry-After": retry_after(request, exc)} if status in (429, 503) else None
         return problem(status, exc.message, code=exc.code, headers=headers, **extra)
 
     @app.exception_handler(RequestValidationError)

@@ -55,13 +55,23 @@ def json_option(value: str | None, name: str) -> Any:
         raise InvalidInput(f"--{name} is not valid JSON ({exc.msg} at position {exc.pos})") from None
 
 
+def _is_id(column: str) -> bool:
+    return column == "id" or column.endswith("_id")
+
+
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str | None = None) -> None:
+    """Rows as a table. Id columns are never wrapped or cut (a folded id cannot be copied):
+    they keep their full width and the other columns share what is left."""
     from rich.console import Console
     from rich.table import Table
 
     t = Table(title=title, show_lines=False)
     for c in columns:
-        t.add_column(c, overflow="fold")
+        if _is_id(c):
+            width = max([len(c), *(len(_cell(r.get(c))) for r in rows)])
+            t.add_column(c, no_wrap=True, overflow="ignore", min_width=width)
+        else:
+            t.add_column(c, overflow="fold")
     for r in rows:
         t.add_row(*[_cell(r.get(c)) for c in columns])
     Console(width=max(100, Console().width)).print(t)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from ..config import get_settings
@@ -63,15 +65,11 @@ def url() -> None:
     click.echo(st.url)
 
 
-@click.command()
-@click.option("--list", "list_", is_flag=True, help="List migrations and whether each is applied.")
-@json_flag
-@click.pass_context
-def migrate(ctx: click.Context, list_: bool, as_json: bool) -> None:
-    """Apply pending schema migrations (under an advisory lock)."""
+def _connect(ctx: click.Context) -> Any:
+    """An autocommit connection to the configured server (the embedded one if no URL), checked."""
     import psycopg
 
-    from ..store import migrations
+    from ..errors import DatabaseUnavailable
     from ..store.database import check_server
 
     o = ctx.find_root().obj
@@ -81,8 +79,27 @@ def migrate(ctx: click.Context, list_: bool, as_json: bool) -> None:
         from ..store.embedded import EmbeddedServer
 
         url = EmbeddedServer(s).ensure_running()
-    with psycopg.connect(url, autocommit=True) as conn:
+    try:
+        conn = psycopg.connect(url, autocommit=True)
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {str(exc).strip().splitlines()[0]}") from exc
+    try:
         check_server(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+@click.command()
+@click.option("--list", "list_", is_flag=True, help="List migrations and whether each is applied.")
+@json_flag
+@click.pass_context
+def migrate(ctx: click.Context, list_: bool, as_json: bool) -> None:
+    """Apply pending schema migrations (under an advisory lock)."""
+    from ..store import migrations
+
+    with _connect(ctx) as conn:
         if list_:
             rows = [
                 {"set": m.set_name, "name": m.name, "applied_at": m.applied_at.isoformat() if m.applied_at else None}
@@ -101,3 +118,20 @@ def migrate(ctx: click.Context, list_: bool, as_json: bool) -> None:
             click.echo(f"applied {m.set_name}/{m.name}")
     else:
         click.echo("nothing to apply: the schema is up to date")
+
+
+@click.command()
+@click.option("--shard-count", type=int, default=None, help="Shards per distributed table (Citus' citus.shard_count if omitted).")
+@json_flag
+@click.pass_context
+def distribute(ctx: click.Context, shard_count: int | None, as_json: bool) -> None:
+    """Distribute the schema by tenant on a Citus coordinator (docs/scaling.md)."""
+    from ..store.distribute import distribute as run
+
+    with _connect(ctx) as conn:
+        report = run(conn, shard_count=shard_count)
+    if as_json:
+        echo_json({"citus": report.citus, "workers": report.workers, "reference": report.reference,
+                   "distributed": report.distributed, "already": report.already, "message": report.message})
+    else:
+        click.echo(report.message)

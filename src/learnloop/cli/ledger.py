@@ -37,7 +37,8 @@ from ._common import echo_json, get_client, json_flag, json_option, table, to_js
 @json_flag
 @click.pass_context
 def log_cmd(ctx: click.Context, as_json: bool, links: tuple[str, ...], **fields: Any) -> None:
-    """Record one AI attempt; prints its id."""
+    """Record one AI attempt; prints its id and nothing else (ID=$(learnloop log ...)).
+    With --json: the whole stored generation (iteration, root_id, ...)."""
     for name in ("config", "context", "output_meta", "messages"):
         fields[name] = json_option(fields[name], name.replace("output_", ""))
     data = {k: v for k, v in fields.items() if v is not None}
@@ -47,7 +48,7 @@ def log_cmd(ctx: click.Context, as_json: bool, links: tuple[str, ...], **fields:
     if as_json:
         echo_json(g)
     else:
-        click.echo(f"{g.id}  (iteration {g.iteration}, root {g.root_id})")
+        click.echo(str(g.id))
 
 
 def _pair(text: str, opt: str) -> tuple[str, str]:
@@ -82,9 +83,15 @@ def feedback_cmd(ctx: click.Context, generation_id: str, as_json: bool, tags: tu
         click.echo(f"{f.id}  ({f.sentiment or 'no sentiment'})")
 
 
-@click.command()
+TREE_LEGEND = ("#N: iteration (1 = the original, 2 = its first regeneration, ...); "
+               "then the id, the verdict of its feedback (POSITIVE green, NEGATIVE red, NEUTRAL yellow, "
+               "unrated dim) and the start of its output; '<' marks the generation you asked for.")
+
+
+@click.command(epilog=f"--tree legend: {TREE_LEGEND}")
 @click.argument("generation_id")
-@click.option("--tree", is_flag=True, help="Show the whole lineage tree the generation belongs to.")
+@click.option("--tree", is_flag=True, help="Show the whole lineage tree the generation belongs to "
+              "(legend below and under the tree).")
 @click.option("--path", "path_", is_flag=True, help="Show the path from the original to this generation.")
 @json_flag
 @click.pass_context
@@ -110,7 +117,9 @@ def show(ctx: click.Context, generation_id: str, tree: bool, path_: bool, as_jso
 
         t = Tree(label(root))
         add(t, root)
-        Console().print(t)
+        console = Console()
+        console.print(t)
+        console.print(f"[dim]{TREE_LEGEND}[/]", highlight=False)
         return
     if path_:
         nodes = ll.path(generation_id)
@@ -210,7 +219,9 @@ def review_done(ctx: click.Context, feedback_id: str, notes: str | None, improve
 @json_flag
 @click.pass_context
 def import_cmd(ctx: click.Context, path: str, fmt: str, as_json: bool) -> None:
-    """Import history in bulk (one transaction; re-importing the same ids is a no-op)."""
+    """Import history in bulk: all lines checked first (an error names the line), then one
+    transaction. Rows whose external_id is already stored are skipped, so a re-import
+    writes nothing and says so. JSONL format: docs/quickstart.md, "Importing history"."""
     from ..ledger import importers
 
     ll = get_client(ctx)
@@ -223,4 +234,12 @@ def import_cmd(ctx: click.Context, path: str, fmt: str, as_json: bool) -> None:
     if as_json:
         echo_json(result)
     else:
-        click.echo(", ".join(f"{k}: {v}" for k, v in result.items()))
+        click.echo(_import_summary(result))
+
+
+def _import_summary(result: dict[str, int]) -> str:
+    written = result.get("generations", 0)
+    words = {"generations": "generations written", "already_present": "already present (skipped)",
+             "feedback": "feedback written", "trees": "trees"}
+    parts = [f"{v} {words.get(k, k)}" for k, v in result.items()]
+    return ("nothing written: " if written == 0 and not result.get("feedback") else "") + ", ".join(parts)

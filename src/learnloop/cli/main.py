@@ -14,6 +14,7 @@ from ..errors import LearnloopError
 # name -> "module:attribute"; add a line here for a new command or group.
 COMMANDS: dict[str, str] = {
     "serve": "learnloop.cli.service:serve",
+    "distribute": "learnloop.cli.db:distribute",
     "archive": "learnloop.cli.service:archive",
     "sql": "learnloop.cli.service:sql",
     "keys": "learnloop.cli.service:keys",

@@ -130,7 +130,8 @@ ON CONFLICT (tenant_id, project_id, schema_name, table_name, field_name) DO UPDA
     data_type = EXCLUDED.data_type, required = EXCLUDED.required, indexed = EXCLUDED.indexed,
     fk_table = EXCLUDED.fk_table, fk_field = EXCLUDED.fk_field,
     allowed_values = coalesce(EXCLUDED.allowed_values, catalog_fields.allowed_values),
-    db_comment = EXCLUDED.db_comment, present = true, introspected_at = now(), updated_at = now()
+    db_comment = EXCLUDED.db_comment, present = true, introspected_at = EXCLUDED.introspected_at,
+    updated_at = EXCLUDED.updated_at
 RETURNING (xmax = 0) AS inserted
 """
 

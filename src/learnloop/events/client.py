@@ -82,12 +82,19 @@ class Events:
         sc = self._c.scope
         return _query.open_duckdb(self._c.db, root or self.archive_root, sc.tenant_id, sc.tenant, live=live)
 
-    def sql(self, query: str, *, root: str | None = None, max_rows: int = _query.MAX_ROWS) -> dict[str, Any]:
-        con = self.duckdb(root=root)
-        try:
-            return _query.run_sql(con, query, max_rows=max_rows)
-        finally:
-            con.close()
+    def sql(self, query: str, *, root: str | None = None, max_rows: int = _query.MAX_ROWS,
+            caller: Any = None) -> dict[str, Any]:
+        """Run one read-only DuckDB query over ``events``, within the settings' limits
+        (``sql_timeout``, ``sql_memory_limit``, ``sql_threads``; ``sql_concurrency`` at
+        once per ``caller``, default this tenant)."""
+        s, sc = self._c.settings, self._c.scope
+        with _query.GATE.slot((sc.tenant_id, caller), s.sql_concurrency):
+            con = _query.open_duckdb(self._c.db, root or self.archive_root, sc.tenant_id, sc.tenant,
+                                     memory_limit=s.sql_memory_limit, threads=s.sql_threads)
+            try:
+                return _query.run_sql(con, query, max_rows=max_rows, timeout=s.sql_timeout)
+            finally:
+                con.close()
 
     # Below the method ``list``, a bare ``list[...]`` in a signature names that method: builtins.list.
     def by_type_and_day(self, *, days: int | None = None, root: str | None = None) -> builtins.list[dict[str, Any]]:

@@ -6,11 +6,18 @@ watermark, minus those already in the archive (an archive pass may commit betwee
 reads; the anti-join keeps each event once). Columns are ``archive.SCHEMA``.
 
 User SQL runs with DuckDB's external access disabled and its configuration locked: it can
-read ``events`` and nothing on the machine, and only the caller's tenant is in it.
+read ``events`` and nothing on the machine, and only the caller's tenant is in it. It is
+bounded: ``sql_timeout`` seconds (then interrupted), ``sql_memory_limit`` of DuckDB memory
+on ``sql_threads`` threads, at most ``max_rows`` rows back, and ``sql_concurrency`` queries
+at once per caller (an API key, or the tenant for library calls) in one process; past a
+limit the caller gets ``QueryLimitExceeded`` (422) or ``TooManyQueries`` (429).
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Hashable, Iterator
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
@@ -18,11 +25,52 @@ import duckdb
 import pyarrow as pa
 import pyarrow.dataset as pads
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, LearnloopError
 from ..store.database import Database
 from .archive import SCHEMA, STATE, ArchiveRoot, _table, tenant_dir
 
 MAX_ROWS = 100_000
+
+
+class QueryLimitExceeded(InvalidInput):
+    """A user query ran past its time or memory limit."""
+
+    code = "query_limit"
+
+
+class TooManyQueries(LearnloopError):
+    """The caller already runs as many user queries as it may at once."""
+
+    status = 429
+    code = "too_many_queries"
+    retry_after = 1.0
+
+
+class _Gate:
+    """At most ``n`` queries at once per caller; a query past that is refused at once (not
+    queued: a queue of slow queries would hold the server's threads all the same)."""
+
+    def __init__(self) -> None:
+        self._running: dict[Hashable, int] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def slot(self, caller: Hashable, n: int) -> Iterator[None]:
+        with self._lock:
+            if self._running.get(caller, 0) >= n:
+                raise TooManyQueries(f"{n} SQL {'query is' if n == 1 else 'queries are'} already running for this "
+                                     "caller; wait for one to finish (LEARNLOOP_SQL_CONCURRENCY)")
+            self._running[caller] = self._running.get(caller, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running[caller] -= 1
+                if not self._running[caller]:
+                    del self._running[caller]
+
+
+GATE = _Gate()
 
 _LIVE_SQL = """
 SELECT t.name AS tenant, e.tenant_id::text AS tenant_id, e.id, p.name AS project,
@@ -38,8 +86,17 @@ ORDER BY e.id
 
 
 def open_duckdb(db: Database, root: str | None, tenant_id: UUID, tenant: str,
-                *, live: bool = True) -> duckdb.DuckDBPyConnection:
+                *, live: bool = True, memory_limit: str | None = None,
+                threads: int | None = None) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:")
+    try:
+        if memory_limit is not None:
+            con.execute("SET memory_limit = ?", [memory_limit])
+        if threads is not None:
+            con.execute("SET threads = ?", [threads])
+    except duckdb.Error as exc:
+        con.close()
+        raise InvalidInput(f"invalid user SQL limits: {str(exc).splitlines()[0]}") from None
     archived: Any = pa.Table.from_pylist([], schema=SCHEMA)
     if root is not None:
         ar = ArchiveRoot.open(root)
@@ -63,19 +120,35 @@ def open_duckdb(db: Database, root: str | None, tenant_id: UUID, tenant: str,
     return con
 
 
-def run_sql(con: duckdb.DuckDBPyConnection, query: str, *, max_rows: int = MAX_ROWS) -> dict[str, Any]:
-    """Run one user query; returns columns and rows (at most ``max_rows``)."""
+def run_sql(con: duckdb.DuckDBPyConnection, query: str, *, max_rows: int = MAX_ROWS,
+            timeout: float | None = None) -> dict[str, Any]:
+    """Run one user query; returns columns and rows (at most ``max_rows``). Past
+    ``timeout`` seconds the query is interrupted (``QueryLimitExceeded``)."""
     if not isinstance(query, str) or not query.strip():
         raise InvalidInput("the SQL query is empty", field="sql")
     if "\x00" in query:
         raise InvalidInput("the SQL query contains a NUL character", field="sql")
+    timer = threading.Timer(timeout, con.interrupt) if timeout is not None else None
     try:
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
         cur = con.execute(query)
         cols = [d[0] for d in cur.description] if cur.description else []
         rows = cur.fetchmany(max_rows + 1)
+    except duckdb.InterruptException:
+        raise QueryLimitExceeded(f"the SQL query ran longer than {timeout:g} s and was stopped "
+                                 "(LEARNLOOP_SQL_TIMEOUT)", field="sql") from None
+    except duckdb.OutOfMemoryException:
+        limit = con.execute("SELECT current_setting('memory_limit')").fetchone()
+        raise QueryLimitExceeded(f"the SQL query needed more than its {limit[0] if limit else ''} of memory "
+                                 "(LEARNLOOP_SQL_MEMORY_LIMIT)", field="sql") from None
     except duckdb.Error as exc:
         # Any DuckDB error here is the query's fault (syntax, unknown column, blocked access).
         raise InvalidInput(f"the SQL query failed: {str(exc).splitlines()[0]}", field="sql") from None
+    finally:
+        if timer is not None:
+            timer.cancel()
     truncated = len(rows) > max_rows
     return {"columns": cols, "rows": [list(r) for r in rows[:max_rows]], "truncated": truncated}
 

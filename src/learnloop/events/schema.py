@@ -174,9 +174,23 @@ CREATE TRIGGER events_notify AFTER INSERT ON learnloop.events
 DROP FUNCTION learnloop.has_stream_listeners();
 """
 
+M005_CLIENT_NOTIFY = """
+-- On a Citus cluster (learnloop distribute) the events_notify trigger is dropped: it would
+-- fire on the workers, where no listener is, and read a sequence that lives only on the
+-- coordinator. There the writing client calls this, on the coordinator, after it wrote
+-- events: the same gate and the same payload as the trigger. Unused on one server.
+CREATE FUNCTION learnloop.notify_written(t uuid) RETURNS void LANGUAGE sql AS $$
+    SELECT pg_notify('learnloop_events', t::text)
+    WHERE pg_sequence_last_value('learnloop.stream_listeners_until'::regclass) > date_part('epoch', now())
+$$;
+COMMENT ON FUNCTION learnloop.notify_written(uuid) IS
+    'Wake live readers of tenant t where no trigger does (a Citus cluster): called by the writing client.';
+"""
+
 MIGRATIONS = MigrationSet("service", [
     Migration("m001_keys_archive_relay_notify", M001_SERVICE),
     Migration("m002_event_horizon", M002_EVENT_HORIZON),
     Migration("m003_listener_gated_notify", M003_LISTENER_GATED_NOTIFY),
     Migration("m004_sequence_gated_notify", M004_SEQUENCE_GATE),
+    Migration("m005_client_notify", M005_CLIENT_NOTIFY),
 ])

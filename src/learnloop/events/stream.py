@@ -54,7 +54,7 @@ def register(db: Database, listener: UUID, tenant_ids: Sequence[UUID]) -> None:
         for t in tenant_ids:
             conn.execute(
                 "INSERT INTO learnloop.stream_listeners (tenant_id, listener) VALUES (%s, %s)"
-                " ON CONFLICT (tenant_id, listener) DO UPDATE SET seen_at = now()",
+                " ON CONFLICT (tenant_id, listener) DO UPDATE SET seen_at = EXCLUDED.seen_at",
                 (t, listener),
             )
         conn.execute("SELECT learnloop.sync_stream_listeners()")

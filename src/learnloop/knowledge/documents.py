@@ -354,7 +354,7 @@ ON CONFLICT (tenant_id, project_id, source) DO UPDATE SET
     file_name = EXCLUDED.file_name, file_type = EXCLUDED.file_type, size_bytes = EXCLUDED.size_bytes,
     content_hash = EXCLUDED.content_hash, extracted_text = EXCLUDED.extracted_text,
     status = EXCLUDED.status, error = EXCLUDED.error, metadata = d.metadata || EXCLUDED.metadata,
-    chunk_count = EXCLUDED.chunk_count, updated_at = now()
+    chunk_count = EXCLUDED.chunk_count, updated_at = EXCLUDED.updated_at
 RETURNING id, (xmax = 0) AS inserted, metadata
 """
 

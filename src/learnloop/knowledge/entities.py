@@ -97,7 +97,7 @@ _UPSERT = """
 INSERT INTO learnloop.entities AS e (tenant_id, id, project_id, entity_type, entity_id, user_ref, text, metadata)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (tenant_id, project_id, entity_type, entity_id) DO UPDATE SET
-    user_ref = EXCLUDED.user_ref, text = EXCLUDED.text, metadata = EXCLUDED.metadata, updated_at = now()
+    user_ref = EXCLUDED.user_ref, text = EXCLUDED.text, metadata = EXCLUDED.metadata, updated_at = EXCLUDED.updated_at
 RETURNING id, (xmax = 0) AS inserted
 """
 

@@ -43,7 +43,7 @@ _FEEDBACK = """
     v.verdict, v.avg_rating, coalesce(v.positives, 0) AS positives, coalesce(v.negatives, 0) AS negatives,
     coalesce(v.feedback_count, 0) AS feedback_count,
     coalesce((SELECT array_agg(DISTINCT t ORDER BY t) FROM learnloop.feedback f, unnest(f.tags) AS t
-              WHERE f.tenant_id = g.tenant_id AND f.generation_id = g.id), '{}') AS tags
+              WHERE f.tenant_id = %(tenant_id)s AND f.generation_id = g.id), '{}') AS tags
 """
 
 
@@ -55,7 +55,7 @@ LEFT JOIN learnloop.generation_verdicts v ON v.tenant_id = g.tenant_id AND v.gen
 WHERE g.tenant_id = %(tenant_id)s AND g.project_id = %(project_id)s
   AND {_TEXT[what]} IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM learnloop.embeddings e
-                  WHERE e.tenant_id = g.tenant_id AND e.owner_type = 'generation'
+                  WHERE e.tenant_id = %(tenant_id)s AND e.owner_type = 'generation'
                     AND e.owner_id = g.id AND e.model = %(model)s)
 ORDER BY g.id
 LIMIT %(limit)s
@@ -123,21 +123,22 @@ def embed_generations(conn: psycopg.Connection[Any], scope: Scope, provider: Emb
 
 _REFRESH = f"""
 WITH current AS (
-    SELECT e.tenant_id, e.id AS embedding_id, g.kind, g.model, {_FEEDBACK}
+    SELECT e.id AS embedding_id, jsonb_build_object(
+        'verdict', verdict, 'avg_rating', avg_rating, 'positives', positives, 'negatives', negatives,
+        'feedback_count', feedback_count, 'tags', to_jsonb(tags)) AS patch
+    FROM (SELECT e.id, {_FEEDBACK}
     FROM learnloop.embeddings e
     JOIN learnloop.generations g ON g.tenant_id = e.tenant_id AND g.id = e.owner_id
     LEFT JOIN learnloop.generation_verdicts v ON v.tenant_id = g.tenant_id AND v.generation_id = g.id
     WHERE e.tenant_id = %(tenant_id)s AND e.project_id = %(project_id)s
-      AND e.owner_type = 'generation' AND e.model = %(model)s
+      AND e.owner_type = 'generation' AND e.model = %(model)s) e
 )
-UPDATE learnloop.embeddings e SET metadata = e.metadata || jsonb_build_object(
-        'verdict', c.verdict, 'avg_rating', c.avg_rating, 'positives', c.positives,
-        'negatives', c.negatives, 'feedback_count', c.feedback_count, 'tags', to_jsonb(c.tags))
+UPDATE learnloop.embeddings e SET metadata = e.metadata || c.patch
 FROM current c
-WHERE e.tenant_id = c.tenant_id AND e.id = c.embedding_id
+WHERE e.tenant_id = %(tenant_id)s AND e.id = c.embedding_id
   AND (e.metadata -> 'verdict', e.metadata -> 'avg_rating', e.metadata -> 'feedback_count', e.metadata -> 'tags')
       IS DISTINCT FROM
-      (to_jsonb(c.verdict), to_jsonb(c.avg_rating), to_jsonb(c.feedback_count), to_jsonb(c.tags))
+      (c.patch -> 'verdict', c.patch -> 'avg_rating', c.patch -> 'feedback_count', c.patch -> 'tags')
 """  # noqa: S608 - _FEEDBACK is a constant
 
 

@@ -245,29 +245,38 @@ def flush(db: Any, *, quiet: bool = False) -> int:
     return len(pending)
 
 
+# Bucket by bucket, without a subquery or a function that is not IMMUTABLE: Citus refuses
+# both in an upsert's DO UPDATE SET (EXCLUDED.updated_at is the column's default, now()).
+_ADD_BUCKETS = "ARRAY[" + ", ".join(
+    f"m.latency_buckets[{i}] + EXCLUDED.latency_buckets[{i}]" for i in range(1, len(BUCKETS_MS) + 1)) + "]"
+
+
+_FLUSH_SQL = f"""
+INSERT INTO learnloop.search_metrics AS m
+    (tenant_id, project_id, day, searches, slow_searches, search_ms_total, search_ms_max,
+     latency_buckets, embed_calls, embed_ms_total, cache_hits, cache_misses)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (tenant_id, project_id, day) DO UPDATE SET
+    searches = m.searches + EXCLUDED.searches,
+    slow_searches = m.slow_searches + EXCLUDED.slow_searches,
+    search_ms_total = m.search_ms_total + EXCLUDED.search_ms_total,
+    search_ms_max = greatest(m.search_ms_max, EXCLUDED.search_ms_max),
+    latency_buckets = {_ADD_BUCKETS},
+    embed_calls = m.embed_calls + EXCLUDED.embed_calls,
+    embed_ms_total = m.embed_ms_total + EXCLUDED.embed_ms_total,
+    cache_hits = m.cache_hits + EXCLUDED.cache_hits,
+    cache_misses = m.cache_misses + EXCLUDED.cache_misses,
+    updated_at = EXCLUDED.updated_at
+"""  # noqa: S608 - _ADD_BUCKETS is a constant
+
+
 def write(conn: psycopg.Connection[Any], pending: dict[tuple[UUID, UUID], _Pending]) -> None:
     from ..events.outbox import emit
 
     day = datetime.now(UTC).date()
     for (tenant_id, project_id), p in pending.items():
         conn.execute(
-            """
-            INSERT INTO learnloop.search_metrics AS m
-                (tenant_id, project_id, day, searches, slow_searches, search_ms_total, search_ms_max,
-                 latency_buckets, embed_calls, embed_ms_total, cache_hits, cache_misses)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-            ON CONFLICT (tenant_id, project_id, day) DO UPDATE SET
-                searches = m.searches + EXCLUDED.searches,
-                slow_searches = m.slow_searches + EXCLUDED.slow_searches,
-                search_ms_total = m.search_ms_total + EXCLUDED.search_ms_total,
-                search_ms_max = greatest(m.search_ms_max, EXCLUDED.search_ms_max),
-                latency_buckets = ARRAY(SELECT a + b FROM unnest(m.latency_buckets, EXCLUDED.latency_buckets) AS u(a, b)),
-                embed_calls = m.embed_calls + EXCLUDED.embed_calls,
-                embed_ms_total = m.embed_ms_total + EXCLUDED.embed_ms_total,
-                cache_hits = m.cache_hits + EXCLUDED.cache_hits,
-                cache_misses = m.cache_misses + EXCLUDED.cache_misses,
-                updated_at = now()
-            """,
+            _FLUSH_SQL,
             (tenant_id, project_id, day, p.searches, p.slow, p.total_ms, p.max_ms, p.buckets,
              p.embed_calls, p.embed_ms, p.cache_hits, p.cache_misses),
         )

@@ -32,7 +32,7 @@ WHERE e.tenant_id = %(tenant_id)s
   AND (%(from_model)s::text IS NULL OR e.model = %(from_model)s)
   AND e.model <> %(model)s
   AND NOT EXISTS (SELECT 1 FROM learnloop.embeddings t
-                  WHERE t.tenant_id = e.tenant_id AND t.owner_type = e.owner_type
+                  WHERE t.tenant_id = %(tenant_id)s AND t.owner_type = e.owner_type
                     AND t.owner_id = e.owner_id AND t.model = %(model)s)
 ORDER BY e.owner_type, e.owner_id, e.created_at DESC
 LIMIT %(limit)s

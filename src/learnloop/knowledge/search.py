@@ -102,6 +102,7 @@ class Query:
     guard: bool = False
     owner_data: bool = True  # False: hits carry ids and similarity only
     doc_cond: int | None = None  # index of the active-document condition (not counted)
+    doc_param: int | None = None  # ... and of its parameter (the tenant, again)
     # Owner types the scope can return (see ``reachable_owner_types``): the statement only
     # carries the owner lookups and the active-document check these need.
     reachable: frozenset[str] = frozenset(OWNER_TYPES_SET)
@@ -218,11 +219,12 @@ def prepare_scope(
     reachable = reachable_owner_types(types, etypes is not None, docs is not None)
     # Chunks of a deactivated document stay stored but are not searched. Only chunks have
     # a document (a CHECK constraint says so), so scopes without chunks skip the check.
-    doc_cond = None
+    doc_cond = doc_param = None
     if "chunk" in reachable:
-        doc_cond = len(conds)
+        doc_cond, doc_param = len(conds), len(params)
         conds.append(_ACTIVE_DOCUMENT_COND)
         shape.append("active_document")
+        params.append(scope.tenant_id)
     guard = False
     for extra_cond in (compile_filter(where), extra):
         if extra_cond is not None:
@@ -231,7 +233,7 @@ def prepare_scope(
             params.extend(extra_cond.params)
             guard = True
     return Query(_NO_VECTOR, model, k, conds, params, base_conds=2 if all_projects else 3,
-                 base_params=1 if all_projects else 2, doc_cond=doc_cond, guard=guard,
+                 base_params=1 if all_projects else 2, doc_cond=doc_cond, doc_param=doc_param, guard=guard,
                  reachable=reachable, shape=tuple(shape), values_key=tuple(_value_key(p) for p in params))
 
 
@@ -263,7 +265,7 @@ def _add_in(conds: list[sql.Composable], shape: list[str], params: list[Any], co
         params.append(values)
 _ACTIVE_DOCUMENT_COND = sql.SQL(
     "(e.document_id IS NULL OR EXISTS (SELECT 1 FROM learnloop.documents d"
-    " WHERE d.tenant_id = e.tenant_id AND d.id = e.document_id AND d.active))")
+    " WHERE d.tenant_id = %s AND d.id = e.document_id AND d.active))")
 
 
 def reachable_owner_types(owner_types: Sequence[str] | None, by_entity_type: bool,
@@ -294,12 +296,19 @@ def _count_where(q: Query) -> sql.Composable:
     return sql.SQL(" AND ").join(c for i, c in enumerate(q.conds) if i != q.doc_cond)
 
 
+def _count_params(q: Query) -> list[Any]:
+    """The parameters of ``_count_where``: those of the active-document check left out."""
+    if q.doc_param is None:
+        return q.params
+    return [p for i, p in enumerate(q.params) if i != q.doc_param]
+
+
 def count_matching(conn: psycopg.Connection[Any], q: Query, cap: int) -> int:
     """How many rows pass the filter, counting no further than ``cap``."""
     row = conn.execute(
         sql.SQL("SELECT count(*) AS n FROM (SELECT 1 FROM learnloop.embeddings e WHERE {} LIMIT %s) s").format(
             _count_where(q)),
-        [*q.params, cap],
+        [*_count_params(q), cap],
     ).fetchone()
     return int(row["n"] if isinstance(row, dict) else row[0])  # type: ignore[index]
 
@@ -320,15 +329,15 @@ _BASE_OWNER_COLS = ("e.owner_type, e.owner_id, e.content, e.entity_type, e.user_
 # more planning than one.
 _OWNER_LOOKUPS = {
     "entity": ("""CASE WHEN e.owner_type = 'entity' THEN (SELECT en.entity_id FROM learnloop.entities en
-            WHERE en.tenant_id = e.tenant_id AND en.id = e.owner_id) END AS entity_id""",),
+            WHERE en.tenant_id = %s AND en.id = e.owner_id) END AS entity_id""",),
     "chunk": ("""CASE WHEN e.document_id IS NOT NULL THEN (SELECT jsonb_build_object('title', d.title,
             'file_name', d.file_name) FROM learnloop.documents d
-            WHERE d.tenant_id = e.tenant_id AND d.id = e.document_id) END AS owner_document""",
+            WHERE d.tenant_id = %s AND d.id = e.document_id) END AS owner_document""",
               """CASE WHEN e.owner_type = 'chunk' THEN (SELECT c.chunk_index FROM learnloop.chunks c
-            WHERE c.tenant_id = e.tenant_id AND c.id = e.owner_id) END AS chunk_index"""),
+            WHERE c.tenant_id = %s AND c.id = e.owner_id) END AS chunk_index"""),
     "generation": ("""CASE WHEN e.owner_type = 'generation' THEN (SELECT jsonb_build_object('prompt', g.prompt,
             'output_text', g.output_text, 'kind', g.kind, 'generation_created_at', g.created_at)
-            FROM learnloop.generations g WHERE g.tenant_id = e.tenant_id AND g.id = e.owner_id) END
+            FROM learnloop.generations g WHERE g.tenant_id = %s AND g.id = e.owner_id) END
             AS owner_generation""",),
     "term": (),
 }
@@ -354,6 +363,14 @@ def _cols(q: Query) -> sql.Composable:
     return _owner_cols(q.reachable) if q.owner_data else _IDS_COLS
 
 
+def _owner_params(q: Query, owner_data: bool) -> list[Any]:
+    """The parameters of ``_owner_cols``: the tenant, once per owner lookup (each subquery
+    names it: Citus routes a subquery to one shard only on a constant tenant)."""
+    if not owner_data:
+        return []
+    return [q.params[0]] * sum(len(_OWNER_LOOKUPS[t]) for t in OWNER_TYPES if t in q.reachable)
+
+
 def _candidates_sql(q: Query, path: str, gate: sql.Composable | None = None, *, limit: int | None = None,
                     cols: sql.Composable | None = None) -> tuple[sql.Composed, list[Any]]:
     """SELECT cols, distance ... ORDER BY distance LIMIT n, by the chosen path.
@@ -375,7 +392,7 @@ def _candidates_sql(q: Query, path: str, gate: sql.Composable | None = None, *, 
                     " ORDER BY distance LIMIT {n}").format(
         cols=cols if cols is not None else _cols(q), dist=dist, w=where,
         n=sql.Literal(int(limit if limit is not None else q.k)))
-    return query, [q.vector, *q.params]
+    return query, [*_owner_params(q, cols is None and q.owner_data), q.vector, *q.params]
 
 
 _OWNER_KEYS = {
@@ -732,10 +749,11 @@ def _statement(conn: psycopg.Connection[Any], q: Query, path: str, threshold: in
 def _params(q: Query, path: str) -> list[Any]:
     """The parameters of ``_fetch_sql`` (one candidate scan) or ``_auto_sql`` (count + both)."""
     if path == "auto":
-        return [*q.params, q.vector, *q.params, q.vector, *q.params]
+        return [*_count_params(q), q.vector, *q.params, q.vector, *q.params, *_owner_params(q, q.owner_data),
+                q.params[0]]
     if path == "exact" and q.owner_data:
-        return [q.vector, q.params[0], *q.params, q.vector]
-    return [q.vector, *q.params]
+        return [*_owner_params(q, True), q.vector, q.params[0], *q.params, q.vector]
+    return [*_owner_params(q, q.owner_data), q.vector, *q.params]
 
 
 def _fetch_sql(q: Query, path: str) -> tuple[sql.Composed, list[Any]]:
@@ -773,7 +791,7 @@ def _auto_sql(q: Query, threshold: int) -> tuple[sql.Composed, list[Any]]:
         " (SELECT 1 FROM learnloop.embeddings e WHERE {w} LIMIT {t}) s),"
         " hits AS MATERIALIZED (({exact}) UNION ALL ({hnsw}))"
         " SELECT {cols}, h.distance, (SELECT c FROM n) AS matching"
-        " FROM hits h JOIN learnloop.embeddings e ON e.tenant_id = h.tenant_id AND e.id = h.id"
+        " FROM hits h JOIN learnloop.embeddings e ON e.tenant_id = %s AND e.id = h.id"
     ).format(w=_count_where(q), t=gate, exact=exact, hnsw=hnsw, cols=_cols(q))
     # The count's parameters, then each branch's (_params(q, "exact"), _params(q, "hnsw")).
     return query, _params(q, "auto")
@@ -855,7 +873,8 @@ def _rows_by_id(conn: psycopg.Connection[Any], q: Query, ids: list[Any]) -> dict
     query = sql.SQL("SELECT {cols}, {sim} AS similarity FROM learnloop.embeddings e"
                     " WHERE e.tenant_id = %s AND e.id = ANY(%s)").format(
         cols=_cols(q) if q.owner_data else sql.SQL("e.owner_type, e.owner_id, e.id AS embedding_id"), sim=sim)
-    rows, layout = _fetch(conn, query, [*([q.vector] if with_vector else []), q.params[0], ids])
+    rows, layout = _fetch(conn, query, [*_owner_params(q, q.owner_data), *([q.vector] if with_vector else []),
+                                        q.params[0], ids])
     return {h["embedding_id"]: h for h in layout.hits(rows, by_distance=False)}
 
 
@@ -929,7 +948,7 @@ def run_hybrid(
 
 
 # -- learn from success --------------------------------------------------------------------
-def success_filter(*, positive: bool = True, min_rating: float | None = None,
+def success_filter(tenant_id: UUID, *, positive: bool = True, min_rating: float | None = None,
                    exclude_tags: Sequence[str] = ()) -> Compiled:
     """Generations whose current feedback says they worked.
 
@@ -939,7 +958,7 @@ def success_filter(*, positive: bool = True, min_rating: float | None = None,
     feedback index, so it works inside the HNSW scan and sees feedback given a second ago.
     """
     having: list[sql.Composable] = []
-    params: list[Any] = []
+    params: list[Any] = [tenant_id]
     if positive:
         having.append(sql.SQL(
             "count(*) FILTER (WHERE f.sentiment = 'POSITIVE') > count(*) FILTER (WHERE f.sentiment = 'NEGATIVE')"))
@@ -956,7 +975,7 @@ def success_filter(*, positive: bool = True, min_rating: float | None = None,
         raise InvalidInput("say what success means: positive, min_rating or exclude_tags", field="positive")
     cond = sql.SQL(
         "(e.owner_type = 'generation' AND EXISTS (SELECT 1 FROM learnloop.feedback f"
-        " WHERE f.tenant_id = e.tenant_id AND f.generation_id = e.owner_id HAVING {}))"
+        " WHERE f.tenant_id = %s AND f.generation_id = e.owner_id HAVING {}))"
     ).format(sql.SQL(" AND ").join(having))
     return Compiled(cond, params)
 
@@ -965,9 +984,9 @@ def verdicts(conn: psycopg.Connection[Any], scope: Scope, ids: list[UUID]) -> di
     rows = conn.execute(
         "SELECT generation_id, positives, negatives, avg_rating, verdict,"
         " (SELECT array_agg(DISTINCT t) FROM learnloop.feedback f, unnest(f.tags) t"
-        "   WHERE f.tenant_id = v.tenant_id AND f.generation_id = v.generation_id) AS tags"
+        "   WHERE f.tenant_id = %s AND f.generation_id = v.generation_id) AS tags"
         " FROM learnloop.generation_verdicts v WHERE tenant_id = %s AND generation_id = ANY(%s)",
-        (scope.tenant_id, ids),
+        (scope.tenant_id, scope.tenant_id, ids),
     ).fetchall()
     return {r["generation_id"]: r for r in rows}
 
@@ -1263,13 +1282,13 @@ class SearchMixin:
         ``positives``, ``negatives``, ``avg_rating``, ``tags``; pass the hits to
         ``format_examples`` to paste them into a prompt.
         """
-        extra = success_filter(positive=positive, min_rating=min_rating, exclude_tags=exclude_tags)
+        extra = success_filter(self._c.scope.tenant_id, positive=positive, min_rating=min_rating, exclude_tags=exclude_tags)
         if kind is not None:
             check_key(kind, "kind")
             extra = Compiled(
-                sql.SQL("({} AND EXISTS (SELECT 1 FROM learnloop.generations g2 WHERE g2.tenant_id = e.tenant_id"
+                sql.SQL("({} AND EXISTS (SELECT 1 FROM learnloop.generations g2 WHERE g2.tenant_id = %s"
                         " AND g2.id = e.owner_id AND g2.kind = %s))").format(extra.sql),
-                [*extra.params, kind])
+                [*extra.params, self._c.scope.tenant_id, kind])
         hits = self.search(query, k, owner_types="generation", user=user, where=where,
                            all_projects=all_projects, model=model, mode=mode, _extra=extra)
         if hits:

@@ -203,15 +203,20 @@ def upsert_embeddings(conn: psycopg.Connection[Any], scope: Scope, model: str, r
                     r.document_id, Jsonb(r.metadata),
                 ))
         collist = sql.SQL(", ").join(map(sql.Identifier, cols))
+        # The tenant as a parameter, not the temp table's column, and EXCLUDED.created_at
+        # (the column's default) rather than now(): Citus routes the rows by a constant
+        # tenant and refuses functions that are not IMMUTABLE in DO UPDATE SET.
+        rest = sql.SQL(", ").join(map(sql.Identifier, cols[1:]))
         cur.execute(
             sql.SQL(
-                "INSERT INTO learnloop.embeddings ({cols}) SELECT {cols} FROM {tmp}"
+                "INSERT INTO learnloop.embeddings ({cols}) SELECT %s, {rest} FROM {tmp}"
                 " ON CONFLICT (tenant_id, owner_type, owner_id, model) DO UPDATE SET"
                 " project_id = EXCLUDED.project_id, content_hash = EXCLUDED.content_hash,"
                 " content = EXCLUDED.content, embedding = EXCLUDED.embedding,"
                 " entity_type = EXCLUDED.entity_type, user_ref = EXCLUDED.user_ref,"
-                " document_id = EXCLUDED.document_id, metadata = EXCLUDED.metadata, created_at = now()"
-            ).format(cols=collist, tmp=tmp)
+                " document_id = EXCLUDED.document_id, metadata = EXCLUDED.metadata, created_at = EXCLUDED.created_at"
+            ).format(cols=collist, rest=rest, tmp=tmp),
+            (scope.tenant_id,),
         )
     return len(checked)
 

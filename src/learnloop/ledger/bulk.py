@@ -30,6 +30,7 @@ import orjson
 import psycopg
 
 from ..errors import Conflict, NotFound
+from ..events.outbox import notify_written
 from ..store.database import Conn
 from ..store.ids import uuid7s
 from ..store.memory import gc_paused
@@ -247,6 +248,7 @@ class _Writer:
                     copy.set_types(_EVENT_TYPES)
                     for ev in events:
                         copy.write_row(ev)
+            notify_written(self.conn, {ev[0] for ev in events})
         except psycopg.errors.UniqueViolation as exc:
             raise Conflict(
                 "this import holds a generation whose id or external_id is already stored "

@@ -15,12 +15,12 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import orjson
 import psycopg
 from psycopg import sql
-from psycopg.types.json import Jsonb
 
 from ..errors import Conflict, InvalidInput, NotFound
-from ..events.outbox import emit, emit_many
+from ..events.outbox import emit, emit_many, notify_written
 from ..store.database import Conn
 from ..store.ids import uuid7
 from ..store.memory import gc_paused
@@ -38,7 +38,7 @@ ins AS (
     INSERT INTO learnloop.feedback (
         tenant_id, id, generation_id, project_id, sentiment, rating, thumbs, tags, comment,
         instruction, corrected_output, source, author_ref, created_at)
-    SELECT g.tenant_id, %(id)s, g.id, g.project_id, %(sentiment)s, %(rating)s, %(thumbs)s,
+    SELECT %(tenant_id)s, %(id)s, g.id, g.project_id, %(sentiment)s, %(rating)s, %(thumbs)s,
         %(tags)s, %(comment)s, %(instruction)s, %(corrected_output)s, %(source)s,
         %(author_ref)s, coalesce(%(created_at)s, now())
     FROM gen g
@@ -59,7 +59,7 @@ verdict AS (
 ),
 ev AS (
     INSERT INTO learnloop.events (tenant_id, project_id, entity_type, entity_id, event_type, payload, actor)
-    SELECT tenant_id, project_id, 'feedback', id::text, 'feedback.added',
+    SELECT %(tenant_id)s, project_id, 'feedback', id::text, 'feedback.added',
         jsonb_build_object('generation_id', generation_id, 'sentiment', sentiment,
                            'rating', rating, 'thumbs', thumbs, 'tags', to_jsonb(tags),
                            'source', source),
@@ -85,19 +85,19 @@ _VERDICT_DELTA = """
 """
 _ADD_SQL = _ADD_SQL.replace("{VERDICT_DELTA}", _VERDICT_DELTA)
 
-# Bulk: the deltas are summed per generation here and sent as parallel arrays (tags as one
-# JSON array per generation: SQL arrays must be rectangular).
+# Bulk: the deltas are summed per generation here and sent as one JSON document (orjson,
+# in C), with the generation's columns bulk_add has already read, so the statement joins
+# nothing. Fifteen parallel arrays cost more to dump in psycopg (0.3-0.5 s per 2,000
+# generations, element by element) than the server spent on the upsert.
 _BULK_VERDICT_SQL = """
 INSERT INTO learnloop.verdicts AS v (
     tenant_id, generation_id, project_id, parent_id, root_id, iteration, generated_at,
     feedback_count, sentiments, positives, negatives, rating_sum, rating_count, tags, sources,
     last_feedback_at)
-SELECT g.tenant_id, g.id, g.project_id, g.parent_id, g.root_id, g.iteration, g.created_at,
-    d.n, d.s, d.pos, d.neg, d.rsum, d.rcount,
-    ARRAY(SELECT jsonb_array_elements_text(d.tags)), ARRAY(SELECT jsonb_array_elements_text(d.sources)), d.last
-FROM unnest(%s::uuid[], %s::int[], %s::int[], %s::int[], %s::int[], %s::int[], %s::int[], %s::jsonb[],
-            %s::jsonb[], %s::timestamptz[]) AS d(gid, n, s, pos, neg, rsum, rcount, tags, sources, last)
-JOIN learnloop.generations g ON g.tenant_id = %s AND g.id = d.gid
+SELECT %s, d.gid, d.pid, d.parent, d.root, d.it, d.at, d.n, d.s, d.pos, d.neg, d.rsum, d.rcount,
+    d.tags, d.sources, d.last
+FROM jsonb_to_recordset(%s::jsonb) AS d(gid uuid, pid uuid, parent uuid, root uuid, it int, at timestamptz,
+    n int, s int, pos int, neg int, rsum int, rcount int, tags text[], sources text[], last timestamptz)
 ON CONFLICT (tenant_id, generation_id) DO UPDATE SET
 """ + _VERDICT_DELTA
 
@@ -121,6 +121,7 @@ def add(conn: Conn, scope: Scope, data: FeedbackIn | dict[str, Any]) -> Feedback
         raise Conflict(f"feedback {f.id} already exists") from None
     if row is None:
         raise NotFound(f"generation {f.generation_id} does not exist in this tenant")
+    notify_written(conn, (scope.tenant_id,))
     return Feedback.model_validate(row)
 
 
@@ -154,13 +155,15 @@ def _bulk_add(conn: Conn, scope: Scope, items: list[FeedbackIn]) -> int:
         return 0
     with conn.transaction():
         wanted = list({f.generation_id for f in items})
-        found = {
-            r["id"]: r["project_id"]
+        gens = {
+            r["id"]: r
             for r in conn.execute(
-                "SELECT id, project_id FROM learnloop.generations WHERE tenant_id = %s AND id = ANY(%s)",
+                "SELECT id, project_id, parent_id, root_id, iteration, created_at FROM learnloop.generations"
+                " WHERE tenant_id = %s AND id = ANY(%s)",
                 (scope.tenant_id, wanted),
             ).fetchall()
         }
+        found = {gid: r["project_id"] for gid, r in gens.items()}
         missing = [g for g in wanted if g not in found]
         if missing:
             raise NotFound(f"generation {missing[0]} does not exist in this tenant ({len(missing)} unknown)")
@@ -187,13 +190,14 @@ def _bulk_add(conn: Conn, scope: Scope, items: list[FeedbackIn]) -> int:
                     f.author_ref,
                 ))
         emit_many(conn, events)
-        _bulk_verdicts(conn, scope, items, now)
+        _bulk_verdicts(conn, scope, items, now, gens)
     if len(items) >= 10_000 and not conn.info.transaction_status:
         conn.execute("ANALYZE learnloop.feedback")
     return len(items)
 
 
-def _bulk_verdicts(conn: Conn, scope: Scope, items: list[FeedbackIn], now: datetime) -> None:
+def _bulk_verdicts(conn: Conn, scope: Scope, items: list[FeedbackIn], now: datetime,
+                   gens: dict[UUID, dict[str, Any]]) -> None:
     acc: dict[UUID, list[Any]] = {}
     for f in items:
         a = acc.get(f.generation_id)
@@ -212,15 +216,13 @@ def _bulk_verdicts(conn: Conn, scope: Scope, items: list[FeedbackIn], now: datet
         when = f.created_at or now
         if a[8] is None or when > a[8]:
             a[8] = when
-    cols: list[list[Any]] = [[] for _ in range(10)]
+    deltas = []
     for gid, a in acc.items():
-        cols[0].append(gid)
-        for i in range(6):
-            cols[i + 1].append(a[i])
-        cols[7].append(Jsonb(sorted(a[6])))
-        cols[8].append(Jsonb(sorted(a[7])))
-        cols[9].append(a[8])
-    conn.execute(_BULK_VERDICT_SQL, [*cols, scope.tenant_id])
+        g = gens[gid]
+        deltas.append({"gid": gid, "pid": g["project_id"], "parent": g["parent_id"], "root": g["root_id"],
+                       "it": g["iteration"], "at": g["created_at"], "n": a[0], "s": a[1], "pos": a[2], "neg": a[3],
+                       "rsum": a[4], "rcount": a[5], "tags": sorted(a[6]), "sources": sorted(a[7]), "last": a[8]})
+    conn.execute(_BULK_VERDICT_SQL, [scope.tenant_id, orjson.dumps(deltas).decode()])
 
 
 # -- review queue --------------------------------------------------------------------------

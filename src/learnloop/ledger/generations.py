@@ -16,6 +16,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from ..errors import Conflict, InvalidInput, NotFound
+from ..events.outbox import notify_written
 from ..store.database import Conn
 from ..store.ids import uuid7
 from ..store.tenancy import Scope, ensure_project
@@ -50,7 +51,7 @@ WITH ins AS (
 ),
 ev AS (
     INSERT INTO learnloop.events (tenant_id, project_id, entity_type, entity_id, event_type, payload, actor)
-    SELECT tenant_id, project_id, 'generation', id::text, 'generation.logged',
+    SELECT %(tenant_id)s, project_id, 'generation', id::text, 'generation.logged',
         jsonb_build_object('kind', kind, 'model', model, 'parent_id', parent_id,
                            'root_id', root_id, 'iteration', iteration, 'user_ref', user_ref,
                            'links', links),
@@ -111,6 +112,7 @@ def log(conn: Conn, scope: Scope, data: GenerationIn | dict[str, Any], *, projec
         raise _duplicate(exc, g) from None
     if row is None:
         raise NotFound(f"parent generation {g.parent_id} does not exist in this tenant")
+    notify_written(conn, (scope.tenant_id,))
     # Only what the server derived comes back: the rest is the validated input itself, and
     # shipping 27 columns back and decoding them cost more than the insert (~0.5 ms a call).
     fields = {**g.__dict__, "id": gid, "project": project or scope.project, "project_id": project_id, **row}

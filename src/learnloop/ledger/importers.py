@@ -15,35 +15,66 @@ OpenAssistant (oasst) trees map onto the ledger like this:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 from uuid import UUID
 
 from ..errors import InvalidInput
+from .models import GenerationIn
 
 MAX_LINE = 50_000_000
+ALLOWED = ", ".join(GenerationIn.model_fields)
 
 
 def import_jsonl(client: Any, stream: IO[str]) -> dict[str, int]:
-    """One generation object per line (the fields of ``GenerationIn``); blank lines skipped."""
+    """One generation object per line (the fields of ``GenerationIn``, docs/quickstart.md
+    "Importing history"); blank lines skipped. All lines are checked first: an error names
+    its line and, for a field, the fields allowed; then everything is written in one
+    transaction (or nothing). Rows whose ``external_id`` is stored already are skipped, so
+    a re-import writes nothing and says so: ``{"generations": written, "already_present":
+    skipped}``."""
+    from .bulk import bulk_log, validate
 
-    def rows() -> Iterator[dict[str, Any]]:
-        for n, line in enumerate(stream, 1):
-            if not line.strip():
-                continue
-            if len(line) > MAX_LINE:
-                raise InvalidInput(f"line {n} is longer than {MAX_LINE} characters")
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InvalidInput(f"line {n} is not valid JSON ({exc.msg}); nothing was imported") from None
-            if not isinstance(obj, dict):
-                raise InvalidInput(f"line {n} is not a JSON object; nothing was imported")
-            yield obj
+    rows: list[dict[str, Any]] = []
+    for n, line in enumerate(stream, 1):
+        if not line.strip():
+            continue
+        if len(line) > MAX_LINE:
+            raise InvalidInput(f"line {n} is longer than {MAX_LINE} characters; nothing was imported")
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"line {n} is not valid JSON ({exc.msg}); nothing was imported") from None
+        if not isinstance(obj, dict):
+            raise InvalidInput(f"line {n} is not a JSON object (one generation per line); nothing was imported")
+        unknown = sorted(set(obj) - set(GenerationIn.model_fields))
+        if unknown:
+            raise InvalidInput(f"line {n}: unknown field {unknown[0]!r}; allowed fields: {ALLOWED}; "
+                               "nothing was imported", field=unknown[0])
+        try:
+            validate(obj)
+        except InvalidInput as exc:
+            raise InvalidInput(f"line {n}: {exc.message}; nothing was imported", field=exc.field) from None
+        rows.append(obj)
+    scope = client.scope
+    with client.db.transaction() as conn:
+        existing = _existing_external_ids(conn, scope, [r["external_id"] for r in rows if r.get("external_id")])
+        skipped = sum(1 for r in rows if r.get("external_id") in existing)
+        bulk_log(conn, scope, rows, skip_existing=True)
+    return {"generations": len(rows) - skipped, "already_present": skipped}
 
-    ids = client.bulk_log(rows(), skip_existing=True)
-    return {"generations": len(ids)}
+
+def _existing_external_ids(conn: Any, scope: Any, external_ids: list[str]) -> set[str]:
+    if not external_ids:
+        return set()
+    return {
+        r["external_id"]
+        for r in conn.execute(
+            "SELECT external_id FROM learnloop.generations WHERE tenant_id = %s AND project_id = %s"
+            " AND external_id = ANY(%s)",
+            (scope.tenant_id, scope.project_id, external_ids),
+        ).fetchall()
+    }
 
 
 def oasst_rows(trees: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -136,14 +167,7 @@ def import_oasst(client: Any, path: Path) -> dict[str, int]:
     scope = client.scope
     # One transaction: generations and their feedback land together or not at all.
     with client.db.transaction() as conn:
-        existing = {
-            r["external_id"]
-            for r in conn.execute(
-                "SELECT external_id FROM learnloop.generations WHERE tenant_id = %s AND project_id = %s"
-                " AND external_id = ANY(%s)",
-                (scope.tenant_id, scope.project_id, [g["external_id"] for g in gens]),
-            ).fetchall()
-        }
+        existing = _existing_external_ids(conn, scope, [g["external_id"] for g in gens])
         ids = _gen.bulk_log(conn, scope, gens, skip_existing=True)
         new_fb = [f for f in fbs if f["generation_id"] not in existing]
         n_fb = _feedback.bulk_add(conn, scope, new_fb) if new_fb else 0

@@ -62,9 +62,11 @@ def path(conn: Conn, scope: Scope, generation_id: UUID | str) -> list[Generation
         "  SELECT g.*, 0 AS depth FROM learnloop.generations g WHERE g.tenant_id = %(t)s AND g.id = %(id)s"
         "  UNION ALL"
         "  SELECT g.*, up.depth + 1 FROM learnloop.generations g"
-        "  JOIN up ON g.tenant_id = up.tenant_id AND g.id = up.parent_id"
+        # The recursive arm and the join name the tenant themselves: Citus routes a
+        # recursive CTE only with a filter on the distribution column in each arm.
+        "  JOIN up ON g.id = up.parent_id WHERE g.tenant_id = %(t)s"
         ") SELECT up.*, p.name AS project FROM up"
-        " JOIN learnloop.projects p ON p.tenant_id = up.tenant_id AND p.id = up.project_id"
+        " JOIN learnloop.projects p ON p.tenant_id = %(t)s AND p.id = up.project_id"
         " ORDER BY depth DESC",
         {"t": scope.tenant_id, "id": gid},
     ).fetchall()

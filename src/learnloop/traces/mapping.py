@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -360,8 +362,6 @@ def generation(span: SpanRecord, kind: str) -> dict[str, Any]:
     req_model = _first(a, "gen_ai.request.model")
     model = _first(a, "gen_ai.response.model", "llm.model_name", "embedding.model_name") or req_model
     cost = a.get("llm.cost.total", a.get("gen_ai.usage.cost"))
-    from datetime import UTC, datetime
-
     g: dict[str, Any] = {
         "kind": _LEDGER_KIND.get(op or "", "embedding" if kind == "embedding" else "chat" if ins else "completion"),
         "session_ref": _first(a, "gen_ai.conversation.id", "session.id"),
@@ -383,8 +383,6 @@ def generation(span: SpanRecord, kind: str) -> dict[str, Any]:
         "created_at": datetime.fromtimestamp(span.start_ns / 1e9, UTC),
     }
     if isinstance(cost, int | float) and not isinstance(cost, bool) and 0 <= cost < 1e9:
-        from decimal import Decimal
-
         g["cost"] = Decimal(str(round(float(cost), 8)))
     for k in ("session_ref", "user_ref", "model", "provider"):
         if g[k] is not None and len(g[k]) > (200 if k in ("model", "provider") else 500):

@@ -86,7 +86,7 @@ def gunzip(body: bytes, limit: int) -> bytes:
     try:
         out = d.decompress(body, limit + 1)
         if len(out) > limit or d.unconsumed_tail:
-            raise _TooLarge(f"the decompressed body is larger than {limit} bytes")
+            raise TooLarge(f"the decompressed body is larger than {limit} bytes")
         out += d.flush()
     except zlib.error as exc:
         raise InvalidInput(f"the body is not valid gzip: {exc}") from None
@@ -95,12 +95,11 @@ def gunzip(body: bytes, limit: int) -> bytes:
     return out
 
 
-class _TooLarge(InvalidInput):
+class TooLarge(InvalidInput):
+    """The body, or what its gzip inflates to, is over the limit (HTTP 413)."""
+
     status = 413
     code = "too_large"
-
-
-TooLarge = _TooLarge
 
 
 def parse_protobuf(body: bytes) -> Any:

@@ -45,18 +45,18 @@ def trained_on(conn: Conn, scope: Scope, model: str, *, limit: int = 100_000) ->
         CROSS JOIN LATERAL (
             SELECT i.generation_id, CASE WHEN i.rejected_id IS NULL THEN 'example' ELSE 'chosen' END AS role,
                    i.split, i.position
-            FROM learnloop.dataset_items i WHERE i.tenant_id = j.tenant_id AND i.dataset_id = j.dataset_id
+            FROM learnloop.dataset_items i WHERE i.tenant_id = %(t)s AND i.dataset_id = j.dataset_id
             UNION ALL
             SELECT i.rejected_id, 'rejected', i.split, i.position
             FROM learnloop.dataset_items i
-            WHERE i.tenant_id = j.tenant_id AND i.dataset_id = j.dataset_id AND i.rejected_id IS NOT NULL
+            WHERE i.tenant_id = %(t)s AND i.dataset_id = j.dataset_id AND i.rejected_id IS NOT NULL
         ) m
         JOIN learnloop.generations g ON g.tenant_id = j.tenant_id AND g.id = m.generation_id
-        WHERE j.tenant_id = %s AND j.result_model = %s
+        WHERE j.tenant_id = %(t)s AND j.result_model = %(model)s
         ORDER BY j.id, m.position, m.role
-        LIMIT %s
+        LIMIT %(limit)s
         """,
-        (scope.tenant_id, model, limit),
+        {"t": scope.tenant_id, "model": model, "limit": limit},
     ).fetchall()
 
 
@@ -86,7 +86,7 @@ def trace(conn: Conn, scope: Scope, generation_id: UUID | str) -> dict[str, Any]
         JOIN learnloop.datasets d ON d.tenant_id = j.tenant_id AND d.id = j.dataset_id
         WHERE j.tenant_id = %(t)s AND EXISTS (
             SELECT 1 FROM learnloop.dataset_items i
-            WHERE i.tenant_id = j.tenant_id AND i.dataset_id = j.dataset_id
+            WHERE i.tenant_id = %(t)s AND i.dataset_id = j.dataset_id
               AND (i.generation_id = %(g)s OR i.rejected_id = %(g)s))
         ORDER BY j.created_at
         """,
@@ -117,10 +117,10 @@ def used_by(conn: Conn, scope: Scope, model: str, *, limit: int = 1000) -> list[
         FROM learnloop.generations g
         JOIN LATERAL (
             SELECT id, dataset_id FROM learnloop.finetune_jobs
-            WHERE tenant_id = g.tenant_id AND result_model = g.model ORDER BY created_at DESC LIMIT 1
+            WHERE tenant_id = %(t)s AND result_model = g.model ORDER BY created_at DESC LIMIT 1
         ) j ON true
-        WHERE g.tenant_id = %s AND g.model = %s
-        ORDER BY g.created_at DESC LIMIT %s
+        WHERE g.tenant_id = %(t)s AND g.model = %(model)s
+        ORDER BY g.created_at DESC LIMIT %(limit)s
         """,
-        (scope.tenant_id, model, limit),
+        {"t": scope.tenant_id, "model": model, "limit": limit},
     ).fetchall()

@@ -53,6 +53,9 @@ def activity(request: Request, ctx: Read, days: Annotated[int, Query(ge=1, le=36
     return ctx.client.events.activity(days=days, root=_root(request))
 
 
-@router.post("/sql", summary="Read-only SQL (DuckDB) over this tenant's `events`")
+@router.post("/sql", summary="Read-only SQL (DuckDB) over this tenant's `events`",
+             responses={422: {"description": "Bad SQL, or past its time or memory limit"},
+                        429: {"description": "This key already runs its share of queries"}})
 def sql(request: Request, body: SqlQuery, ctx: Read) -> dict[str, Any]:
-    return ctx.client.events.sql(body.sql, root=_root(request), max_rows=body.max_rows)
+    return ctx.client.events.sql(body.sql, root=_root(request), max_rows=body.max_rows,
+                                 caller=ctx.principal.key_id)

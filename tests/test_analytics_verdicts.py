@@ -1,0 +1,90 @@
+"""The verdict summary (ledger m004) always equals a recount of the feedback it summarises:
+after single feedback, bulk feedback, the JSONL/OASST import path, concurrent writers on
+one generation, a refused bulk call, and deletions."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from learnloop import NotFound
+
+RECOUNT = """
+SELECT f.tenant_id, f.generation_id, g.project_id, g.parent_id, g.root_id, g.iteration, g.created_at AS generated_at,
+       count(*)::int AS feedback_count, count(f.sentiment)::int AS sentiments,
+       (count(*) FILTER (WHERE f.sentiment = 'POSITIVE'))::int AS positives,
+       (count(*) FILTER (WHERE f.sentiment = 'NEGATIVE'))::int AS negatives,
+       coalesce(sum(f.rating), 0)::int AS rating_sum, count(f.rating)::int AS rating_count,
+       coalesce((SELECT array_agg(DISTINCT t ORDER BY t) FROM learnloop.feedback x, unnest(x.tags) t
+                 WHERE x.tenant_id = f.tenant_id AND x.generation_id = f.generation_id), '{}') AS tags,
+       array_agg(DISTINCT f.source ORDER BY f.source) AS sources, max(f.created_at) AS last_feedback_at
+FROM learnloop.feedback f JOIN learnloop.generations g ON g.tenant_id = f.tenant_id AND g.id = f.generation_id
+GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2
+"""
+STORED = """
+SELECT tenant_id, generation_id, project_id, parent_id, root_id, iteration, generated_at, feedback_count, sentiments,
+       positives, negatives, rating_sum, rating_count, tags, sources, last_feedback_at
+FROM learnloop.verdicts ORDER BY 1, 2
+"""
+
+
+def assert_summary_is_a_recount(ll: Any) -> None:
+    with ll.db.connection() as conn:
+        assert conn.execute(STORED).fetchall() == conn.execute(RECOUNT).fetchall()
+
+
+def test_every_write_path_keeps_the_summary_right(fresh_client):
+    ll = fresh_client
+    a = ll.scoped(tenant="a", project="p")
+    root = a.log(kind="image", config={"style_preset": "MINIMAL"})
+    child = a.log(kind="image", parent_id=root.id)
+    a.feedback(root.id, sentiment="NEGATIVE", tags=["TOO_DARK", "OFF_BRAND"])
+    a.feedback(root.id, rating=5, tags=["TOO_DARK"], source="admin")
+    a.feedback(child.id, comment="no sentiment at all")
+    ids = a.bulk_log([{"kind": "chat"} for _ in range(50)])
+    a.bulk_feedback([{"generation_id": g, "thumbs": -1 if i % 3 else 1, "tags": ["SLOW"] if i % 2 else []}
+                     for i, g in enumerate(ids + ids[:10])])  # twice for ten of them, in one call
+    a.bulk_feedback([{"generation_id": root.id, "rating": 2, "tags": ["NEW_TAG"]}])  # onto an existing summary
+    assert_summary_is_a_recount(ll)
+    # a refused bulk call (one unknown generation) leaves the summary as it was
+    with pytest.raises(NotFound):
+        a.bulk_feedback([{"generation_id": ids[0], "sentiment": "POSITIVE"},
+                         {"generation_id": "00000000-0000-0000-0000-000000000001", "sentiment": "POSITIVE"}])
+    assert_summary_is_a_recount(ll)
+    # the import path: real OpenAssistant trees, votes and ranks become bulk feedback
+    from learnloop.ledger.importers import import_oasst
+    from tests.conftest import DATA
+
+    imported = import_oasst(a, DATA / "oasst" / "en_100_message.jsonl")
+    assert imported["feedback"] > 0
+    assert_summary_is_a_recount(ll)
+    # another tenant's writes never touch this tenant's rows, and deletions take summaries along
+    b = ll.scoped(tenant="b", project="p")
+    gb = b.log(kind="chat")
+    b.feedback(gb.id, sentiment="POSITIVE")
+    with ll.db.connection() as conn:
+        conn.execute("DELETE FROM learnloop.generations WHERE tenant_id = %s AND id = ANY(%s)",
+                     (a.scope.tenant_id, ids[40:]))
+        conn.execute("DELETE FROM learnloop.tenants WHERE name = 'b'")
+    assert_summary_is_a_recount(ll)
+
+
+def test_concurrent_feedback_on_one_generation_is_all_counted(fresh_client):
+    ll = fresh_client
+    g = ll.log(kind="chat")
+
+    def rate(n: int) -> None:
+        for i in range(25):
+            ll.feedback(g.id, sentiment="NEGATIVE" if (n + i) % 2 else "POSITIVE", tags=[f"T{n}"])
+
+    threads = [threading.Thread(target=rate, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert_summary_is_a_recount(ll)
+    with ll.db.connection() as conn:
+        row = conn.execute("SELECT feedback_count, tags FROM learnloop.verdicts").fetchone()
+    assert row["feedback_count"] == 100 and row["tags"] == ["T0", "T1", "T2", "T3"]
