@@ -10,7 +10,7 @@ DEMO_HOME ?= $(CURDIR)/.learnloop
 CONSOLE_OUT := src/learnloop/console/static/index.html
 CONSOLE_SRC := $(shell find console/src console/index.html console/vite.config.ts console/tsconfig.json -type f 2>/dev/null)
 
-.PHONY: install demo test test-fast lint bench docs serve clean console chromium console-shots
+.PHONY: install demo test test-fast lint bench docs serve clean console chromium console-shots node ts-generate
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -40,7 +40,23 @@ chromium:
 demo: $(STAMP)
 	LEARNLOOP_HOME=$(DEMO_HOME) $(BIN)/python -m learnloop.demo
 
-test: $(STAMP) console chromium
+# Node packages of the TypeScript client and the TypeScript example, from their lock files
+# (npm registry); the tests build and run them against a live `learnloop serve`.
+NODE_DIRS := clients/typescript examples/phone_agent
+NODE_STAMPS := $(addsuffix /node_modules/.installed,$(NODE_DIRS))
+
+%/node_modules/.installed: %/package-lock.json
+	cd $* && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+node: $(NODE_STAMPS)
+
+# After an API change: write the schema, regenerate the client's types (a test fails until you do).
+ts-generate: $(STAMP) clients/typescript/node_modules/.installed
+	$(BIN)/python -m learnloop.api.schema clients/typescript/openapi.json
+	cd clients/typescript && npm run generate --silent
+
+test: $(STAMP) console chromium node
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q
 
 test-fast: $(STAMP)
@@ -66,7 +82,8 @@ docs: $(STAMP)
 	$(BIN)/python -m learnloop.docsgen
 
 clean:
-	rm -rf $(VENV) .learnloop .pytest_cache console/node_modules src/learnloop/console/static
+	rm -rf $(VENV) .learnloop .pytest_cache console/node_modules src/learnloop/console/static \
+		$(addsuffix /node_modules,$(NODE_DIRS)) $(addsuffix /dist,$(NODE_DIRS))
 
 # The API and the console on the demo's data: the demo runs only when its data is not there
 # yet; prints one URL that signs the browser in.

@@ -68,7 +68,7 @@ def _tenant_b_knowledge_and_training(b: learnloop.Client) -> dict[str, str]:
         "endTimeUnixNano": str(now)}]}]}]}).encode(), content_type="application/json")
     return {"trace_id": trace_id, "document_id": str(doc.document_id), "entity_type": "b-goal-type", "entity_id": "b-goal-17",
             "dataset": str(ds.id), "job_id": str(job.id), "model": job.result_model, "prediction_id": str(pred["id"]),
-            "model_name": "b-model", "model_version": "b-v1", "schema_name": "b_schema", "table_name": "b_table",
+            "model_name": "b-model", "model_version": "b-v1", "tenant_name": "tenant-b", "schema_name": "b_schema", "table_name": "b_table",
             "field_name": "b_field"}
 
 
@@ -97,6 +97,11 @@ def _bodies(b_ids: dict[str, str]) -> dict[tuple[str, str], dict[str, Any]]:
         ("post", "/v1/search/similar-successes"): {"query": MARK},
         ("post", "/v1/documents/{document_id}/activate"): {"active": False},
         ("put", "/v1/entities/{entity_type}/{entity_id}"): {"text": "A's own record under the same key"},
+        ("patch", "/v1/entities/{entity_type}/{entity_id}"): {"metadata": {"status": "A's"}},
+        ("post", "/v1/events"): {"type": "goal.created", "entity_type": "goal", "entity_id": "a-goal"},
+        ("post", "/v1/installation/tenants"): {"name": "made-by-tenant-a"},
+        ("post", "/v1/installation/tenants/{tenant_name}/keys"): {"name": "k", "scopes": ["admin"]},
+        ("put", "/v1/settings"): {"slow_search_ms": 150},
         ("post", "/v1/generations/embed"): {},
         ("post", "/v1/datasets"): {"name": "a-dataset", "filter": {"project": B_PROJECT}},
         ("post", "/v1/training/jobs"): {"dataset": b_ids["dataset"], "base_model": "gpt-4o-mini-2024-07-18"},
@@ -119,7 +124,9 @@ FILES = {("post", "/v1/documents"): {"file": ("a-notes.txt", b"A's own notes abo
 # (PUT) under B's entity key creates the caller's own entity with that key.
 OWN_DATA = {("post", "/v1/search/similar-successes"), ("post", "/v1/documents"), ("post", "/v1/generations/embed"),
             ("put", "/v1/entities/{entity_type}/{entity_id}"), ("post", "/v1/predictions"),
-            ("post", "/v1/analytics/breakdown"), ("post", "/v1/analytics/drivers")}
+            ("post", "/v1/analytics/breakdown"), ("post", "/v1/analytics/drivers"),
+            # PATCH runs after the PUT above, so it patches the caller's own entity of that key.
+            ("patch", "/v1/entities/{entity_type}/{entity_id}"), ("post", "/v1/events")}
 
 
 # The console's sign-in routes take credentials in the body, not the caller's key (their
@@ -159,6 +166,8 @@ def test_every_route_is_tenant_isolated(env: dict[str, Any]) -> None:
         r = tc.request(method.upper(), url, **kwargs)
         if (method, path) in OWN_DATA:
             assert r.status_code < 300, f"{method.upper()} {url} -> {r.status_code} {r.text[:300]}"
+        elif path.startswith("/v1/installation/"):  # a tenant key, even an admin one, is refused
+            assert r.status_code == 403, f"{method.upper()} {url} -> {r.status_code} {r.text[:200]}"
         elif "{" in path or (method, path) in bodies and method == "post" and path != "/v1/keys" \
                 and path != "/v1/events/sql":
             assert r.status_code in (403, 404), f"{method.upper()} {url} -> {r.status_code} {r.text[:200]}"

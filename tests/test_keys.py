@@ -68,7 +68,8 @@ def test_other_tenant_cannot_revoke(client: learnloop.Client) -> None:
 def test_uses_constant_time_compare() -> None:
     import inspect
 
-    assert "hmac.compare_digest" in inspect.getsource(keys.authenticate)
+    assert "secret_matches" in inspect.getsource(keys.authenticate)
+    assert "hmac.compare_digest" in inspect.getsource(keys.secret_matches)
 
 
 def test_cli_create_list_revoke(cli_env: dict[str, str]) -> None:

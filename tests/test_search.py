@@ -340,7 +340,7 @@ def test_metrics_count_searches_warn_when_slow_and_persist(client: Any, kb: KB, 
     finally:
         client.settings.slow_search_ms = 200.0
     assert any("slow search" in r.message for r in caplog.records)
-    assert search_metrics.flush(client.db) >= 1
+    search_metrics.flush(client.db)  # (the timer thread may have flushed some already)
     with client.db.connection() as conn:
         stored = search_metrics.stored(conn, kb._c.scope.tenant_id, kb._c.scope.project_id)
         events = conn.execute("SELECT count(*) AS n FROM learnloop.events WHERE event_type = 'search_metrics.flushed'"

@@ -171,6 +171,13 @@ class Client:
         return Events(self)
 
     @property
+    def accounts(self) -> Any:
+        """Installation keys, tenants, tenant settings, search stats (``learnloop.accounts.client``)."""
+        from .accounts.client import Accounts
+
+        return Accounts(self)
+
+    @property
     def traces(self) -> Any:
         """OTLP spans kept as trees (``learnloop.traces``)."""
         from .traces import Traces

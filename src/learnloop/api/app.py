@@ -33,7 +33,8 @@ log = logging.getLogger("learnloop.api")
 DESCRIPTION = """The learnloop HTTP API: the learning loop for AI applications, on PostgreSQL.
 
 Authenticate every request with `Authorization: Bearer llk_...` (create keys with
-`learnloop keys create`). The tenant is the key's; choose a project with the
+`learnloop keys create`). The tenant is the key's (an installation key, `lli_...`, from
+`learnloop keys create --installation`, only creates tenants and their first keys); choose a project with the
 `X-Learnloop-Project` header (default `default`). Errors are problem details
 (`application/problem+json`). Writes accept an `Idempotency-Key` header.
 """
@@ -82,7 +83,8 @@ def create_app(settings: Settings | None = None, *, client: Any = None, archive:
                 ll.close()
 
     app = FastAPI(title="learnloop", version="1", description=DESCRIPTION, lifespan=lifespan,
-                  openapi_tags=[{"name": n} for n in ("ledger", "analytics", "events", "keys", "health", "console")])
+                  openapi_tags=[{"name": n} for n in ("ledger", "analytics", "events", "keys", "accounts", "health",
+                                                      "console")])
     app.state.settings = s
     app.state.metrics = metrics
     app.state.scopes = ScopeCache()
@@ -90,10 +92,10 @@ def create_app(settings: Settings | None = None, *, client: Any = None, archive:
     problems.install(app)
 
     from ..console.serve import mount
-    from .routes import analytics, console, events, health, keys, ledger, overview, stream
+    from .routes import accounts, analytics, console, events, health, keys, ledger, overview, stream
 
-    for r in (ledger.router, analytics.router, overview.router, events.router, keys.router, health.router,
-              stream.router, console.router):
+    for r in (ledger.router, analytics.router, overview.router, events.router, keys.router, accounts.router,
+              health.router, stream.router, console.router):
         app.include_router(r)
     _optional_routers(app)
     problems.document(app)

@@ -88,18 +88,29 @@ def sql(ctx: click.Context, query: str, root: str | None, max_rows: int, as_json
 
 @click.group("keys")
 def keys() -> None:
-    """API keys of the tenant (--tenant)."""
+    """API keys of the tenant (--tenant), or of the installation (--installation)."""
+
+
+_INSTALLATION = click.option("--installation", is_flag=True,
+                             help="The installation's admin keys (they create tenants over HTTP).")
 
 
 @keys.command("create")
 @click.option("--name", required=True)
 @click.option("--scope", "scopes", multiple=True, type=click.Choice(["ingest", "read", "admin"]),
               help="Repeatable; default ingest + read.")
+@_INSTALLATION
 @json_flag
 @click.pass_context
-def keys_create(ctx: click.Context, name: str, scopes: tuple[str, ...], as_json: bool) -> None:
+def keys_create(ctx: click.Context, name: str, scopes: tuple[str, ...], installation: bool, as_json: bool) -> None:
     """Create a key and print it ONCE (only a salted hash is stored)."""
-    rec, key = get_client(ctx).events.create_key(name, list(scopes) or ["ingest", "read"])
+    if installation and scopes:
+        raise click.UsageError("an installation key has no scopes: it manages tenants only")
+    if installation:
+        rec, key = get_client(ctx).accounts.create_installation_key(name)
+        rec["scopes"] = ["installation"]
+    else:
+        rec, key = get_client(ctx).events.create_key(name, list(scopes) or ["ingest", "read"])
     if as_json:
         echo_json({**rec, "key": key})
     else:
@@ -108,23 +119,28 @@ def keys_create(ctx: click.Context, name: str, scopes: tuple[str, ...], as_json:
 
 
 @keys.command("list")
+@_INSTALLATION
 @json_flag
 @click.pass_context
-def keys_list(ctx: click.Context, as_json: bool) -> None:
-    rows = get_client(ctx).events.list_keys()
+def keys_list(ctx: click.Context, installation: bool, as_json: bool) -> None:
+    c = get_client(ctx)
+    rows = c.accounts.installation_keys() if installation else c.events.list_keys()
     if as_json:
         echo_json(rows)
     else:
-        table(rows, ["id", "name", "scopes", "created_at", "revoked_at"])
+        table(rows, ["id", "name", "created_at", "revoked_at"] if installation
+              else ["id", "name", "scopes", "created_at", "revoked_at"])
 
 
 @keys.command("revoke")
 @click.argument("key_id")
+@_INSTALLATION
 @json_flag
 @click.pass_context
-def keys_revoke(ctx: click.Context, key_id: str, as_json: bool) -> None:
+def keys_revoke(ctx: click.Context, key_id: str, installation: bool, as_json: bool) -> None:
     """Revoke a key; the next request with it fails."""
-    rec = get_client(ctx).events.revoke_key(key_id)
+    c = get_client(ctx)
+    rec = c.accounts.revoke_installation_key(key_id) if installation else c.events.revoke_key(key_id)
     if as_json:
         echo_json(rec)
     else:

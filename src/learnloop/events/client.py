@@ -1,5 +1,6 @@
 """``client.events``: the outbox, the Parquet archive, DuckDB analytics, live subscription.
 
+    ll.events.emit("goal.completed", entity=("goal", "g-17"), user="u-3", payload={"score": 0.9})
     ll.events.list(after=0, event_types=["feedback.added"])
     ll.events.archive()                       # one pass into LEARNLOOP_ARCHIVE_ROOT
     ll.events.by_type_and_day(days=30)        # archive + live, DuckDB
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput
+from . import app_events as _app
 from . import archive as _archive
 from . import cursor as _cursor
 from . import keys as _keys
@@ -36,6 +38,16 @@ class Events:
         return str(root) if root else str(Path(self._c.settings.home) / "archive")
 
     # -- outbox -------------------------------------------------------------------------
+    def emit(self, event_type: str, *, entity: Any = None, payload: dict[str, Any] | None = None,
+             user: str | None = None) -> dict[str, Any]:
+        """Write an app-defined event (see :mod:`learnloop.events.app_events` for the rules).
+
+        ``entity``: ``(entity_type, entity_id)``; ``user``: who did it (the archive's
+        ``actor`` column). Returns the stored event with its id."""
+        sc = self._c.scope
+        with self._c.db.transaction() as conn:
+            return _app.emit(conn, sc.tenant_id, sc.project_id, event_type, entity=entity, payload=payload, user=user)
+
     def list(self, *, after: int = 0, entity_types: Sequence[str] = (), event_types: Sequence[str] = (),
              limit: int = 100) -> list[dict[str, Any]]:
         """This tenant's stable events after event id ``after``, in commit-safe order."""

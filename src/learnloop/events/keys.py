@@ -17,7 +17,7 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 from uuid import UUID
 
 from ..errors import InvalidInput, NotFound, PermissionDenied
@@ -38,7 +38,8 @@ def _lit(c: str) -> str:
     return rf"(?:{c}|%(?:25)*{ord(c):02x}|\\u00{ord(c):02x})"
 
 
-REDACT_RE = re.compile(rf"(?i:{_lit('l')}{_lit('l')}{_lit('k')}{_lit('_')}(?:[0-9a-f]|{_ENC}){{32}}{_lit('_')}"
+# llk_ (tenant keys) and lli_ (installation keys, learnloop.accounts.installation).
+REDACT_RE = re.compile(rf"(?i:{_lit('l')}{_lit('l')}(?:{_lit('k')}|{_lit('i')}){_lit('_')}(?:[0-9a-f]|{_ENC}){{32}}{_lit('_')}"
                        rf"(?:[A-Za-z0-9_-]|{_ENC})+)")
 # Query-string names a key could be passed under; all are refused, never silently ignored.
 QUERY_KEY_NAMES = frozenset({"api_key", "apikey", "api-key", "key", "token", "access_token", "accesstoken",
@@ -174,13 +175,17 @@ def authenticate(conn: Conn, key: str | None) -> Principal:
         " FROM learnloop.api_keys k JOIN learnloop.tenants t ON t.id = k.tenant_id WHERE k.id = %s",
         (kid,),
     ).fetchone()
-    # Compare even when the row is missing, so timing does not reveal which ids exist.
-    salt = bytes(row["salt"]) if row else b"\0" * 16
-    expected = bytes(row["hash"]) if row else b"\0" * 32
-    ok = hmac.compare_digest(_digest(salt, m.group(2)), expected)
-    if row is None or not ok or row["revoked_at"] is not None:
+    if not secret_matches(row, m.group(2)) or row["revoked_at"] is not None:
         raise Unauthenticated("the API key is not valid (unknown, wrong or revoked)")
     return Principal(kid, row["tenant_id"], row["tenant"], row["name"], frozenset(row["scopes"]))
+
+
+def secret_matches(row: dict[str, Any] | None, secret: str) -> TypeGuard[dict[str, Any]]:
+    """``secret`` against a key row's salt and hash; compares even when the row is missing,
+    so timing does not reveal which key ids exist."""
+    salt = bytes(row["salt"]) if row else b"\0" * 16
+    expected = bytes(row["hash"]) if row else b"\0" * 32
+    return hmac.compare_digest(_digest(salt, secret), expected) and row is not None
 
 
 def redact(text: str) -> str:

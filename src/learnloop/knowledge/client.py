@@ -24,6 +24,7 @@ from ..embeddings.cache import embed_with_cache
 from . import documents as _docs
 from . import entities as _ent
 from . import generations as _gens
+from . import languages as _lang
 from . import reembed as _re
 from . import vectors as _vec
 
@@ -42,9 +43,38 @@ class Knowledge(_Base):  # type: ignore[misc,valid-type]
 
     @property
     def provider(self) -> EmbeddingProvider:
+        """The project's embedding model (``set_model``), else the server's."""
         if self._bound is None:
-            self._bound = get_provider(settings=self._c.settings)
+            ps = _lang.settings(self._c.db, self._c.scope)
+            if ps["embedding_model"]:
+                self._bound = get_provider(ps["embedding_provider"], model=ps["embedding_model"],
+                                           settings=self._c.settings)
+            else:
+                self._bound = get_provider(settings=self._c.settings)
         return self._bound
+
+    # -- project language and model (knowledge.languages) ---------------------------------
+    def language(self) -> str:
+        """The project's full-text language (a PostgreSQL text search configuration)."""
+        return _lang.language(self._c.db, self._c.scope)
+
+    def set_language(self, language: str) -> int:
+        """Stem this project's texts as ``language`` (e.g. "spanish"; one of
+        ``pg_ts_config``): new rows, rows already stored (returns how many were re-stemmed),
+        and full-text/hybrid queries."""
+        with self._c.db.connection() as conn:
+            return _lang.set_language(self._c.db, conn, self._c.scope, language)
+
+    def set_model(self, provider: EmbeddingProvider | str, *, model: str | None = None) -> EmbeddingProvider:
+        """Embed this project's writes and queries with ``provider`` ("local" with a
+        sentence-transformers name or path, "openai" with an OpenAI-compatible model, or
+        an instance). Refused when vectors of other dimensions are stored under its name."""
+        if isinstance(provider, str):
+            provider = get_provider(provider, model=model, settings=self._c.settings)
+        with self._c.db.connection() as conn:
+            _lang.set_model(self._c.db, conn, self._c.scope, provider)
+        self._bound = provider
+        return provider
 
     def with_provider(self, provider: EmbeddingProvider | str, *, model: str | None = None) -> Knowledge:
         """This facade with another provider: an instance, or a name ("local", "openai")."""
@@ -105,6 +135,16 @@ class Knowledge(_Base):  # type: ignore[misc,valid-type]
         """Index an app record; upsert by (entity_type, entity_id). Returns {id, created, ...}."""
         return self.upsert_entities([{"entity_type": entity_type, "entity_id": entity_id, "text": text,
                                       "user_ref": user_ref, "metadata": dict(metadata or {})}])[0]
+
+    def patch_entity(self, entity_type: str, entity_id: str, *, text: str | None = None,
+                     metadata: Mapping[str, Any] | None = None, replace_metadata: bool = False,
+                     user_ref: Any = _ent.UNSET) -> dict[str, Any]:
+        """Change part of an entity: ``metadata`` merged (None removes a key), ``text`` if
+        given, ``user_ref=`` if given. Returns the entity as stored."""
+        self.ensure_index()  # outside the write's transaction (a new model's index)
+        with self._c.db.connection() as conn:
+            return _ent.patch_entity(conn, self._c.scope, self.provider, entity_type, entity_id, text=text,
+                                     metadata=metadata, replace_metadata=replace_metadata, user_ref=user_ref)
 
     def upsert_entities(self, items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """Bulk upsert in one transaction (all or nothing)."""

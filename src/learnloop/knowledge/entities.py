@@ -5,7 +5,14 @@ text to embed, the user it belongs to and filterable metadata (status, validatio
 language...). Upsert replaces text, user and metadata and re-embeds (the cache makes an
 unchanged text free); its vector row carries entity_type, user_ref and metadata so
 search filters inside the index scan. Every write is one transaction with its
-``entity.upserted`` / ``entity.deleted`` events.
+``entity.upserted`` / ``entity.deleted`` events; ``entity.upserted`` carries the entity's
+metadata in its payload and its user as the event's actor (the archive's user column), so
+a consumer sees a goal's new status without reading the entity back.
+
+``patch_entity`` changes part of an entity (metadata keys, text, user) without the caller
+re-sending the rest: metadata is merged key by key (a key set to None is removed), the
+row is locked while it is read and written, and an unchanged text is not embedded again
+(the embedding cache answers).
 """
 
 from __future__ import annotations
@@ -134,7 +141,7 @@ def upsert_entities(conn: psycopg.Connection, scope: Scope, provider: EmbeddingP
         emit_many(conn, [
             (scope.tenant_id, scope.project_id, "entity", o["id"], "entity.upserted",
              {"entity_type": e.entity_type, "entity_id": e.entity_id, "user_ref": e.user_ref,
-              "created": o["created"], "model": provider.model_id}, None)
+              "created": o["created"], "model": provider.model_id, "metadata": e.metadata}, e.user_ref)
             for o, e in zip(out, parsed, strict=True)
         ])
     return out
@@ -169,11 +176,48 @@ def delete_entities(conn: psycopg.Connection, scope: Scope, keys: Iterable[tuple
     return len(rows)
 
 
-def get_entity(conn: psycopg.Connection, scope: Scope, entity_type: str, entity_id: str) -> dict[str, Any]:
+# patch_entity's default for user_ref: "keep it" (None means "no user").
+UNSET: Any = object()
+
+
+def patch_entity(conn: psycopg.Connection, scope: Scope, provider: EmbeddingProvider, entity_type: str,
+                 entity_id: str, *, text: str | None = None, metadata: Mapping[str, Any] | None = None,
+                 user_ref: Any = UNSET, replace_metadata: bool = False) -> dict[str, Any]:
+    """Change part of an existing entity; returns the entity as stored afterwards.
+
+    ``metadata`` is merged into the stored metadata (a None value removes its key) unless
+    ``replace_metadata``; ``text`` None keeps the text; ``user_ref`` unset keeps the user.
+    A missing entity is NotFound (a patch never creates: it would have no text).
+    """
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise InvalidInput("metadata must be a JSON object", field="metadata")
+    with conn.transaction():
+        row = get_entity(conn, scope, entity_type, entity_id, for_update=True)
+        meta = {} if replace_metadata else dict(row["metadata"] or {})
+        for k, v in (metadata or {}).items():
+            if v is None:
+                meta.pop(k, None)
+            else:
+                meta[k] = v
+        upsert_entities(conn, scope, provider, [{
+            "entity_type": entity_type, "entity_id": str(entity_id),
+            "text": row["text"] if text is None else text,
+            "user_ref": row["user_ref"] if user_ref is UNSET else user_ref,
+            "metadata": meta,
+        }])
+        return get_entity(conn, scope, entity_type, str(entity_id))
+
+
+_GET = ("SELECT id, entity_type, entity_id, user_ref, text, metadata, created_at, updated_at FROM learnloop.entities"
+        " WHERE tenant_id = %s AND project_id = %s AND entity_type = %s AND entity_id = %s")
+_GET_FOR_UPDATE = _GET + " FOR UPDATE"
+
+
+def get_entity(conn: psycopg.Connection, scope: Scope, entity_type: str, entity_id: str,
+               *, for_update: bool = False) -> dict[str, Any]:
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(
-            "SELECT id, entity_type, entity_id, user_ref, text, metadata, created_at, updated_at"
-            " FROM learnloop.entities WHERE tenant_id = %s AND project_id = %s AND entity_type = %s AND entity_id = %s",
+            _GET_FOR_UPDATE if for_update else _GET,
             (scope.tenant_id, scope.project_id, entity_type, str(entity_id)),
         ).fetchone()
     if row is None:

@@ -5,11 +5,15 @@ Two views of the same counters:
 * this process, exact: ``snapshot()`` (latency percentiles over the last 10,000 searches,
   plus the embedding counters of ``learnloop.embeddings.metrics``);
 * every process, by day: ``learnloop.search_metrics`` rows per tenant/project/day, to
-  which each process adds its counts at most every ``FLUSH_SECONDS`` (on its next search)
-  and at exit. ``stored(conn, scope)`` sums them; ``learnloop stats search`` prints both.
+  which each process adds its counts every ``FLUSH_SECONDS`` (a daemon timer thread, so an
+  idle process does not sit on its last counts) and at exit. ``stored(conn, scope)`` sums
+  them; ``learnloop stats search`` and ``GET /v1/stats/search`` show them.
 
-Searches slower than ``LEARNLOOP_SLOW_SEARCH_MS`` (default 200 ms) are reported on the
-``learnloop.knowledge.search`` logger as one warning line per ``SLOW_LOG_SECONDS`` at most,
+Searches slower than their tenant's threshold (``tenant_settings.slow_search_ms``, else
+``LEARNLOOP_SLOW_SEARCH_MS``, default 200 ms) each write a ``search.slow`` event, which the
+live stream, the relay and the archive carry like any other (an app's latency alert
+subscribes to it), and are reported on the ``learnloop.knowledge.search`` logger as one
+warning line per ``SLOW_LOG_SECONDS`` at most,
 with their count, the slowest, the paths and how many were mostly query embedding (a
 cold model): the first slow search after a quiet interval is logged at once, the ones
 after it are counted into the next line (written by the next slow search once the
@@ -45,7 +49,8 @@ SLOW_LOG_SECONDS = 60.0
 class _Pending:
     """Counts for one (tenant, project) not yet written to the table."""
 
-    def __init__(self) -> None:
+    def __init__(self, db: Any = None) -> None:
+        self.db = db  # the database these counts belong to (a process may open several)
         self.searches = 0
         self.slow = 0
         self.total_ms = 0.0
@@ -76,7 +81,7 @@ class SearchMetrics:
             self._embed_base = _embedding_counters()
 
     def record(self, tenant_id: UUID, project_id: UUID, ms: float, *, embed_ms: float | None,
-               rows: int, path: str, slow_ms: float) -> None:
+               rows: int, path: str, slow_ms: float, db: Any = None) -> None:
         with self._lock:
             self.searches += 1
             self.rows_returned += rows
@@ -84,7 +89,7 @@ class SearchMetrics:
             self.latencies.append(ms)
             p = self.pending.get((tenant_id, project_id))
             if p is None:  # (setdefault built a _Pending, buckets and all, on every search)
-                p = self.pending[(tenant_id, project_id)] = _Pending()
+                p = self.pending[(tenant_id, project_id)] = _Pending(db)
             p.searches += 1
             p.total_ms += ms
             p.max_ms = max(p.max_ms, ms)
@@ -140,7 +145,9 @@ class SearchMetrics:
     def give_back(self, pending: dict[tuple[UUID, UUID], _Pending]) -> None:
         with self._lock:
             for key, p in pending.items():
-                mine = self.pending.setdefault(key, _Pending())
+                mine = self.pending.get(key)
+                if mine is None:
+                    mine = self.pending[key] = _Pending(p.db)
                 mine.searches += p.searches
                 mine.slow += p.slow
                 mine.total_ms += p.total_ms
@@ -216,21 +223,81 @@ _databases: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def record_search(client: Any, ms: float, *, embed_ms: float | None, rows: int, path: str) -> None:
-    """Called by every search; flushes to the table when the last flush is old enough."""
-    slow = float(getattr(client.settings, "slow_search_ms", DEFAULT_SLOW_MS))
+    """Called by every search; a slow one also writes its ``search.slow`` event."""
+    default = float(getattr(client.settings, "slow_search_ms", DEFAULT_SLOW_MS))
     scope = client.scope
-    METRICS.record(scope.tenant_id, scope.project_id, ms, embed_ms=embed_ms, rows=rows, path=path, slow_ms=slow)
     db = client.db
+    slow = _slow_threshold(db, scope.tenant_id, default)
+    METRICS.record(scope.tenant_id, scope.project_id, ms, embed_ms=embed_ms, rows=rows, path=path, slow_ms=slow,
+                   db=db)
     if not getattr(db, "_learnloop_metrics", False):  # WeakSet.add makes a weakref per call
         _databases.add(db)
         db._learnloop_metrics = True
-    if time.monotonic() - METRICS.last_flush >= FLUSH_SECONDS:
-        flush(client.db)
+        _start_flusher()
+    if ms > slow:
+        _emit_slow(db, scope, ms, slow, path, rows)
+
+
+def _slow_threshold(db: Any, tenant_id: UUID, default: float) -> float:
+    try:
+        from ..accounts.tenants import slow_threshold
+    except ImportError:  # pragma: no cover - the accounts package ships with learnloop
+        return default
+    try:
+        return slow_threshold(db, tenant_id, default)
+    except Exception:  # noqa: BLE001 - a settings read must never fail a search
+        return default
+
+
+def _emit_slow(db: Any, scope: Any, ms: float, slow: float, path: str, rows: int) -> None:
+    from ..events.outbox import emit
+
+    try:
+        with db.transaction() as conn:
+            emit(conn, scope.tenant_id, "search", "", "search.slow",
+                 {"ms": round(ms, 3), "threshold_ms": slow, "path": path, "rows": rows, "project": scope.project},
+                 project_id=scope.project_id)
+    except Exception as exc:  # noqa: BLE001 - never fail the search being measured
+        log.warning("search.slow event not written (%s)", exc)
+
+
+_flusher: threading.Thread | None = None
+_flusher_lock = threading.Lock()
+
+
+def _start_flusher() -> None:
+    """One daemon thread per process writes every database's pending counts each
+    ``FLUSH_SECONDS``, searches or not."""
+    global _flusher
+    with _flusher_lock:
+        if _flusher is not None and _flusher.is_alive():
+            return
+        _flusher = threading.Thread(target=_flush_loop, name="learnloop-search-metrics", daemon=True)
+        _flusher.start()
+
+
+def _flush_loop() -> None:
+    while True:
+        time.sleep(FLUSH_SECONDS)
+        flush_all()
+
+
+def flush_all() -> int:
+    """Flush every open database's pending counts; returns rows written."""
+    n = 0
+    for db in list(_databases):
+        if not getattr(getattr(db, "pool", None), "closed", True):
+            n += flush(db, quiet=True)
+    return n
 
 
 def flush(db: Any, *, quiet: bool = False) -> int:
-    """Add this process's pending counts to ``learnloop.search_metrics``; return rows written."""
+    """Add this process's pending counts for ``db`` to ``learnloop.search_metrics``; return rows written."""
     pending = METRICS.take_pending()
+    others = {k: p for k, p in pending.items() if p.db is not None and p.db is not db}
+    if others:
+        METRICS.give_back(others)
+        pending = {k: p for k, p in pending.items() if k not in others}
     if not pending:
         return 0
     try:
@@ -349,6 +416,4 @@ def snapshot() -> dict[str, Any]:
 def _flush_at_exit() -> None:
     METRICS.flush_slow_log()
     # Clients closed before exit cannot write; their counts stay in this process only.
-    for db in list(_databases):
-        if not getattr(getattr(db, "pool", None), "closed", True):
-            flush(db, quiet=True)
+    flush_all()

@@ -60,6 +60,7 @@ from ..store.database import database_key
 from ..store.tenancy import Scope
 from ..store.validation import check_key, check_text
 from . import fusion as _fusion
+from . import languages as _languages
 from . import metrics as _metrics
 from .filters import Compiled, compile_filter
 from .fusion import DEFAULT_CHUNKS_PER_DOCUMENT, DEFAULT_DEPTH, RRF_K  # noqa: F401 - RRF_K re-exported
@@ -1203,11 +1204,15 @@ class SearchMixin:
                 ef = auto_ef if ef is None else ef
                 threshold = auto_threshold if threshold is None else threshold
             max_scan = max_scan_tuples if max_scan_tuples is not None else settings.search_max_scan_tuples
+            if mode != "dense":  # the project's language parses the query (knowledge.languages)
+                lang = _languages.language(self._c.db, self._c.scope, conn)
+                q.text = _languages.prepare_query(conn, lang, q.text)
             if mode == "hybrid":
                 res = run_hybrid(conn, q, depth=depth, dense_weight=dense_weight, text_weight=text_weight,
-                                 ef_search=ef, exact_threshold=threshold, max_scan_tuples=max_scan, path=path)
+                                 ef_search=ef, exact_threshold=threshold, max_scan_tuples=max_scan, path=path,
+                                 language=lang)
             elif mode == "fulltext":
-                res = run_fulltext(conn, q)
+                res = run_fulltext(conn, q, language=lang)
             else:
                 res = run(conn, q, ef_search=ef, exact_threshold=threshold, max_scan_tuples=max_scan, path=path)
         total_ms = (time.perf_counter() - t0) * 1000

@@ -205,18 +205,22 @@ def upsert_embeddings(conn: psycopg.Connection[Any], scope: Scope, model: str, r
         collist = sql.SQL(", ").join(map(sql.Identifier, cols))
         # The tenant as a parameter, not the temp table's column, and EXCLUDED.created_at
         # (the column's default) rather than now(): Citus routes the rows by a constant
-        # tenant and refuses functions that are not IMMUTABLE in DO UPDATE SET.
-        rest = sql.SQL(", ").join(map(sql.Identifier, cols[1:]))
+        # tenant and refuses functions that are not IMMUTABLE in DO UPDATE SET. ts_config:
+        # the row's project's language (knowledge.languages), English by default.
+        rest = sql.SQL(", ").join(sql.Identifier("t", c) for c in cols[1:])
         cur.execute(
             sql.SQL(
-                "INSERT INTO learnloop.embeddings ({cols}) SELECT %s, {rest} FROM {tmp}"
+                "INSERT INTO learnloop.embeddings ({cols}, ts_config)"
+                " SELECT %s, {rest}, coalesce(ps.language, 'english'::regconfig) FROM {tmp} t"
+                " LEFT JOIN learnloop.project_settings ps ON ps.tenant_id = %s AND ps.project_id = t.project_id"
                 " ON CONFLICT (tenant_id, owner_type, owner_id, model) DO UPDATE SET"
                 " project_id = EXCLUDED.project_id, content_hash = EXCLUDED.content_hash,"
                 " content = EXCLUDED.content, embedding = EXCLUDED.embedding,"
                 " entity_type = EXCLUDED.entity_type, user_ref = EXCLUDED.user_ref,"
-                " document_id = EXCLUDED.document_id, metadata = EXCLUDED.metadata, created_at = EXCLUDED.created_at"
+                " document_id = EXCLUDED.document_id, metadata = EXCLUDED.metadata,"
+                " ts_config = EXCLUDED.ts_config, created_at = EXCLUDED.created_at"
             ).format(cols=collist, rest=rest, tmp=tmp),
-            (scope.tenant_id,),
+            (scope.tenant_id, scope.tenant_id),
         )
     return len(checked)
 

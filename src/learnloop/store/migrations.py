@@ -38,6 +38,8 @@ SETS: list[str] = [
     "learnloop.events.schema:MIGRATIONS",
     "learnloop.traces.schema:MIGRATIONS",
     "learnloop.console.schema:MIGRATIONS",
+    "learnloop.accounts.schema:MIGRATIONS",
+    "learnloop.knowledge.languages:MIGRATIONS",
 ]
 
 

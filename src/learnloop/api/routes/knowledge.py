@@ -122,6 +122,18 @@ class EntityBody(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+class EntityPatch(BaseModel):
+    """Part of an app record: metadata keys merged (null removes a key), text if given,
+    user_ref if given. What is left out keeps its stored value."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"metadata": {"status": "completed", "completed_at": "2026-03-07"}}]})
+    text: str | None = Field(None, min_length=1, max_length=_ent.MAX_TEXT)
+    user_ref: str | None = Field(None, max_length=500, description="Sent as null: the entity has no user.")
+    metadata: dict[str, Any] | None = None
+    replace_metadata: bool = Field(False, description="Replace the metadata instead of merging into it.")
+
+
 class EmbedGenerations(BaseModel):
     model_config = ConfigDict(extra="forbid")
     what: Literal["prompt", "output", "both"] = "both"
@@ -341,6 +353,22 @@ def upsert_entity(request: Request, entity_type: str, entity_id: str, body: Enti
         return {**_ent.get_entity(conn, ctx.scope, entity_type, entity_id), "created": out["created"]}
 
     return run_write(ctx, idem, request_hash("PUT", request.url.path, ctx.scope.project, body), write, status=200)
+
+
+@router.patch("/entities/{entity_type}/{entity_id}", response_model=Entity,
+              summary="Change part of an app record (metadata merge, text, user) without re-sending the rest")
+def patch_entity(request: Request, entity_type: str, entity_id: str, body: EntityPatch, ctx: Write,
+                 idem: IdemKey = None) -> JSONResponse:
+    provider = ctx.client.knowledge.provider
+    ctx.client.knowledge.ensure_index()  # outside the write's transaction (see upsert_entity)
+    user = body.user_ref if "user_ref" in body.model_fields_set else _ent.UNSET
+
+    def write(conn: Any) -> dict[str, Any]:
+        return _ent.patch_entity(conn, ctx.scope, provider, entity_type, entity_id, text=body.text,
+                                 metadata=body.metadata, user_ref=user, replace_metadata=body.replace_metadata)
+
+    return run_write(ctx, idem, request_hash("PATCH", request.url.path, ctx.scope.project,
+                                           body.model_dump(exclude_unset=True)), write, status=200)
 
 
 # -- generations ---------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Seed 003's learning platform on learnloop (run: ``python -m examples.learning_platform``)."""

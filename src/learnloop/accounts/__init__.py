@@ -1,0 +1,1 @@
+"""Per-account operations: installation keys, tenants created over HTTP, tenant settings."""
