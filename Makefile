@@ -10,7 +10,7 @@ DEMO_HOME ?= $(CURDIR)/.learnloop
 CONSOLE_OUT := src/learnloop/console/static/index.html
 CONSOLE_SRC := $(shell find console/src console/index.html console/vite.config.ts console/tsconfig.json -type f 2>/dev/null)
 
-.PHONY: install demo test test-fast lint bench docs serve clean console chromium node ts-generate
+.PHONY: install demo test test-fast lint bench docs serve clean console chromium console-shots node ts-generate
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -61,6 +61,10 @@ test: $(STAMP) console chromium node
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -x -m "not slow"
+
+# Re-take the screenshots in docs/console/ from a browser test run.
+console-shots: $(STAMP) console chromium
+	LEARNLOOP_CONSOLE_SHOTS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile tests/console
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import analytics_data
-from benchmarks.common import MachineLoad, bench_client, percentiles, save
+from benchmarks.common import MachineLoad, bench_client, percentiles, run_sizes, save
 
 EXPORTS = {
     "g": "SELECT id::text AS id, project_id::text AS project_id, created_at, kind, model, parent_id::text AS parent_id,"
@@ -194,11 +194,7 @@ def main() -> None:
         sizes.append(10_000_000)
     repeat = int(os.environ.get("BENCH_ANALYTICS_REPEAT", 7))
     machine = MachineLoad()
-    results = []
-    for n in sizes:
-        print(f"size {n:,}", flush=True)
-        results.append(run_size(n, repeat))
-        print(f"  machine so far: {machine.summary()}", flush=True)
+    results = run_sizes(sizes, lambda n: run_size(n, repeat), machine)
     for small, big in zip(results, results[1:], strict=False):
         factor = big["rows"] / small["rows"]
         print(f"growth {small['rows']:,} -> {big['rows']:,} (rows x{factor:.0f}):")

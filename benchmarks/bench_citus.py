@@ -44,10 +44,17 @@ def _single_database(url: str) -> str:
     return make_conninfo(url, dbname=name)
 
 
-def _texts(n: int) -> list[str]:
-    from benchmarks.bench_vector_speed import read_glosses
+_WORDS = ("pyrolysis plant reactor biochar yield feedstock moisture temperature loan payment client "
+          "rate default risk goal task code review python api database index vector search answer "
+          "question image style dark bright minimal blueprint audience investor engineer cost energy").split()
 
-    return read_glosses()[:n]
+
+def _texts(n: int) -> list[str]:
+    """Short, distinct, deterministic sentences (the same for both targets)."""
+    import random
+
+    rnd = random.Random(7)
+    return [f"{i} " + " ".join(rnd.choice(_WORDS) for _ in range(rnd.randint(6, 14))) for i in range(n)]
 
 
 def _clients(url: str) -> list[Any]:

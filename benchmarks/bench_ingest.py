@@ -30,7 +30,7 @@ from .common import MachineLoad, bench_client, save
 ROOT = Path(__file__).resolve().parents[1]
 VASWANI = ROOT / "data" / "vaswani_npl" / "corpus" / "doc-text.trec"
 PER_FILE = 5
-SIZES = [int(x) for x in os.environ.get("BENCH_INGEST_SIZES", "100,400").split(",")]
+SIZES = [int(x) for x in os.environ.get("BENCH_INGEST_SIZES", "50,200").split(",")]
 
 
 def _corpus(tmp: Path, n_files: int) -> list[Path]:

@@ -164,7 +164,7 @@ def ingestion() -> dict[str, Any]:
     results: dict[str, Any] = {}
     with bench_client(pool_max=20) as ll:
         _, key = ll.events.create_key("bench", ["admin"])
-        with api_server(ll, LEARNLOOP_POOL_MAX="20") as url:
+        with api_server(ll, LEARNLOOP_POOL_MAX="20", LEARNLOOP_API_PRELOAD_MODEL="false") as url:
             hdr = {"Authorization": f"Bearer {key}", "Content-Type": "application/x-protobuf"}
             clients = threading.local()
 

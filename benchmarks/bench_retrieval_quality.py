@@ -203,6 +203,9 @@ def main() -> None:
         with bench_client() as ll:
             ids = _load(ll, name, docs, chunking)
             results[name] = {"documents": len(docs), **_evaluate(ll, name, ids, queries, rel)}
+            from learnloop.knowledge import metrics
+
+            metrics.flush(ll.db, quiet=True)  # this server's search counts, before it goes
     results["machine"] = load.summary()
     print(results["machine"])
     save("retrieval_quality", results)

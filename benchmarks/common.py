@@ -109,3 +109,14 @@ def api_server(ll: Any, **env: str) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def run_sizes(sizes: list[int], run: Callable[[int], dict[str, Any]],
+              machine: MachineLoad) -> list[dict[str, Any]]:
+    """``run(n)`` for each size in turn, with the machine's load printed after each."""
+    results = []
+    for n in sizes:
+        print(f"size {n:,}", flush=True)
+        results.append(run(n))
+        print(f"  machine so far: {machine.summary()}", flush=True)
+    return results

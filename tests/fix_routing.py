@@ -42,6 +42,7 @@ CROSS_TENANT: dict[tuple[str, str], str] = {
     ("events/archive.py", "status"): "the archiver's lag, over every tenant",
     ("events/stream.py", "register"): "a live-stream hub listens for several tenants: its rows go by listener id",
     ("events/stream.py", "unregister"): "a live-stream hub leaving: its rows of every tenant",
+    ("store/migrations.py", "_run"): "a migration backfilling a table reads every tenant once",
 }
 
 _SRC = str(Path(learnloop.__file__).parent) + os.sep

@@ -198,7 +198,7 @@ def serve(app: Any) -> Iterator[str]:
                                            timeout_keep_alive=30))
     t = threading.Thread(target=server.run, daemon=True)
     t.start()
-    deadline = time.time() + 60
+    deadline = time.time() + 600  # startup loads the embedding model: minutes on a loaded machine
     while not server.started:
         if time.time() > deadline or not t.is_alive():
             raise RuntimeError("uvicorn did not start")

@@ -26,6 +26,8 @@ def free_port() -> int:
 @contextmanager
 def live_server(client: Any, home: Path, **settings: Any) -> Iterator[str]:
     """The API over ``client``'s database at http://127.0.0.1:PORT, stopped on exit."""
+    # No embedding model warm-up: nothing here embeds, and loading it took minutes on a busy box.
+    settings.setdefault("api_preload_model", False)
     s = get_settings(home=home, archive_root=str(home / "archive"), **settings)
     app = create_app(s, client=client, archive=False)
     port = free_port()
@@ -33,7 +35,7 @@ def live_server(client: Any, home: Path, **settings: Any) -> Iterator[str]:
                                           lifespan="on", timeout_keep_alive=30))
     t = threading.Thread(target=server.run, name="learnloop-test-serve", daemon=True)
     t.start()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120
     while not server.started:
         if not t.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("the test server did not start")

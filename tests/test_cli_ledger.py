@@ -74,7 +74,7 @@ def test_errors_are_one_line_without_traceback(cli_env, args, message):
 def test_import_jsonl_and_oasst(cli_env, tmp_path):
     f = tmp_path / "gens.jsonl"
     f.write_text('{"kind": "chat", "external_id": "a", "prompt": "hi"}\n\n{"kind": "chat", "external_id": "b"}\n')
-    assert json.loads(run(cli_env, "import", str(f), "--json").stdout) == {"generations": 2}
+    assert json.loads(run(cli_env, "import", str(f), "--json").stdout) == {"generations": 2, "already_present": 0}
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"kind": "chat", "external_id": "c"}\n{broken\n')
     p = run(cli_env, "import", str(bad), ok=False)

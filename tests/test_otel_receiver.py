@@ -360,7 +360,7 @@ def test_too_many_concurrent_exports_get_429_with_retry_after(client: learnloop.
     from learnloop.api.routes import otlp as route
     from learnloop.config import get_settings
 
-    app = create_app(get_settings(home=tmp_path), client=client, archive=False)
+    app = create_app(get_settings(home=tmp_path, api_preload_model=False), client=client, archive=False)
     app.state.otlp_gate = asyncio.Semaphore(0)  # every slot taken
     monkeypatch.setattr(route, "QUEUE_WAIT", 0.05)
     with TestClient(app) as tc:
@@ -431,7 +431,8 @@ def test_database_saturated_gets_503_with_retry_after(db_url: str, env: dict[str
     # A server whose only database connection is busy: the export waits api_db_timeout, then 503.
     ll = learnloop.connect(db_url, pool_min=1, pool_max=1)
     try:
-        app = create_app(get_settings(home=tmp_path, api_db_timeout=0.3), client=ll, archive=False)
+        app = create_app(get_settings(home=tmp_path, api_db_timeout=0.3, api_preload_model=False), client=ll,
+                         archive=False)
         with TestClient(app) as tc, ll.db.connection():
             r = tc.post("/v1/traces", content=pb_request([pb_span(tid(), sid(), {})]).SerializeToString(),
                         headers={"Authorization": f"Bearer {env['key_a']}", "Content-Type": "application/x-protobuf"})

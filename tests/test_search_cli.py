@@ -67,3 +67,25 @@ def test_stats_search_counts_searches_of_other_processes(indexed: None, cli_env:
     assert data["search_ms_p50_at_most"] is not None and data["query_embeddings"] >= 1
     text = run(cli_env, "stats", "search")
     assert "searches (last 30 days)" in text.stdout and "hit rate" in text.stdout
+
+
+def test_modes_by_document_and_bad_options_from_the_command_line(indexed: None, client: Any,
+                                                                  cli_env: dict[str, str], tmp_path: Any) -> None:
+    (tmp_path / "fees.md").write_text("# Fees\n\nA late payment costs a fee of 5%.\n\nFees are waived once a year.")
+    assert client.knowledge.ingest(tmp_path / "fees.md").status == "processed"
+    r = run(cli_env, "search", "late payment fee", "--mode", "fulltext", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["mode"] == "fulltext" and out["results"] and all(h["score"] > 0 for h in out["results"])
+    r = run(cli_env, "search", "late payment fee", "--by-document", "--k", "1", "--mode", "hybrid",
+            "--text-weight", "0.5", "--path", "exact", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["path"] == "hybrid/exact" and out["trust"]["text_weight"] == 0.5
+    assert len(out["results"]) == 1 and out["results"][0]["file_name"] == "fees.md" and out["results"][0]["chunks"]
+    bad = run(cli_env, "search", "x", "--mode", "fulltext", "--path", "hnsw")
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().splitlines() == [
+        "Error: path chooses how the dense side is searched; full-text search has none"]
+    bad = run(cli_env, "search", "x", "--mode", "hybrid", "--text-weight", "lots")
+    assert bad.returncode != 0 and "--text-weight" in bad.stderr and "Traceback" not in bad.stderr

@@ -39,7 +39,8 @@ def main() -> None:
             mod.run(ll, console)
         home, project = ll.settings.home, ll.scope.project
     console.rule(f"done in {time.perf_counter() - t0:.1f}s")
-    console.print(look_at_it(str(home), project), highlight=False, markup=False)
+    # Plain print: the console would wrap a long path, and these lines are meant to be copied.
+    print(look_at_it(str(home), project), flush=True)
 
 
 def look_at_it(home: str, project: str) -> str:

@@ -7,6 +7,7 @@ own cookies) and fails when the page logged a console error or threw.
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -151,6 +152,10 @@ def sign_in(page: Any, server: Server, key: str | None = None) -> None:
 
 
 def shot(page: Any, name: str) -> None:
-    """A screenshot for docs/console.md, taken by the tests (the docs show what they saw)."""
+    """A screenshot for docs/console.md, taken by the tests (the docs show what they saw);
+    written when LEARNLOOP_CONSOLE_SHOTS=1 (`make console-shots`), so a test run leaves the
+    checkout clean."""
+    if os.environ.get("LEARNLOOP_CONSOLE_SHOTS") != "1":
+        return
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)

@@ -26,7 +26,7 @@ def test_generations_list_filters_and_pages(page: Any, server: Server) -> None:
     page.get_by_role("link", name="Older →").wait_for()
     first = page.locator("tbody tr td a").first.inner_text()
     page.get_by_role("link", name="Older →").click()
-    page.wait_for_url("**cursor=**")
+    page.wait_for_url("**after=**")
     page.wait_for_function("(first) => document.querySelector('tbody tr td a')?.textContent !== first", arg=first)
     page.get_by_role("link", name="Newest").wait_for()
     shot(page, "generations")

@@ -97,8 +97,11 @@ _SOURCES = ("config", "context", "output_meta", "links")
 
 def keys_present(conn: Conn, scope: Scope, source: str = "config", *, sample: int = 5000) -> list[dict[str, Any]]:
     """The JSON keys used in ``source`` by the project's latest ``sample`` generations, most
-    used first (what the console offers to group by; a sample keeps it fast at any size)."""
+    used first (what the console offers to group by; a sample keeps it fast at any size).
+    Keys that analytics cannot group by (see ``spec.check_analytics_key``) are left out."""
     from psycopg import sql
+
+    from .spec import check_analytics_key
 
     if source not in _SOURCES:
         raise InvalidInput(f"source must be one of {', '.join(_SOURCES)}", field="source")
@@ -108,4 +111,11 @@ def keys_present(conn: Conn, scope: Scope, source: str = "config", *, sample: in
         "  WHERE tenant_id = %s AND project_id = %s ORDER BY created_at DESC LIMIT %s"
         ") s, jsonb_object_keys(s.doc) k GROUP BY k ORDER BY count DESC, k LIMIT 200"
     ).format(col=sql.Identifier(source))
-    return conn.execute(query, (scope.tenant_id, scope.project_id, sample)).fetchall()
+    out = []
+    for row in conn.execute(query, (scope.tenant_id, scope.project_id, sample)).fetchall():
+        try:
+            check_analytics_key(row["key"])
+        except InvalidInput:
+            continue
+        out.append(row)
+    return out

@@ -807,7 +807,8 @@ PATHS = ("auto", "hnsw", "exact")
 
 
 def check_mode(mode: Any, hybrid: bool = False) -> str:
-    """The validated mode; ``hybrid=True`` is the older spelling of ``mode="hybrid"``."""
+    """The validated mode; ``hybrid=True`` is the older spelling of ``mode="hybrid"``;
+    None is ``DEFAULT_MODE`` (``search`` makes it dense for a bare vector)."""
     if hybrid:
         if mode not in (None, "hybrid"):
             raise InvalidInput(f"hybrid=True contradicts mode={mode!r}; give one of them", field="mode")
@@ -1171,6 +1172,8 @@ class SearchMixin:
         returns only ``owner_type``, ``owner_id``, ``similarity`` and ``embedding_id``
         per hit (plus the scores of fulltext/hybrid).
         """
+        if mode is None and not hybrid and DEFAULT_MODE != "dense" and not isinstance(query, str) and text is None:
+            mode = "dense"  # the default needs words for its text side; a bare vector has none
         mode = check_mode(mode, hybrid)
         check_path(path, mode)
         if mode != "dense":

@@ -49,7 +49,7 @@ verdict AS (
         tenant_id, generation_id, project_id, parent_id, root_id, iteration, generated_at,
         feedback_count, sentiments, positives, negatives, rating_sum, rating_count, tags, sources,
         last_feedback_at)
-    SELECT i.tenant_id, i.generation_id, g.project_id, g.parent_id, g.root_id, g.iteration, g.created_at,
+    SELECT %(tenant_id)s, i.generation_id, g.project_id, g.parent_id, g.root_id, g.iteration, g.created_at,
         1, (i.sentiment IS NOT NULL)::int,
         (i.sentiment IS NOT DISTINCT FROM 'POSITIVE')::int, (i.sentiment IS NOT DISTINCT FROM 'NEGATIVE')::int,
         coalesce(i.rating, 0), (i.rating IS NOT NULL)::int, %(tag_set)s::text[], ARRAY[i.source], i.created_at

@@ -25,6 +25,7 @@ after success finds nothing to do. On plain PostgreSQL it says there is nothing 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,12 +110,17 @@ def _parents_first(cur: psycopg.Cursor[Any], tables: list[str]) -> list[str]:
     return ordered
 
 
-def _keys_to_tenants(cur: psycopg.Cursor[Any], tables: list[str]) -> list[tuple[str, str, str]]:
-    """(table, constraint, definition) of the foreign keys from ``tables`` to tenants."""
+_SET_NULL = re.compile(r" ON DELETE SET (NULL|DEFAULT)( \([^)]*\))?")
+
+
+def _foreign_keys(cur: psycopg.Cursor[Any], tables: list[str], which: str) -> list[tuple[str, str, str]]:
+    """(table, constraint, definition) of the foreign keys of ``tables`` that match ``which``
+    (a constant condition on pg_constraint k)."""
     return [tuple(r) for r in cur.execute(  # type: ignore[misc]
-        "SELECT c.relname, k.conname, pg_get_constraintdef(k.oid) FROM pg_constraint k"
-        " JOIN pg_class c ON c.oid = k.conrelid"
-        " WHERE k.contype = 'f' AND k.confrelid = 'learnloop.tenants'::regclass AND c.relname = ANY(%s)",
+        sql.SQL("SELECT c.relname, k.conname, pg_get_constraintdef(k.oid) FROM pg_constraint k"
+                " JOIN pg_class c ON c.oid = k.conrelid"
+                " WHERE k.contype = 'f' AND c.relnamespace = 'learnloop'::regnamespace"
+                " AND c.relname = ANY(%s) {}").format(sql.SQL(which)),  # type: ignore[arg-type]  # our constants
         (tables,),
     ).fetchall()]
 
@@ -166,9 +172,10 @@ def distribute(conn: psycopg.Connection[Any], *, shard_count: int | None = None)
                 colocate = next((f"learnloop.{t}" for t in tables if known.get(t) == "distributed"), None)
                 _run(cur, ref_todo, dist_todo, shard_count, colocate)
         except psycopg.Error as exc:
+            detail = f" ({exc.diag.message_detail})" if exc.diag.message_detail else ""
             raise ConfigurationError(
                 f"distribute failed and was rolled back, the schema is as it was: "
-                f"{exc.diag.message_primary or exc}") from exc
+                f"{exc.diag.message_primary or exc}{detail}") from exc
     report.reference, report.distributed = ref_todo, dist_todo
     report.message = (f"distributed {len(dist_todo)} tables by tenant_id and made {len(ref_todo)} reference "
                       f"tables on {report.workers} workers")
@@ -186,8 +193,13 @@ def _run(cur: psycopg.Cursor[Any], ref_todo: list[str], dist_todo: list[str], sh
         cur.execute(sql.SQL("SET LOCAL citus.shard_count TO {}").format(sql.Literal(int(shard_count))))
     # Every foreign key to tenants from a table still to convert: with one in place, making
     # tenants a reference table turns that table into a Citus local table.
-    keys = _keys_to_tenants(cur, [*dist_todo, *(t for t in ref_todo if t != "tenants")])
-    for table, name, _ in keys:
+    keys = _foreign_keys(cur, [*dist_todo, *(t for t in ref_todo if t != "tenants")],
+                         "AND k.confrelid = 'learnloop.tenants'::regclass")
+    # Citus refuses ON DELETE SET NULL / SET DEFAULT on a foreign key that includes the
+    # distribution column (spans -> generations): on the cluster such a key refuses the
+    # delete instead (docs/scaling.md). learnloop itself never deletes a generation.
+    nulling = [(t, n, _SET_NULL.sub("", d)) for t, n, d in _foreign_keys(cur, dist_todo, "AND k.confdeltype IN ('n', 'd')")]
+    for table, name, _ in [*keys, *nulling]:
         cur.execute(sql.SQL("ALTER TABLE learnloop.{} DROP CONSTRAINT {}").format(
             sql.Identifier(table), sql.Identifier(name)))
     cur.execute("DROP TRIGGER IF EXISTS events_notify ON learnloop.events")
@@ -205,6 +217,6 @@ def _run(cur: psycopg.Cursor[Any], ref_todo: list[str], dist_todo: list[str], sh
         cur.execute("SELECT create_distributed_table(%s, 'tenant_id', colocate_with => %s)",
                     (f"learnloop.{table}", first or "default"))
         first = first or f"learnloop.{table}"
-    for table, name, definition in keys:
+    for table, name, definition in [*keys, *nulling]:
         cur.execute(sql.SQL("ALTER TABLE learnloop.{} ADD CONSTRAINT {} {}").format(
             sql.Identifier(table), sql.Identifier(name), sql.SQL(definition)))  # type: ignore[arg-type]  # pg_get_constraintdef of our own schema

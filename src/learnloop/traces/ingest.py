@@ -97,7 +97,7 @@ LEFT JOIN learnloop.spans t
        ON t.tenant_id = e.tenant_id AND t.trace_id = e.trace_id AND t.span_id = e.target_span_id
 LEFT JOIN LATERAL (
     SELECT s.generation_id FROM learnloop.spans s
-    WHERE s.tenant_id = e.tenant_id AND s.trace_id = e.trace_id AND e.response_id IS NOT NULL
+    WHERE s.tenant_id = %(tenant)s AND s.trace_id = e.trace_id AND e.response_id IS NOT NULL
       AND s.generation_id IS NOT NULL AND s.attributes ->> 'gen_ai.response.id' = e.response_id
     LIMIT 1) r ON true
 WHERE e.tenant_id = %(tenant)s AND e.trace_id = ANY(%(traces)s) AND e.feedback_id IS NULL

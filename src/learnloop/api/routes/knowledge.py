@@ -318,6 +318,8 @@ def list_entity_types(ctx: Read) -> Any:
 def list_entities(entity_type: str, ctx: Read, limit: Limit = 50, offset: SmallOffset = 0) -> Any:
     with ctx.client.db.connection() as conn:
         rows = _ent.list_entities(conn, ctx.scope, entity_type, limit=limit, offset=offset)
+    if not rows and offset == 0:
+        raise NotFound(f"no entities of type {entity_type!r} in this project")
     return page(rows, limit, offset)
 
 
