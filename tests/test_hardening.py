@@ -38,9 +38,11 @@ def live(client: learnloop.Client, tmp_path_factory: pytest.TempPathFactory) -> 
     f = ll.feedback(g.id, sentiment="NEGATIVE", comment="meh")
     app = create_app(s, client=client, archive=False)
 
-    @app.get("/test-only/boom", include_in_schema=False)
     def boom() -> None:
         raise RuntimeError("a bug no handler maps")
+
+    app.add_api_route("/test-only/boom", boom, include_in_schema=False)
+    app.router.routes.insert(0, app.router.routes.pop())  # before the console's catch-all
 
     with serve(app) as hostport:
         yield {"hostport": hostport, "key": key, "app": app, "ll": ll,
