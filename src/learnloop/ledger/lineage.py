@@ -18,7 +18,7 @@ from .models import Generation
 _TREE_SQL = """
 SELECT g.*, p.name AS project, v.verdict, v.positives, v.negatives, v.avg_rating,
        ARRAY(SELECT DISTINCT t FROM learnloop.feedback f, unnest(f.tags) t
-             WHERE f.tenant_id = g.tenant_id AND f.generation_id = g.id ORDER BY t) AS feedback_tags
+             WHERE f.tenant_id = %(t)s AND f.generation_id = g.id ORDER BY t) AS feedback_tags
 FROM learnloop.generations g
 JOIN learnloop.projects p ON p.tenant_id = g.tenant_id AND p.id = g.project_id
 LEFT JOIN learnloop.generation_verdicts v ON v.tenant_id = g.tenant_id AND v.generation_id = g.id
