@@ -85,7 +85,7 @@ def test_revoking_the_key_ends_its_session(page: Any, server: Server, watch: Any
     watch.allowed.append("401")  # the page's next call is refused: that is the point
     page.goto(f"{server.url}/review?project=demo")
     page.get_by_role("heading", name="Sign in").wait_for()
-    assert "/signin?next=" in page.url
+    page.wait_for_url("**/signin?next=*")
 
 
 def test_sign_out_ends_the_session(page: Any, server: Server) -> None:

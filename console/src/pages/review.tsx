@@ -41,12 +41,16 @@ export function ReviewQueue() {
 
   const review = async (ids: string[], imp: "" | "yes" | "no" = improved) => {
     if (!ids.length) return;
+    // Read the textarea itself: the key handler is re-bound after each render, so a key
+    // pressed right after typing would otherwise send the notes of the render before
+    // (a fast typist's last character was lost).
+    const text = notesRef.current?.value ?? notes;
     setMsg(null);
     try {
       for (const id of ids) {
         await ok(client.POST("/v1/feedback/{feedback_id}/review", {
           params: { path: { feedback_id: id } },
-          body: { notes: notes || null, improved: imp === "" ? null : imp === "yes", by: `console:${s.key_name}` },
+          body: { notes: text || null, improved: imp === "" ? null : imp === "yes", by: `console:${s.key_name}` },
         }));
       }
       setMsg({ ok: true, text: ids.length === 1 ? "Marked as reviewed." : `${ids.length} items marked as reviewed.` });

@@ -2,9 +2,10 @@
 
 On a Citus coordinator (with workers), in one transaction:
 
-* ``tenants`` and ``api_keys`` become *reference tables* (a copy on every node): ``tenants``
-  is what every tenant table's foreign key points to, and an API key is looked up by its id
-  before the tenant is known. Both are small and written rarely.
+* ``tenants``, ``api_keys`` and ``console_sessions`` become *reference tables* (a copy on
+  every node): ``tenants`` is what every tenant table's foreign key points to, and an API key
+  or a console session cookie is looked up by its id before the tenant is known. All are
+  small and written rarely.
 * every other table with a ``tenant_id`` becomes a *distributed table* on ``tenant_id``, all
   colocated, parents before children (a foreign key between distributed tables needs its
   parent distributed first). Citus turns a local table with a foreign key to a reference
@@ -37,7 +38,7 @@ from ..errors import ConfigurationError
 from . import migrations
 
 # Copies on every node; everything else with a tenant_id is distributed by it.
-REFERENCE_TABLES = ("tenants", "api_keys")
+REFERENCE_TABLES = ("tenants", "api_keys", "console_sessions")
 # Installation state, read and written by the coordinator's own sessions only.
 COORDINATOR_TABLES = ("migrations", "vector_indexes", "archive_state", "archive_batches", "relay_state")
 
