@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from .common import api_server, bench_client, percentiles, save
+from .common import api_server, bench_client, percentiles, run_threads, save
 
 CLIENTS = 16
 SECONDS = float(os.environ.get("LEARNLOOP_BENCH_SECONDS", "10"))
@@ -44,12 +44,7 @@ def _run_threads(fn: Any) -> tuple[float, list[float]]:
             lat.extend(mine)
 
     ts = [threading.Thread(target=worker, args=(n,)) for n in range(CLIENTS)]
-    t0 = time.perf_counter()
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    return time.perf_counter() - t0, lat
+    return run_threads(ts), lat
 
 
 def main() -> None:

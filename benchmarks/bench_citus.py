@@ -31,7 +31,7 @@ import numpy as np
 import psycopg
 from psycopg.conninfo import make_conninfo
 
-from benchmarks.common import MachineLoad, save
+from benchmarks.common import MachineLoad, run_threads, save
 
 TENANTS = 8
 QUERIES = 200
@@ -75,15 +75,10 @@ def _log_rate(clients: list[Any], n: int, threads: int) -> float:
         except BaseException as exc:  # reported after the timing
             errors.append(exc)
 
-    t0 = time.perf_counter()
-    ts = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
+    elapsed = run_threads([threading.Thread(target=work, args=(k,)) for k in range(threads)])
     if errors:
         raise errors[0]
-    return per * threads / (time.perf_counter() - t0)
+    return per * threads / elapsed
 
 
 def _index(clients: list[Any], texts: list[str]) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from .common import MachineLoad, api_server, bench_client, percentiles, save
+from .common import MachineLoad, api_server, bench_client, percentiles, run_threads, save
 
 EXPORTERS = 8
 BATCH = 512
@@ -108,12 +108,7 @@ def _run(batches: list[bytes], send: Any) -> tuple[float, list[float]]:
             lat.extend(mine)
 
     ts = [threading.Thread(target=worker) for _ in range(EXPORTERS)]
-    t0 = time.perf_counter()
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    return time.perf_counter() - t0, lat
+    return run_threads(ts), lat
 
 
 def _rows(body: bytes) -> list[dict[str, Any]]:
