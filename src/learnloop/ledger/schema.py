@@ -9,6 +9,13 @@ Invariants kept by the tables themselves:
   used by every analytics query. Since m004 it reads ``learnloop.verdicts``, a summary
   kept current by every feedback write in the same statement (single) or transaction
   (bulk), so no query aggregates all feedback to learn a verdict.
+* Since m005 ``learnloop.verdicts`` holds a row for *every* generation, written by the
+  statement (single) or transaction (bulk) that logs it: the generation's analytic
+  columns (kind, model, tokens, cost, latency, config, context, output_meta) beside its
+  verdict summary. Analytics scan this one narrow table instead of joining the wide ledger
+  to the summary (4x faster at 1M generations, see docs/analytics.md). A generation that
+  has no feedback has zero counters and a NULL verdict; ``generation_verdicts`` still
+  lists only generations with feedback.
 """
 
 from ..store.migrations import Migration, MigrationSet, young_table_statistics
@@ -250,6 +257,60 @@ FROM learnloop.verdicts;
 
 M004_VERDICTS += young_table_statistics(["verdicts"])
 
+# Every generation gets its analytics row. The columns copied are those analytics filter,
+# group and measure by; none of them changes after logging (the OTLP intake fills only
+# user_ref/session_ref/retrieved later, which stay in the ledger: a filter on them joins
+# it). Measured at 1M generations (30% rated): failure rate by a config key 1.34 s as a
+# parallel scan of the ledger hash-joined to the summary, 0.36 s as a scan of this table.
+M005_ANALYTICS_ROWS = """
+ALTER TABLE learnloop.verdicts
+    ADD COLUMN kind text,
+    ADD COLUMN model text,
+    ADD COLUMN provider text,
+    ADD COLUMN tokens_in integer,
+    ADD COLUMN tokens_out integer,
+    ADD COLUMN latency_ms double precision,
+    ADD COLUMN cost numeric(18, 8),
+    ADD COLUMN config jsonb,
+    ADD COLUMN context jsonb,
+    ADD COLUMN output_meta jsonb,
+    ALTER COLUMN last_feedback_at DROP NOT NULL;
+COMMENT ON TABLE learnloop.verdicts IS
+    'One analytics row per generation: its analytic columns (copied at log time) and its feedback summary (kept current by every feedback write). verdict is NULL until a feedback row carries a sentiment.';
+COMMENT ON COLUMN learnloop.verdicts.config IS 'The generation''s config (copied at log time; analytics group and filter by it).';
+
+UPDATE learnloop.verdicts v
+SET kind = g.kind, model = g.model, provider = g.provider, tokens_in = g.tokens_in, tokens_out = g.tokens_out,
+    latency_ms = g.latency_ms, cost = g.cost, config = g.config, context = g.context, output_meta = g.output_meta
+FROM learnloop.generations g
+WHERE g.tenant_id = v.tenant_id AND g.id = v.generation_id;
+
+INSERT INTO learnloop.verdicts (tenant_id, generation_id, project_id, parent_id, root_id, iteration, generated_at,
+                                feedback_count, sentiments, positives, negatives, rating_sum, rating_count,
+                                tags, sources, kind, model, provider, tokens_in, tokens_out, latency_ms, cost,
+                                config, context, output_meta)
+SELECT g.tenant_id, g.id, g.project_id, g.parent_id, g.root_id, g.iteration, g.created_at, 0, 0, 0, 0, 0, 0,
+       '{}', '{}', g.kind, g.model, g.provider, g.tokens_in, g.tokens_out, g.latency_ms, g.cost,
+       g.config, g.context, g.output_meta
+FROM learnloop.generations g
+WHERE NOT EXISTS (SELECT 1 FROM learnloop.verdicts v WHERE v.tenant_id = g.tenant_id AND v.generation_id = g.id);
+
+ALTER TABLE learnloop.verdicts
+    ALTER COLUMN kind SET NOT NULL,
+    ALTER COLUMN config SET NOT NULL,
+    ALTER COLUMN context SET NOT NULL,
+    ALTER COLUMN output_meta SET NOT NULL;
+
+-- The feedback summary's readers keep their meaning: only generations with feedback.
+CREATE OR REPLACE VIEW learnloop.generation_verdicts AS
+SELECT tenant_id, generation_id, feedback_count::bigint AS feedback_count,
+       positives::bigint AS positives, negatives::bigint AS negatives,
+       (rating_sum::double precision / nullif(rating_count, 0)) AS avg_rating,
+       verdict, last_feedback_at
+FROM learnloop.verdicts
+WHERE feedback_count > 0;
+"""
+
 MIGRATIONS = MigrationSet(
     "ledger",
     [
@@ -257,5 +318,6 @@ MIGRATIONS = MigrationSet(
         Migration("m002_feedback", M002_FEEDBACK),
         Migration("m003_young_table_statistics", M003_YOUNG_TABLE_STATISTICS),
         Migration("m004_verdicts", M004_VERDICTS),
+        Migration("m005_analytics_rows", M005_ANALYTICS_ROWS),
     ],
 )
