@@ -16,6 +16,9 @@ summary current in the same statement/transaction. Measured against the same wri
 the summary, taking turns in one process: the single statement without its verdict CTE, and
 the bulk call with its verdict step skipped. Target: at most 10% slower.
 
+Logging (issue 13): each generation also gets its analytics row (ledger m005). Measured
+against the same log without it, taking turns in one process. Target: at most 10% slower.
+
 Env: BENCH_ROWS (default 100000), BENCH_SINGLE_ROWS (default = BENCH_ROWS),
 BENCH_FEEDBACK_ROWS (default 20000).
 """
@@ -57,6 +60,72 @@ def _without_summary(sql: str) -> str:
     start = sql.index("verdict AS (")
     end = sql.index("ev AS (")
     return sql[:start] + sql[end:]
+
+
+def _without_analytics_row(sql: str) -> str:
+    """The single-log statement as it was before each generation got its analytics row (m005)."""
+    return sql[:sql.index("facts AS (")] + sql[sql.index("ev AS ("):]
+
+
+def log_runs(n: int) -> dict[str, float]:
+    """Logging with each generation's analytics row (ledger m005) vs the same write without
+    it, taking turns in one process: single statements alternating, bulk batches alternating."""
+    from learnloop.ledger import bulk
+    from learnloop.ledger import generations as gen
+
+    rnd = random.Random(3)
+    rows = make_rows(2 * n, rnd)
+    out: dict[str, float] = {}
+    with bench_client() as ll:
+        keep_sql = gen._LOG_ROOT_SQL
+        bare_sql = _without_analytics_row(keep_sql)
+        with_t = without_t = 0.0
+        for i in range(n):
+            for facts in ((True, False) if i % 2 == 0 else (False, True)):
+                gen._LOG_ROOT_SQL = keep_sql if facts else bare_sql
+                try:
+                    t0 = time.perf_counter()
+                    ll.log(rows[2 * i + (0 if facts else 1)])
+                    dt = time.perf_counter() - t0
+                finally:
+                    gen._LOG_ROOT_SQL = keep_sql
+                if facts:
+                    with_t += dt
+                else:
+                    without_t += dt
+        out["log_single_rows_s"] = n / with_t
+        out["log_single_without_analytics_row_rows_s"] = n / without_t
+    with bench_client() as ll:
+        keep_copy = bulk._Writer._copy_facts
+        with_t = without_t = 0.0
+        size = 5000
+        more = make_rows(4 * n, rnd)
+        for turn, k in enumerate(range(0, len(more), 2 * size)):
+            a, b = more[k:k + size], more[k + size:k + 2 * size]
+            for facts in ((True, False) if turn % 2 == 0 else (False, True)):
+                if not facts:
+                    bulk._Writer._copy_facts = staticmethod(lambda *args: None)  # type: ignore[method-assign]
+                try:
+                    t0 = time.perf_counter()
+                    ll.bulk_log(a if facts else b)
+                    dt = time.perf_counter() - t0
+                finally:
+                    bulk._Writer._copy_facts = keep_copy  # type: ignore[method-assign]
+                if facts:
+                    with_t += dt
+                else:
+                    without_t += dt
+        out["log_bulk_rows_s"] = 2 * n / with_t
+        out["log_bulk_without_analytics_row_rows_s"] = 2 * n / without_t
+    out["log_single_analytics_overhead"] = out["log_single_without_analytics_row_rows_s"] / out["log_single_rows_s"]
+    out["log_bulk_analytics_overhead"] = out["log_bulk_without_analytics_row_rows_s"] / out["log_bulk_rows_s"]
+    print(f"log single  {out['log_single_rows_s']:>9,.0f} rows/s   without the analytics row"
+          f" {out['log_single_without_analytics_row_rows_s']:>9,.0f} rows/s   x{out['log_single_analytics_overhead']:.3f}"
+          "   target <= x1.10")
+    print(f"log bulk    {out['log_bulk_rows_s']:>9,.0f} rows/s   without the analytics row"
+          f" {out['log_bulk_without_analytics_row_rows_s']:>9,.0f} rows/s   x{out['log_bulk_analytics_overhead']:.3f}"
+          "   target <= x1.10")
+    return out
 
 
 def feedback_runs(n: int) -> dict[str, float]:
@@ -192,6 +261,7 @@ def main() -> None:
     print(f"single learnloop {results['single_rows_s']:>9,.0f} rows/s   bare INSERT {results['single_baseline_rows_s']:>9,.0f} rows/s"
           f"   overhead x{results['single_overhead_ratio']:.2f}   target >= 1,000")
     print(f"single learnloop, synchronous_commit=off {results['single_async_commit_rows_s']:>9,.0f} rows/s")
+    results.update(log_runs(int(os.environ.get("BENCH_FEEDBACK_ROWS", 20_000))))
     results.update(feedback_runs(int(os.environ.get("BENCH_FEEDBACK_ROWS", 20_000))))
     print(f"machine during the runs: {machine.summary()}")
     save("logging", {"rows": n, "single_rows": n_single, **results, "machine": machine.summary()})

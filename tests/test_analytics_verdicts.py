@@ -1,6 +1,7 @@
 """The verdict summary (ledger m004) always equals a recount of the feedback it summarises:
 after single feedback, bulk feedback, the JSONL/OASST import path, concurrent writers on
-one generation, a refused bulk call, and deletions."""
+one generation, a refused bulk call, and deletions. And every generation has exactly one
+analytics row (ledger m005) holding its analytic columns as logged."""
 
 from __future__ import annotations
 
@@ -26,13 +27,20 @@ GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2
 STORED = """
 SELECT tenant_id, generation_id, project_id, parent_id, root_id, iteration, generated_at, feedback_count, sentiments,
        positives, negatives, rating_sum, rating_count, tags, sources, last_feedback_at
-FROM learnloop.verdicts ORDER BY 1, 2
+FROM learnloop.verdicts WHERE feedback_count > 0 ORDER BY 1, 2
 """
+LEDGER_COLUMNS = """SELECT tenant_id, id, created_at, project_id, parent_id, root_id, iteration, kind, model, provider,
+    tokens_in, tokens_out, latency_ms, cost, config, context, output_meta FROM learnloop.generations ORDER BY 1, 2"""
+ANALYTICS_ROWS = """SELECT tenant_id, generation_id, generated_at, project_id, parent_id, root_id, iteration, kind, model,
+    provider, tokens_in, tokens_out, latency_ms, cost, config, context, output_meta FROM learnloop.verdicts ORDER BY 1, 2"""
 
 
 def assert_summary_is_a_recount(ll: Any) -> None:
     with ll.db.connection() as conn:
         assert conn.execute(STORED).fetchall() == conn.execute(RECOUNT).fetchall()
+        ledger = [tuple(r.values()) for r in conn.execute(LEDGER_COLUMNS).fetchall()]
+        rows = [tuple(r.values()) for r in conn.execute(ANALYTICS_ROWS).fetchall()]
+        assert rows == ledger
 
 
 def test_every_write_path_keeps_the_summary_right(fresh_client):

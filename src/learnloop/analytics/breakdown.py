@@ -1,17 +1,20 @@
 """The one breakdown query behind every analytics call.
 
     SELECT <dimension 1>, <dimension 2>, <measures>
-    FROM learnloop.generations g
-    LEFT JOIN learnloop.verdicts v            -- one summary row per rated generation
-    [LEFT JOIN LATERAL unnest(v.tags) tg]     -- only for a tag dimension
+    FROM learnloop.verdicts g                 -- one analytics row per generation (m005)
+    [LEFT JOIN LATERAL unnest(g.tags) tg]     -- only for a tag dimension
     WHERE <tenant, project, filters>
     GROUP BY 1, 2
 
-A generation's verdict comes from ``learnloop.verdicts``, kept current by every feedback
-write (ledger m004), so no query aggregates the feedback table. Every value the caller gives
-(keys, edges, zones, filter values) is a bound parameter; the only SQL text is this
-module's own fragments and psycopg.sql identifiers of a fixed set of columns. Every table
-is named with the tenant (verdicts too), so each statement routes to one Citus shard.
+Every generation has a row in ``learnloop.verdicts`` from the statement that logged it:
+its analytic columns (kind, model, tokens, cost, latency, config, context, output_meta)
+beside its feedback summary, kept current by every feedback write (ledger m004/m005). So
+a breakdown scans one narrow table, in parallel, with no join; only a filter or dimension
+on a column the analytics row does not copy (user, session, links) joins the ledger
+(``learnloop.generations``). Every value the caller gives (keys, edges, zones, filter
+values) is a bound parameter; the only SQL text is this module's own fragments and
+psycopg.sql identifiers of a fixed set of columns. Every table is named with the tenant,
+so each statement routes to one Citus shard.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ from .spec import filters as make_filters
 Z95 = 1.959963984540054
 MAX_GROUPS = 10_000
 SAMPLE_ROWS = 2000  # newest generations read to learn which document holds a bare key
+EDGE_SAMPLE = 50_000  # rows sampled for equal-count bin edges over a large table
+EDGE_SAMPLE_MIN = 5_000  # numbers the sample must hold per key, else edges are exact
 
 
 class Frag:
@@ -133,11 +138,28 @@ def _where_frag(where: Mapping[str, Any], sources: Mapping[str, str]) -> Frag | 
 
 # -- scope and filters ------------------------------------------------------------------
 
-class Plan:
-    """Validated inputs and the SQL pieces every analytics statement shares."""
+# Columns only the ledger holds: a filter or dimension on one joins it.
+LEDGER_ONLY = ("user_ref", "session_ref")
 
-    def __init__(self, conn: Conn, scope: Scope, f: Filters, dims: Sequence[Dimension]) -> None:
+
+def needs_ledger(f: Filters, dims: Sequence[Dimension]) -> bool:
+    return bool(f.user_ref or f.session_ref or f.links) or any(
+        d.kind == "column" and d.key in LEDGER_ONLY for d in dims)
+
+
+class Plan:
+    """Validated inputs and the SQL pieces every analytics statement shares.
+
+    ``g`` names the generation's columns and ``v`` its feedback summary: both the analytics
+    row (``learnloop.verdicts g``) unless ``ledger`` (a filter or dimension on a ledger-only
+    column, or a caller that reads the ledger's text), then the ledger joined to it."""
+
+    def __init__(self, conn: Conn, scope: Scope, f: Filters, dims: Sequence[Dimension], *,
+                 ledger: bool = False) -> None:
         self.conn, self.scope, self.f = conn, scope, f
+        self.ledger = ledger or needs_ledger(f, dims)
+        self.v = sql.Identifier("v" if self.ledger else "g")
+        self.created = sql.SQL("g.created_at" if self.ledger else "g.generated_at")
         keys: list[str] = []
         for name in ("config", "context", "output_meta"):
             doc = getattr(f, name)
@@ -168,9 +190,9 @@ class Plan:
         if f.links:
             parts.append(Frag("g.links @> %s", [Jsonb(parse(GenerationIn, {"links": f.links}).links)]))
         if f.since is not None:
-            parts.append(Frag("g.created_at >= %s", [f.since]))
+            parts.append(Frag(sql.SQL("{} >= %s").format(self.created), [f.since]))
         if f.until is not None:
-            parts.append(Frag("g.created_at < %s", [f.until]))
+            parts.append(Frag(sql.SQL("{} < %s").format(self.created), [f.until]))
         for name in ("config", "context", "output_meta"):
             doc = getattr(f, name)
             c = compile_filter(doc, sql.SQL("g.{}").format(sql.Identifier(name))) if doc else None
@@ -180,24 +202,33 @@ class Plan:
             w = _where_frag(f.where, self.sources)
             if w is not None:
                 parts.append(w)
+        v = self.v
         if f.verdict:
-            judged = [v for v in f.verdict if v != "UNRATED"]
+            judged = [x for x in f.verdict if x != "UNRATED"]
             if "UNRATED" in f.verdict:
-                parts.append(Frag("(v.verdict IS NULL OR v.verdict = ANY(%s))", [judged]))
+                parts.append(Frag(sql.SQL("({v}.verdict IS NULL OR {v}.verdict = ANY(%s))").format(v=v), [judged]))
             else:
-                parts.append(Frag("v.verdict = ANY(%s)", [judged]))
+                parts.append(Frag(sql.SQL("{}.verdict = ANY(%s)").format(v), [judged]))
         if f.tags:
-            parts.append(Frag("v.tags && %s::text[]", [f.tags]))
+            parts.append(Frag(sql.SQL("{}.tags && %s::text[]").format(v), [f.tags]))
         if f.feedback_source:
-            parts.append(Frag("v.sources && %s::text[]", [f.feedback_source]))
+            parts.append(Frag(sql.SQL("{}.sources && %s::text[]").format(v), [f.feedback_source]))
         return Frag.join(" AND ", parts)
 
     def from_(self, tags: bool = False) -> Frag:
-        text = ("learnloop.generations g LEFT JOIN learnloop.verdicts v"
-                " ON v.tenant_id = %s AND v.generation_id = g.id")
+        if self.ledger:
+            frm = Frag("learnloop.generations g JOIN learnloop.verdicts v ON v.tenant_id = %s AND v.generation_id = g.id",
+                       [self.scope.tenant_id])
+        else:
+            frm = Frag("learnloop.verdicts g")
         if tags:
-            text += " LEFT JOIN LATERAL unnest(v.tags) AS tg(tag) ON true"
-        return Frag(text, [self.scope.tenant_id])
+            frm = Frag.join(" ", [frm, Frag(sql.SQL("LEFT JOIN LATERAL unnest({}.tags) AS tg(tag) ON true").format(self.v))])
+        return frm
+
+    def inner(self) -> Frag:
+        """The columns the measures read, over the inner row set (see ``breakdown``)."""
+        return Frag(sql.SQL("{v}.verdict, {v}.rating_sum, {v}.rating_count, g.tokens_in, g.tokens_out, g.cost,"
+                            " g.latency_ms").format(v=self.v))
 
     def number(self, d: Dimension) -> tuple[Frag, Frag]:
         """(is a JSON number, its float8 value) for a bands/bins key."""
@@ -207,7 +238,12 @@ class Plan:
 
     def bin_edges(self, dims: Sequence[Dimension]) -> list[list[float]]:
         """Quantile edges for N equal-count bins over the numbers in scope (ties kept
-        together), for several keys in one scan."""
+        together), for several keys in one scan.
+
+        Quantiles sort every value (an ordered-set aggregate runs in one process): over a
+        large table they come from a repeatable block sample of about ``EDGE_SAMPLE`` rows
+        instead, bins then being of equal count to within the sample's error; a scope
+        the sample holds fewer than ``EDGE_SAMPLE_MIN`` numbers of is cut exactly."""
         if not dims:
             return []
         aggs = []
@@ -217,11 +253,29 @@ class Plan:
             fractions = [k / d.bins for k in range(1, d.bins)]
             aggs.append(Frag.join(" ", [Frag("percentile_cont(%s::float8[]) WITHIN GROUP (ORDER BY", [fractions]),
                                         val, Frag(") FILTER (WHERE"), is_num,
-                                        Frag(sql.SQL(") AS {}").format(sql.Identifier(f"e{i}")))]))
+                                        Frag(sql.SQL(") AS {}, count(*) FILTER (WHERE").format(sql.Identifier(f"e{i}"))),
+                                        is_num, Frag(sql.SQL(") AS {}").format(sql.Identifier(f"n{i}")))]))
+        share = self._sample_share()
+        if share is not None:
+            frm = Frag("learnloop.verdicts g TABLESAMPLE SYSTEM (%s) REPEATABLE (0)", [share])
+            q = Frag.join(" ", [Frag("SELECT"), Frag.join(", ", aggs), Frag("FROM"), frm, Frag("WHERE"), self.where])
+            row = self.execute(q).fetchone() or {}
+            if all((row.get(f"n{i}") or 0) >= EDGE_SAMPLE_MIN for i in range(len(dims))):
+                return [sorted(set(row.get(f"e{i}") or [])) for i in range(len(dims))]
         q = Frag.join(" ", [Frag("SELECT"), Frag.join(", ", aggs), Frag("FROM"), self.from_(), Frag("WHERE"),
                             self.where])
         row = self.execute(q).fetchone() or {}
         return [sorted(set(row.get(f"e{i}") or [])) for i in range(len(dims))]
+
+    def _sample_share(self) -> float | None:
+        """The percentage of the analytics table's blocks that holds about EDGE_SAMPLE rows,
+        or None when the table is small enough to read whole (or the ledger is joined)."""
+        if self.ledger:
+            return None
+        row = self.conn.execute("SELECT reltuples::float8 AS n FROM pg_class"
+                                " WHERE oid = 'learnloop.verdicts'::regclass").fetchone()
+        rows = float(row["n"]) if row else 0.0
+        return 100.0 * EDGE_SAMPLE / rows if rows > 4 * EDGE_SAMPLE else None
 
     def execute(self, q: Frag) -> psycopg.Cursor[Any]:
         """Run an analytics statement. Plans may use parallel workers: a group-by over a JSON
@@ -243,8 +297,6 @@ _PARALLEL = "SET LOCAL parallel_setup_cost = 100; SET LOCAL parallel_tuple_cost 
 
 # -- the breakdown ----------------------------------------------------------------------
 
-# Over the inner row set (see ``breakdown``): a generation's numbers and its verdict row.
-_INNER = ("v.verdict, v.rating_sum, v.rating_count, g.tokens_in, g.tokens_out, g.cost, g.latency_ms")
 _MEASURES = """count(*) AS attempts, count(verdict) AS rated,
     count(*) FILTER (WHERE verdict = 'NEGATIVE') AS negative,
     count(*) FILTER (WHERE verdict = 'POSITIVE') AS positive,
@@ -262,7 +314,7 @@ def _dim_expr(plan: Plan, d: Dimension, edges: list[float] | None) -> Frag:
     if d.kind == "tag":
         return Frag("tg.tag")
     if d.kind == "time":
-        return Frag("date_trunc(%s, g.created_at, %s)", [d.unit, d.tz])
+        return Frag(sql.SQL("date_trunc(%s, {}, %s)").format(plan.created), [d.unit, d.tz])
     is_num, val = plan.number(d)
     if not edges:  # bins over no numbers at all: everything is "not a number"
         return Frag("NULL::int")
@@ -281,6 +333,17 @@ def measures(row: Mapping[str, Any]) -> dict[str, Any]:
         "tokens_in": int(row["tokens_in"]), "tokens_out": int(row["tokens_out"]), "cost": row["cost"],
         "latency_p50_ms": lat[0], "latency_p95_ms": lat[1],
     }
+
+
+_SUMMED = ("attempts", "rated", "negative", "positive", "rating_sum", "rating_count", "tokens_in", "tokens_out")
+
+
+def _summed(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The total of groups that partition the rows (counts and sums add up exactly)."""
+    out: dict[str, Any] = {k: sum(r[k] for r in rows) for k in _SUMMED}
+    costs = [r["cost"] for r in rows if r["cost"] is not None]
+    out["cost"] = sum(costs) if costs else None
+    return out
 
 
 def _empty() -> dict[str, Any]:
@@ -336,13 +399,15 @@ def breakdown(conn: Conn, scope: Scope, by: Any = (), where: Any = None, *, filt
     n = len(plan.dims)
     names = sql.SQL(", ").join(sql.Identifier(f"d{i}") for i in range(n))
     inner = Frag.join(", ", [*(Frag.join(" ", [_dim_expr(plan, d, e), Frag(f"AS d{i}")])
-                               for i, (d, e) in enumerate(zip(plan.dims, edges, strict=True))), Frag(_INNER)])
+                               for i, (d, e) in enumerate(zip(plan.dims, edges, strict=True))), plan.inner()])
     q = Frag.join(" ", [Frag("SELECT"), inner, Frag("FROM"), plan.from_(has_tag), Frag("WHERE"), plan.where])
-    # The total comes from the same scan (an empty grouping set) unless a tag dimension
-    # repeats generations; then it is its own statement.
+    # Without latency percentiles (ordered-set aggregates, which PostgreSQL cannot split
+    # across parallel workers) the groups are a plain GROUP BY that each worker aggregates
+    # in part, and the total is their sum. With them, the total comes from the same scan (an
+    # empty grouping set). A tag dimension repeats generations: its total is its own statement.
     m = sql.SQL(measure_sql)
     grouping: sql.Composable
-    if n and not has_tag:
+    if n and not has_tag and latency:
         grouping = sql.SQL("GROUP BY GROUPING SETS (({}), ())").format(names)
         head = sql.SQL("SELECT {}, GROUPING({}) AS grp, {} FROM (").format(names, names, m)
     elif n:
@@ -354,6 +419,8 @@ def breakdown(conn: Conn, scope: Scope, by: Any = (), where: Any = None, *, filt
     rows = plan.execute(Frag.join(" ", [Frag(head), q, Frag(") x"), Frag(grouping)])).fetchall()
     total_row = next((r for r in rows if r["grp"]), None)
     rows = [r for r in rows if not r["grp"]]
+    if total_row is None and n and not has_tag and not latency:
+        total_row = _summed(rows)
 
     projects: dict[UUID, str] = {}
     if any(d.kind == "column" and d.key == "project" for d in plan.dims):
@@ -374,7 +441,8 @@ def breakdown(conn: Conn, scope: Scope, by: Any = (), where: Any = None, *, filt
                     **(found.get(k) or _empty())) for k in keys]
     if total_row is None:
         total_row = plan.execute(Frag.join(" ", [Frag(sql.SQL("SELECT {} FROM (").format(m)),
-                                                 Frag.join(" ", [Frag("SELECT " + _INNER + " FROM"), plan.from_(),
+                                                 Frag.join(" ", [Frag("SELECT"), plan.inner(), Frag("FROM"),
+                                                                 plan.from_(),
                                                                  Frag("WHERE"), plan.where]),
                                                  Frag(") x")])).fetchone()
     assert total_row is not None  # an aggregate over no GROUP BY returns one row

@@ -39,7 +39,7 @@ NUMERIC_SHARE = 0.9
 _KEYS_SQL = """
 SELECT x.src, x.key, count(*) AS n, count(DISTINCT x.val) AS distinct_values,
        count(*) FILTER (WHERE jsonb_typeof(x.val) = 'number') AS numbers
-FROM (SELECT g.config, g.context FROM {from_} WHERE {where} ORDER BY g.created_at DESC LIMIT %s) s,
+FROM (SELECT g.config, g.context FROM {from_} WHERE {where} ORDER BY {created} DESC LIMIT %s) s,
      LATERAL (SELECT 'config' AS src, e.key, e.value AS val FROM jsonb_each(s.config) e
               UNION ALL
               SELECT 'context', e.key, e.value FROM jsonb_each(s.context) e) x
@@ -61,10 +61,13 @@ def drivers(conn: Conn, scope: Scope, where: Any = None, *, filters: Any = None,
     if not isinstance(min_rated, int) or isinstance(min_rated, bool) or min_rated < 1:
         raise InvalidInput("min_rated must be a whole number >= 1", field="min_rated")
     plan = Plan(conn, scope, f, [])
-    frm = plan.from_()
-    keys_q = Frag(sql.SQL(_KEYS_SQL).format(from_=frm.sql, where=plan.where.sql),
-                  [*frm.params, *plan.where.params, SAMPLE_ROWS])
+    # The newest generations, read through the ledger's (project, time) index.
+    newest = Plan(conn, scope, f, [], ledger=True)
+    frm = newest.from_()
+    keys_q = Frag(sql.SQL(_KEYS_SQL).format(from_=frm.sql, where=newest.where.sql, created=newest.created),
+                  [*frm.params, *newest.where.params, SAMPLE_ROWS])
     found = plan.execute(keys_q).fetchall()
+    frm = plan.from_()
     dims: list[Dimension] = []
     skipped: list[str] = []
     for r in found:
@@ -80,10 +83,15 @@ def drivers(conn: Conn, scope: Scope, where: Any = None, *, filters: Any = None,
 
     binned = [i for i, d in enumerate(dims) if d.kind == "bins"]
     edges = dict(zip(binned, plan.bin_edges([dims[i] for i in binned]), strict=True))
-    total = plan.execute(Frag.join(" ", [
-        Frag("SELECT count(v.verdict) AS rated, count(*) FILTER (WHERE v.verdict = 'NEGATIVE') AS negative FROM"),
-        frm, Frag("WHERE"), plan.where])).fetchone() or {"rated": 0, "negative": 0}
     rows = _scan(plan, dims, edges) if dims else []
+    if dims:  # the groups of any one key partition the rows (a missing key is a group too)
+        first = [r for r in rows if r["g0"] == 0]
+        total = {"rated": sum(r["rated"] for r in first), "negative": sum(r["negative"] for r in first)}
+    else:
+        total = plan.execute(Frag.join(" ", [
+            Frag(sql.SQL("SELECT count({v}.verdict) AS rated, count(*) FILTER (WHERE {v}.verdict = 'NEGATIVE')"
+                         " AS negative FROM").format(v=plan.v)),
+            frm, Frag("WHERE"), plan.where])).fetchone() or {"rated": 0, "negative": 0}
 
     out: list[Driver] = []
     no_difference: list[str] = []
@@ -122,7 +130,7 @@ def _expr(plan: Plan, d: Dimension, edges: Sequence[float] | None) -> Frag:
 def _scan(plan: Plan, dims: Sequence[Dimension], edges: dict[int, list[float]]) -> list[dict[str, Any]]:
     names = [sql.Identifier(f"k{i}") for i in range(len(dims))]
     inner = Frag.join(", ", [*(Frag.join(" ", [_expr(plan, d, edges.get(i)), Frag(sql.SQL("AS {}").format(names[i]))])
-                               for i, d in enumerate(dims)), Frag("v.verdict")])
+                               for i, d in enumerate(dims)), Frag(sql.SQL("{}.verdict").format(plan.v))])
     head = sql.SQL("SELECT {keys}, {groupings}, count(*) AS attempts, count(verdict) AS rated,"
                    " count(*) FILTER (WHERE verdict = 'NEGATIVE') AS negative FROM (").format(
         keys=sql.SQL(", ").join(names),

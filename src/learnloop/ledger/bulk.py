@@ -63,6 +63,24 @@ _EVENTS_COPY_SQL = (
     " FROM STDIN (FORMAT BINARY)"
 )
 _EVENT_TYPES = ["uuid", "uuid", "text", "text", "text", "bytea", "text"]
+# Each generation's analytics row (ledger m005), copied from the same record: the
+# generation's analytic columns and a feedback summary of zeros.
+_FACTS_COPY_SQL = (
+    "COPY learnloop.verdicts (tenant_id, generation_id, project_id, parent_id, root_id, iteration, generated_at,"
+    " feedback_count, sentiments, positives, negatives, rating_sum, rating_count, tags, sources,"
+    " kind, model, provider, tokens_in, tokens_out, latency_ms, cost, config, context, output_meta)"
+    " FROM STDIN (FORMAT BINARY)"
+)
+_FACTS_TYPES = ["uuid", "uuid", "uuid", "uuid", "uuid", "int4", "timestamptz", "int4", "int4", "int4", "int4",
+                "int4", "int4", "text[]", "text[]", "text", "text", "text", "int4", "int4", "float8", "numeric",
+                "bytea", "bytea", "bytea"]
+_NO_FEEDBACK: tuple[Any, ...] = (0, 0, 0, 0, 0, 0, [], [])
+
+
+def _facts(rec: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The analytics row of a generation record (``COLUMNS`` order)."""
+    return (rec[0], rec[1], rec[2], rec[7], rec[8], rec[9], rec[26], *_NO_FEEDBACK,
+            rec[4], rec[18], rec[19], rec[20], rec[21], rec[22], rec[23], rec[11], rec[10], rec[17])
 ANALYZE_AFTER = 10_000
 _ANALYZE_SQL = (
     "ANALYZE learnloop.generations (tenant_id, project_id, id, external_id, kind, user_ref,"
@@ -237,6 +255,13 @@ class _Writer:
             self.pending = None
         self.pool.shutdown(wait=True)
 
+    @staticmethod
+    def _copy_facts(cur: psycopg.Cursor[Any], records: list[tuple[Any, ...]]) -> None:
+        with cur.copy(_FACTS_COPY_SQL) as copy:
+            copy.set_types(_FACTS_TYPES)
+            for rec in records:
+                copy.write_row(_facts(rec))
+
     def _write(self, records: list[tuple[Any, ...]], events: list[tuple[Any, ...]]) -> None:
         try:
             with self.conn.cursor() as cur:
@@ -244,6 +269,7 @@ class _Writer:
                     copy.set_types(COPY_TYPES)
                     for rec in records:
                         copy.write_row(rec)
+                self._copy_facts(cur, records)
                 with cur.copy(_EVENTS_COPY_SQL) as copy:
                     copy.set_types(_EVENT_TYPES)
                     for ev in events:

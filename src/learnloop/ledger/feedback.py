@@ -3,8 +3,8 @@
 Feedback is append-only: several rows per generation are normal (a vote, then a rating, then
 a correction). Review state (processed, notes, improved) is the only thing that changes.
 
-Every write also moves the generation's row in ``learnloop.verdicts`` (see ledger m004) by
-the new rows' deltas, in the same statement (``add``) or transaction (``bulk_add``): the
+Every write also moves the generation's row in ``learnloop.verdicts`` (see ledger m004;
+since m005 the row exists from the moment the generation is logged) by the new rows' deltas, in the same statement (``add``) or transaction (``bulk_add``): the
 verdict analytics read is never behind the feedback it summarises.
 """
 
@@ -30,7 +30,8 @@ from .models import Feedback, FeedbackIn, parse
 
 _ADD_SQL = """
 WITH gen AS (
-    SELECT g.tenant_id, g.id, g.project_id, g.parent_id, g.root_id, g.iteration, g.created_at
+    SELECT g.tenant_id, g.id, g.project_id, g.parent_id, g.root_id, g.iteration, g.created_at, g.kind, g.model,
+        g.provider, g.tokens_in, g.tokens_out, g.latency_ms, g.cost, g.config, g.context, g.output_meta
     FROM learnloop.generations g
     WHERE g.tenant_id = %(tenant_id)s AND g.id = %(generation_id)s
 ),
@@ -48,11 +49,14 @@ verdict AS (
     INSERT INTO learnloop.verdicts AS v (
         tenant_id, generation_id, project_id, parent_id, root_id, iteration, generated_at,
         feedback_count, sentiments, positives, negatives, rating_sum, rating_count, tags, sources,
-        last_feedback_at)
+        last_feedback_at, kind, model, provider, tokens_in, tokens_out, latency_ms, cost, config, context,
+        output_meta)
     SELECT %(tenant_id)s, i.generation_id, g.project_id, g.parent_id, g.root_id, g.iteration, g.created_at,
         1, (i.sentiment IS NOT NULL)::int,
         (i.sentiment IS NOT DISTINCT FROM 'POSITIVE')::int, (i.sentiment IS NOT DISTINCT FROM 'NEGATIVE')::int,
-        coalesce(i.rating, 0), (i.rating IS NOT NULL)::int, %(tag_set)s::text[], ARRAY[i.source], i.created_at
+        coalesce(i.rating, 0), (i.rating IS NOT NULL)::int, %(tag_set)s::text[], ARRAY[i.source], i.created_at,
+        g.kind, g.model, g.provider, g.tokens_in, g.tokens_out, g.latency_ms, g.cost, g.config, g.context,
+        g.output_meta
     FROM ins i, gen g
     ON CONFLICT (tenant_id, generation_id) DO UPDATE SET
 {VERDICT_DELTA}
@@ -86,20 +90,26 @@ _VERDICT_DELTA = """
 _ADD_SQL = _ADD_SQL.replace("{VERDICT_DELTA}", _VERDICT_DELTA)
 
 # Bulk: the deltas are summed per generation here and sent as one JSON document (orjson,
-# in C), with the generation's columns bulk_add has already read, so the statement joins
-# nothing. Fifteen parallel arrays cost more to dump in psycopg (0.3-0.5 s per 2,000
-# generations, element by element) than the server spent on the upsert.
+# in C), so the statement joins nothing. Fifteen parallel arrays cost more to dump in
+# psycopg (0.3-0.5 s per 2,000 generations, element by element) than the server spent on
+# the upsert. Every generation has its row since it was logged (ledger m005): an UPDATE.
 _BULK_VERDICT_SQL = """
-INSERT INTO learnloop.verdicts AS v (
-    tenant_id, generation_id, project_id, parent_id, root_id, iteration, generated_at,
-    feedback_count, sentiments, positives, negatives, rating_sum, rating_count, tags, sources,
-    last_feedback_at)
-SELECT %s, d.gid, d.pid, d.parent, d.root, d.it, d.at, d.n, d.s, d.pos, d.neg, d.rsum, d.rcount,
-    d.tags, d.sources, d.last
-FROM jsonb_to_recordset(%s::jsonb) AS d(gid uuid, pid uuid, parent uuid, root uuid, it int, at timestamptz,
-    n int, s int, pos int, neg int, rsum int, rcount int, tags text[], sources text[], last timestamptz)
-ON CONFLICT (tenant_id, generation_id) DO UPDATE SET
-""" + _VERDICT_DELTA
+UPDATE learnloop.verdicts AS v SET
+    feedback_count = v.feedback_count + d.n,
+    sentiments = v.sentiments + d.s,
+    positives = v.positives + d.pos,
+    negatives = v.negatives + d.neg,
+    rating_sum = v.rating_sum + d.rsum,
+    rating_count = v.rating_count + d.rcount,
+    tags = CASE WHEN d.tags <@ v.tags THEN v.tags
+                ELSE ARRAY(SELECT DISTINCT t FROM unnest(v.tags || d.tags) t ORDER BY t) END,
+    sources = CASE WHEN d.sources <@ v.sources THEN v.sources
+                   ELSE ARRAY(SELECT DISTINCT s FROM unnest(v.sources || d.sources) s ORDER BY s) END,
+    last_feedback_at = greatest(v.last_feedback_at, d.last)
+FROM jsonb_to_recordset(%s::jsonb) AS d(gid uuid, n int, s int, pos int, neg int, rsum int, rcount int,
+                                        tags text[], sources text[], last timestamptz)
+WHERE v.tenant_id = %s AND v.generation_id = d.gid
+"""
 
 
 def _params(scope: Scope, f: FeedbackIn, fid: UUID) -> dict[str, Any]:
@@ -158,7 +168,7 @@ def _bulk_add(conn: Conn, scope: Scope, items: list[FeedbackIn]) -> int:
         gens = {
             r["id"]: r
             for r in conn.execute(
-                "SELECT id, project_id, parent_id, root_id, iteration, created_at FROM learnloop.generations"
+                "SELECT id, project_id FROM learnloop.generations"
                 " WHERE tenant_id = %s AND id = ANY(%s)",
                 (scope.tenant_id, wanted),
             ).fetchall()
@@ -190,14 +200,13 @@ def _bulk_add(conn: Conn, scope: Scope, items: list[FeedbackIn]) -> int:
                     f.author_ref,
                 ))
         emit_many(conn, events)
-        _bulk_verdicts(conn, scope, items, now, gens)
+        _bulk_verdicts(conn, scope, items, now)
     if len(items) >= 10_000 and not conn.info.transaction_status:
         conn.execute("ANALYZE learnloop.feedback")
     return len(items)
 
 
-def _bulk_verdicts(conn: Conn, scope: Scope, items: list[FeedbackIn], now: datetime,
-                   gens: dict[UUID, dict[str, Any]]) -> None:
+def _bulk_verdicts(conn: Conn, scope: Scope, items: list[FeedbackIn], now: datetime) -> None:
     acc: dict[UUID, list[Any]] = {}
     for f in items:
         a = acc.get(f.generation_id)
@@ -216,13 +225,11 @@ def _bulk_verdicts(conn: Conn, scope: Scope, items: list[FeedbackIn], now: datet
         when = f.created_at or now
         if a[8] is None or when > a[8]:
             a[8] = when
-    deltas = []
-    for gid, a in acc.items():
-        g = gens[gid]
-        deltas.append({"gid": gid, "pid": g["project_id"], "parent": g["parent_id"], "root": g["root_id"],
-                       "it": g["iteration"], "at": g["created_at"], "n": a[0], "s": a[1], "pos": a[2], "neg": a[3],
-                       "rsum": a[4], "rcount": a[5], "tags": sorted(a[6]), "sources": sorted(a[7]), "last": a[8]})
-    conn.execute(_BULK_VERDICT_SQL, [scope.tenant_id, orjson.dumps(deltas).decode()])
+    deltas = [{"gid": gid, "n": a[0], "s": a[1], "pos": a[2], "neg": a[3], "rsum": a[4], "rcount": a[5],
+               "tags": sorted(a[6]), "sources": sorted(a[7]), "last": a[8]} for gid, a in acc.items()]
+    cur = conn.execute(_BULK_VERDICT_SQL, [orjson.dumps(deltas).decode(), scope.tenant_id])
+    if cur.rowcount != len(deltas):  # every logged generation has its row (ledger m005)
+        raise RuntimeError(f"{len(deltas) - cur.rowcount} generations have no analytics row; run learnloop migrate")
 
 
 # -- review queue --------------------------------------------------------------------------

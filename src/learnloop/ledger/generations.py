@@ -1,6 +1,7 @@
 """Logging generations: one at a time (one round trip) or in bulk (binary COPY).
 
-Single log: a single statement inserts the generation and its outbox event, deriving
+Single log: a single statement inserts the generation, its analytics row
+(``learnloop.verdicts``, ledger m005) and its outbox event, deriving
 ``root_id``/``iteration`` from the parent inside the same statement; if the parent is
 unknown (or in another tenant) nothing is inserted and ``NotFound`` is raised.
 
@@ -48,6 +49,16 @@ WITH ins AS (
         %(latency_ms)s, %(cost)s, %(retrieved)s, %(links)s, coalesce(%(created_at)s, now())
     {source}
     RETURNING tenant_id, project_id, id, kind, model, parent_id, root_id, iteration, user_ref, links, created_at
+),
+facts AS (
+    INSERT INTO learnloop.verdicts (
+        tenant_id, generation_id, project_id, parent_id, root_id, iteration, generated_at,
+        feedback_count, sentiments, positives, negatives, rating_sum, rating_count, tags, sources,
+        kind, model, provider, tokens_in, tokens_out, latency_ms, cost, config, context, output_meta)
+    SELECT %(tenant_id)s, id, project_id, parent_id, root_id, iteration, created_at, 0, 0, 0, 0, 0, 0,
+        '{{}}', '{{}}', kind, model, %(provider)s, %(tokens_in)s, %(tokens_out)s, %(latency_ms)s, %(cost)s,
+        %(config)s, %(context)s, %(output_meta)s
+    FROM ins
 ),
 ev AS (
     INSERT INTO learnloop.events (tenant_id, project_id, entity_type, entity_id, event_type, payload, actor)
@@ -167,7 +178,7 @@ def find(
     f = make_filters(filters, where=where, all_projects=all_projects or None, links=links,
                      kind=kind, user_ref=user_ref, session_ref=session_ref, model=model)
     limit, offset = _page(limit, offset)
-    plan = Plan(conn, scope, f, [])
+    plan = Plan(conn, scope, f, [], ledger=True)  # whole generations, text search
     conds = [plan.where]
     if text:
         if not isinstance(text, str) or "\x00" in text:
