@@ -96,3 +96,41 @@ def test_concurrent_feedback_on_one_generation_is_all_counted(fresh_client):
     with ll.db.connection() as conn:
         row = conn.execute("SELECT feedback_count, tags FROM learnloop.verdicts").fetchone()
     assert row["feedback_count"] == 100 and row["tags"] == ["T0", "T1", "T2", "T3"]
+
+
+def test_migration_m005_gives_every_existing_generation_its_analytics_row(fresh_client):
+    """A database from before m005 (summary rows for rated generations only, no analytic
+    columns) gets a row for every generation, with its ledger columns, and keeps its sums."""
+    from learnloop.store import migrations
+
+    ll = fresh_client
+    a = ll.scoped(tenant="a", project="p")
+    rated = a.log(kind="image", config={"style_preset": "MINIMAL"}, context={"demand_kw": 600}, tokens_in=5,
+                  cost=0.25, latency_ms=120.0, model="sdxl")
+    a.log(kind="image", parent_id=rated.id, config={"style_preset": "PHOTOREAL"})
+    a.bulk_log([{"kind": "chat", "output_meta": {"seed": i}} for i in range(20)])
+    a.feedback(rated.id, sentiment="NEGATIVE", tags=["TOO_DARK"])
+    with ll.db.connection() as conn:  # back to the m004 shape
+        conn.execute("DROP VIEW learnloop.generation_verdicts")
+        conn.execute("DROP INDEX learnloop.verdicts_judged_idx")
+        conn.execute("DELETE FROM learnloop.verdicts WHERE feedback_count = 0")
+        conn.execute("ALTER TABLE learnloop.verdicts DROP COLUMN kind, DROP COLUMN model, DROP COLUMN provider,"
+                     " DROP COLUMN tokens_in, DROP COLUMN tokens_out, DROP COLUMN latency_ms, DROP COLUMN cost,"
+                     " DROP COLUMN config, DROP COLUMN context, DROP COLUMN output_meta,"
+                     " ALTER COLUMN last_feedback_at SET NOT NULL")
+        conn.execute("CREATE VIEW learnloop.generation_verdicts AS SELECT tenant_id, generation_id,"
+                     " feedback_count::bigint AS feedback_count, positives::bigint AS positives,"
+                     " negatives::bigint AS negatives,"
+                     " (rating_sum::double precision / nullif(rating_count, 0)) AS avg_rating, verdict,"
+                     " last_feedback_at FROM learnloop.verdicts")
+        conn.execute("DELETE FROM learnloop.migrations WHERE set_name = 'ledger' AND name = 'm005_analytics_rows'")
+        assert conn.execute("SELECT count(*) AS n FROM learnloop.verdicts").fetchone()["n"] == 1
+    with ll.db.connection() as conn:
+        conn.commit()
+        conn.autocommit = True
+        done = migrations.apply(conn)
+        conn.autocommit = False
+    assert [m.name for m in done] == ["m005_analytics_rows"]
+    assert_summary_is_a_recount(ll)
+    rows = a.analytics.breakdown(["kind"]).groups
+    assert {g.by[0].value: (g.attempts, g.rated, g.negative) for g in rows} == {"image": (2, 1, 1), "chat": (20, 0, 0)}

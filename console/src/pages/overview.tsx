@@ -19,7 +19,7 @@ export function Overview() {
           negative feedback waiting for review{d.totals.oldest_waiting ? `, oldest ${fmtDate(d.totals.oldest_waiting)}` : ""}</div>
         <div class="card"><div class="stat">{s && s.searches ? `${s.search_ms_p50_at_most ?? "–"} / ${s.search_ms_p99_at_most ?? "–"} ms` : "–"}</div>
           search latency p50 / p99 (at most, last {s?.days ?? 30} days, {s?.searches ?? 0} searches); cache hit rate {pct(s?.cache_hit_rate)}</div>
-        <div class="card"><div class="stat">{d.archive.unarchived_events}</div>events not archived yet{d.archive.lag_seconds != null ? `; oldest ${Math.round(d.archive.lag_seconds / 60)} min old` : ""}</div>
+        <div class="card"><div class="stat">{d.archive.unarchived_events.toLocaleString()}{d.archive.unarchived_more ? "+" : ""}</div>events not archived yet{d.archive.lag_seconds != null ? `; oldest ${Math.round(d.archive.lag_seconds / 60)} min old` : ""}</div>
       </div>
       <h2>Activity (last {d.days} days of activity)</h2>
       <ChartView type="bar" label="Generations and feedback per day" labels={labels}

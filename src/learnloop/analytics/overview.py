@@ -7,25 +7,27 @@ paused projects still show their last stretch of activity.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import InvalidInput
 from ..store.database import Conn
 from ..store.tenancy import Scope
 
+# UTC days by date_bin from a UTC midnight: plain arithmetic, where date_trunc with a time
+# zone looks the zone up on every row (0.43 s of 1.2 s over 333k generations).
 _DAILY_SQL = """
 WITH last AS (
     SELECT max(created_at) AS at FROM learnloop.generations WHERE tenant_id = %(t)s AND project_id = %(p)s
 ),
 g AS (
-    SELECT date_trunc('day', g.created_at, 'UTC') AS day, count(*) AS generations
+    SELECT date_bin('1 day', g.created_at, %(epoch)s) AS day, count(*) AS generations
     FROM learnloop.generations g, last
     WHERE g.tenant_id = %(t)s AND g.project_id = %(p)s AND g.created_at > last.at - make_interval(days => %(days)s)
     GROUP BY 1
 ),
 f AS (
-    SELECT date_trunc('day', f.created_at, 'UTC') AS day, count(*) AS feedback,
+    SELECT date_bin('1 day', f.created_at, %(epoch)s) AS day, count(*) AS feedback,
            count(*) FILTER (WHERE f.sentiment = 'NEGATIVE') AS negative,
            count(*) FILTER (WHERE f.sentiment = 'POSITIVE') AS positive
     FROM learnloop.feedback f, last
@@ -47,24 +49,33 @@ SELECT (SELECT count(*) FROM learnloop.generations WHERE tenant_id = %(t)s AND p
          WHERE tenant_id = %(t)s AND project_id = %(p)s AND NOT processed AND sentiment = 'NEGATIVE') AS oldest_waiting
 """
 
+# The lag is what matters, not an exact backlog: counting stops at ARCHIVE_COUNT_CAP (an
+# unarchived million took a second to count), and the oldest unarchived event is the
+# first one in commit order.
+ARCHIVE_COUNT_CAP = 100_000
 _ARCHIVE_SQL = """
-SELECT count(*) AS unarchived, min(e.created_at) AS oldest_unarchived
-FROM learnloop.events e
-WHERE e.tenant_id = %(t)s
-  AND e.txid >= coalesce((SELECT watermark FROM learnloop.archive_state WHERE name = 'default'), '0'::xid8)
+WITH w AS (SELECT coalesce((SELECT watermark FROM learnloop.archive_state WHERE name = 'default'), '0'::xid8) AS at)
+SELECT (SELECT count(*) FROM (SELECT 1 FROM learnloop.events e, w
+                              WHERE e.tenant_id = %(t)s AND e.txid >= w.at LIMIT %(cap)s) x) AS unarchived,
+       (SELECT e.created_at FROM learnloop.events e, w
+        WHERE e.tenant_id = %(t)s AND e.txid >= w.at ORDER BY e.txid LIMIT 1) AS oldest_unarchived
 """
+
+
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def overview(conn: Conn, scope: Scope, *, days: int = 30) -> dict[str, Any]:
     if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 3660:
         raise InvalidInput("days must be a whole number from 1 to 3660", field="days")
-    args = {"t": scope.tenant_id, "p": scope.project_id, "days": days}
+    args = {"t": scope.tenant_id, "p": scope.project_id, "days": days, "epoch": _EPOCH}
     daily = []
     for r in conn.execute(_DAILY_SQL, args).fetchall():
         rated = r["negative"] + r["positive"]
         daily.append({**r, "failure_rate": r["negative"] / rated if rated else None})
     totals = conn.execute(_TOTALS_SQL, args).fetchone() or {}
-    archive = conn.execute(_ARCHIVE_SQL, args).fetchone() or {}
+    archive = conn.execute(_ARCHIVE_SQL, {**args, "cap": ARCHIVE_COUNT_CAP + 1}).fetchone() or {}
+    unarchived = min(int(archive.get("unarchived") or 0), ARCHIVE_COUNT_CAP)
     oldest = archive.get("oldest_unarchived")
     search = _search(conn, scope)
     return {
@@ -72,7 +83,9 @@ def overview(conn: Conn, scope: Scope, *, days: int = 30) -> dict[str, Any]:
         "daily": daily,
         "totals": dict(totals),
         "search": search,
-        "archive": {"unarchived_events": archive.get("unarchived", 0), "oldest_unarchived": oldest,
+        "archive": {"unarchived_events": unarchived,
+                    "unarchived_more": int(archive.get("unarchived") or 0) > ARCHIVE_COUNT_CAP,
+                    "oldest_unarchived": oldest,
                     "lag_seconds": _age(conn, oldest)},
     }
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from ...analytics.overview import keys_present
 from ...analytics.overview import overview as _overview
@@ -44,7 +44,8 @@ class SearchHealth(BaseModel):
 
 
 class ArchiveLag(BaseModel):
-    unarchived_events: int
+    unarchived_events: int = Field(description="Events not archived yet, counted up to 100,000.")
+    unarchived_more: bool = Field(False, description="More than unarchived_events are waiting (the count stops there).")
     oldest_unarchived: datetime | None
     lag_seconds: float | None
 
