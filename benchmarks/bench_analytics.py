@@ -33,7 +33,8 @@ EXPORTS = {
          " root_id::text AS root_id, iteration, tokens_in, tokens_out, latency_ms, cost::float8 AS cost,"
          " config::text AS config, context::text AS context FROM learnloop.generations",
     "vd": "SELECT generation_id::text AS generation_id, verdict, parent_id::text AS parent_id, root_id::text AS root_id,"
-          " iteration, rating_sum, rating_count, to_jsonb(tags)::text AS tags FROM learnloop.verdicts",
+          " iteration, rating_sum, rating_count, to_jsonb(tags)::text AS tags FROM learnloop.verdicts"
+          " WHERE feedback_count > 0",
     "fb": "SELECT generation_id::text AS generation_id, sentiment, to_jsonb(tags)::text AS tags, created_at"
           " FROM learnloop.feedback",
 }
@@ -154,7 +155,8 @@ def run_size(n: int, repeat: int) -> dict[str, Any]:
             conn.execute("VACUUM ANALYZE learnloop.generations")
             conn.execute("VACUUM ANALYZE learnloop.verdicts")
             conn.execute("VACUUM ANALYZE learnloop.feedback")
-            out["rated"] = conn.execute("SELECT count(*) AS n FROM learnloop.verdicts").fetchone()["n"]  # type: ignore[index]
+            out["rated"] = conn.execute(
+                "SELECT count(*) AS n FROM learnloop.verdicts WHERE feedback_count > 0").fetchone()["n"]  # type: ignore[index]
             out["regenerations"] = conn.execute(
                 "SELECT count(*) AS n FROM learnloop.generations WHERE parent_id IS NOT NULL").fetchone()["n"]  # type: ignore[index]
         duck = duckdb.connect()

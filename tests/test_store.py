@@ -31,13 +31,18 @@ def test_embedded_server_starts_on_first_use_is_shared_and_stops_with_the_last_c
         "ll = learnloop.connect()\n"
         "ll.log(kind='chat', prompt=sys.argv[1])\n"
         "print(ll.db.url, flush=True)\n"
-        "time.sleep(float(sys.argv[2]))\n"
+        "if sys.argv[2] == 'hold':\n"
+        "    sys.stdin.readline()\n"
     )
     env = dict(os.environ, LEARNLOOP_HOME=str(home))
     env.pop("LEARNLOOP_DATABASE_URL", None)
-    slow = subprocess.Popen([sys.executable, "-c", code, "slow", "4"], env=env, stdout=subprocess.PIPE, text=True)
+    # The slow client holds the server until told to let go (a fixed sleep raced a loaded
+    # machine: the fast client and the status check outlasted it).
+    slow = subprocess.Popen([sys.executable, "-c", code, "slow", "hold"], env=env, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
     url = slow.stdout.readline().strip()
-    fast = subprocess.run([sys.executable, "-c", code, "fast", "0"], env=env, capture_output=True, text=True, timeout=60)
+    fast = subprocess.run([sys.executable, "-c", code, "fast", "go"], env=env, capture_output=True, text=True,
+                          timeout=60)
     assert fast.returncode == 0, fast.stderr
     # The fast process exited while the slow one still holds the server: it must still run.
     status = _cli(home, "db", "status", "--json")
@@ -45,6 +50,8 @@ def test_embedded_server_starts_on_first_use_is_shared_and_stops_with_the_last_c
     with psycopg.connect(url) as conn:
         prompts = {r[0] for r in conn.execute("SELECT prompt FROM learnloop.generations")}
     assert prompts == {"slow", "fast"}
+    slow.stdin.write("done\n")
+    slow.stdin.flush()
     assert slow.wait(timeout=60) == 0
     time.sleep(0.5)
     assert '"running": false' in _cli(home, "db", "status", "--json").stdout

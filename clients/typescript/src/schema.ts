@@ -1147,8 +1147,17 @@ export interface components {
             lag_seconds: number | null;
             /** Oldest Unarchived */
             oldest_unarchived: string | null;
-            /** Unarchived Events */
+            /**
+             * Unarchived Events
+             * @description Events not archived yet, counted up to 100,000.
+             */
             unarchived_events: number;
+            /**
+             * Unarchived More
+             * @description More than unarchived_events are waiting (the count stops there).
+             * @default false
+             */
+            unarchived_more?: boolean;
         };
         /** Body_upload_document_v1_documents_post */
         Body_upload_document_v1_documents_post: {
