@@ -66,7 +66,8 @@ def start_server(ll: learnloop.Client) -> Server:
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     t = threading.Thread(target=server.run, name="console-test-server", daemon=True)
     t.start()
-    deadline = time.monotonic() + 30
+    # Startup loads the embedding model: seconds on a quiet machine, over 30 s on a busy one.
+    deadline = time.monotonic() + 120
     while not server.started:
         if time.monotonic() > deadline or not t.is_alive():
             pytest.fail("the test server did not start")
