@@ -306,6 +306,12 @@ _MEASURES = """count(*) AS attempts, count(verdict) AS rated,
 _LATENCY = ", percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY latency_ms) AS latency"
 
 
+_UTC = ("UTC", "Etc/UTC", "Etc/GMT", "GMT", "Zulu", "Etc/Zulu", "Universal", "Etc/Universal")
+# Buckets of fixed length in UTC: the length and a bucket start (2000-01-03 was a Monday).
+_UTC_BINS = {"hour": ("1 hour", "2000-01-01 00:00+00"), "day": ("1 day", "2000-01-01 00:00+00"),
+             "week": ("7 days", "2000-01-03 00:00+00")}
+
+
 def _dim_expr(plan: Plan, d: Dimension, edges: list[float] | None) -> Frag:
     if d.kind == "key":
         return Frag(sql.SQL("g.{} ->> %s").format(sql.Identifier(d.source or "config")), [d.key])
@@ -314,6 +320,11 @@ def _dim_expr(plan: Plan, d: Dimension, edges: list[float] | None) -> Frag:
     if d.kind == "tag":
         return Frag("tg.tag")
     if d.kind == "time":
+        if d.tz in _UTC and d.unit in _UTC_BINS:
+            # The same buckets by arithmetic: date_trunc with a zone looks the zone up on
+            # every row (1.3 us a row, most of a day-by-day count).
+            step, origin = _UTC_BINS[d.unit]
+            return Frag(sql.SQL("date_bin(%s::interval, {}, %s::timestamptz)").format(plan.created), [step, origin])
         return Frag(sql.SQL("date_trunc(%s, {}, %s)").format(plan.created), [d.unit, d.tz])
     is_num, val = plan.number(d)
     if not edges:  # bins over no numbers at all: everything is "not a number"
