@@ -96,7 +96,7 @@ def log_runs(n: int) -> dict[str, float]:
         out["log_single_rows_s"] = n / with_t
         out["log_single_without_analytics_row_rows_s"] = n / without_t
     with bench_client() as ll:
-        keep_copy = bulk._Writer._copy_facts
+        keep_copy = bulk._Writer.__dict__["_copy_facts"]  # the staticmethod itself
         with_t = without_t = 0.0
         size = 5000
         more = make_rows(4 * n, rnd)

@@ -95,20 +95,10 @@ _ADD_SQL = _ADD_SQL.replace("{VERDICT_DELTA}", _VERDICT_DELTA)
 # the upsert. Every generation has its row since it was logged (ledger m005): an UPDATE.
 _BULK_VERDICT_SQL = """
 UPDATE learnloop.verdicts AS v SET
-    feedback_count = v.feedback_count + d.n,
-    sentiments = v.sentiments + d.s,
-    positives = v.positives + d.pos,
-    negatives = v.negatives + d.neg,
-    rating_sum = v.rating_sum + d.rsum,
-    rating_count = v.rating_count + d.rcount,
-    tags = CASE WHEN d.tags <@ v.tags THEN v.tags
-                ELSE ARRAY(SELECT DISTINCT t FROM unnest(v.tags || d.tags) t ORDER BY t) END,
-    sources = CASE WHEN d.sources <@ v.sources THEN v.sources
-                   ELSE ARRAY(SELECT DISTINCT s FROM unnest(v.sources || d.sources) s ORDER BY s) END,
-    last_feedback_at = greatest(v.last_feedback_at, d.last)
-FROM jsonb_to_recordset(%s::jsonb) AS d(gid uuid, n int, s int, pos int, neg int, rsum int, rcount int,
-                                        tags text[], sources text[], last timestamptz)
-WHERE v.tenant_id = %s AND v.generation_id = d.gid
+""" + _VERDICT_DELTA.replace("excluded.", "d.") + """
+FROM jsonb_to_recordset(%s::jsonb) AS d(generation_id uuid, feedback_count int, sentiments int, positives int,
+    negatives int, rating_sum int, rating_count int, tags text[], sources text[], last_feedback_at timestamptz)
+WHERE v.tenant_id = %s AND v.generation_id = d.generation_id
 """
 
 
@@ -225,8 +215,9 @@ def _bulk_verdicts(conn: Conn, scope: Scope, items: list[FeedbackIn], now: datet
         when = f.created_at or now
         if a[8] is None or when > a[8]:
             a[8] = when
-    deltas = [{"gid": gid, "n": a[0], "s": a[1], "pos": a[2], "neg": a[3], "rsum": a[4], "rcount": a[5],
-               "tags": sorted(a[6]), "sources": sorted(a[7]), "last": a[8]} for gid, a in acc.items()]
+    deltas = [{"generation_id": gid, "feedback_count": a[0], "sentiments": a[1], "positives": a[2], "negatives": a[3],
+               "rating_sum": a[4], "rating_count": a[5], "tags": sorted(a[6]), "sources": sorted(a[7]),
+               "last_feedback_at": a[8]} for gid, a in acc.items()]
     cur = conn.execute(_BULK_VERDICT_SQL, [orjson.dumps(deltas).decode(), scope.tenant_id])
     if cur.rowcount != len(deltas):  # every logged generation has its row (ledger m005)
         raise RuntimeError(f"{len(deltas) - cur.rowcount} generations have no analytics row; run learnloop migrate")
