@@ -19,7 +19,7 @@ import learnloop
 from learnloop.api import create_app
 from learnloop.config import get_settings
 from learnloop.training.finetune import OpenAIFineTuning
-from tests.fake_finetune_provider import FakeProvider
+from tests.fake_openai_server import FakeOpenAI
 
 MARK = "tenant-b-secret-marker"
 
@@ -53,7 +53,7 @@ def _tenant_b_knowledge_and_training(b: learnloop.Client) -> dict[str, str]:
     b.log(kind="chat", prompt=f"{MARK} question", output_text=f"{MARK} answer")
     b.scoped(project=B_PROJECT).log(kind="chat", prompt=MARK)
     ds = b.training.create_dataset("b-dataset", {})
-    with FakeProvider() as fake:
+    with FakeOpenAI() as fake:
         prov = OpenAIFineTuning(base_url=fake.base_url, api_key="sk-test", timeout=5)
         job = b.training.start_job(ds.id, base_model="gpt-4o-mini-2024-07-18", provider=prov)
         for _ in range(10):
