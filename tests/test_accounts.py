@@ -203,18 +203,33 @@ def test_cache_hit_rate_is_per_tenant_and_project(api: dict[str, Any]) -> None:
 
 
 def test_metrics_of_two_databases_stay_in_their_own(pg_server: str) -> None:
-    """One process, two databases (made from one template, so their default tenant and
-    project have the same ids): each flush writes that database's searches only."""
+    """One process, two databases whose tenant and project have the same ids (the second is
+    a copy of the first, as a restored backup is): each flush writes that database's
+    searches only, and each database's cache hits are its own."""
+    import uuid
+
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from tests.fix_citus import CITUS_URL
     from tests.fix_db import new_database
 
-    one, two = learnloop.connect(new_database(pg_server)), learnloop.connect(new_database(pg_server))
+    if CITUS_URL is not None:
+        pytest.skip("copies a database with CREATE DATABASE ... TEMPLATE")
+    url_one = new_database(pg_server)
+    with learnloop.connect(url_one) as ll:
+        ll.knowledge.upsert_entity("doc", "d1", "how to reset a password")
+    name_two = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(name_two), sql.Identifier(conninfo_to_dict(url_one)["dbname"])))
+    one, two = learnloop.connect(url_one), learnloop.connect(make_conninfo(pg_server, dbname=name_two))
     try:
-        for ll in (one, two):
-            ll.knowledge.upsert_entity("doc", "d1", "how to reset a password")
+        assert (one.scope.tenant_id, one.scope.project_id) == (two.scope.tenant_id, two.scope.project_id)
         one.knowledge.search("password", k=1)
         for _ in range(2):
             two.knowledge.search("password", k=1)
-        assert (one.scope.tenant_id, one.scope.project_id) == (two.scope.tenant_id, two.scope.project_id)
         search_metrics.flush(one.db)  # (the timer may flush either meanwhile: same outcome)
         search_metrics.flush(two.db)
         with one.db.connection() as conn:
