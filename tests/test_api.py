@@ -102,6 +102,7 @@ def _bodies(b_ids: dict[str, str]) -> dict[tuple[str, str], dict[str, Any]]:
         ("post", "/v1/installation/tenants"): {"name": "made-by-tenant-a"},
         ("post", "/v1/installation/tenants/{tenant_name}/keys"): {"name": "k", "scopes": ["admin"]},
         ("put", "/v1/settings"): {"slow_search_ms": 150},
+        ("put", "/v1/project/settings"): {"language": "english"},
         ("post", "/v1/generations/embed"): {},
         ("post", "/v1/datasets"): {"name": "a-dataset", "filter": {"project": B_PROJECT}},
         ("post", "/v1/training/jobs"): {"dataset": b_ids["dataset"], "base_model": "gpt-4o-mini-2024-07-18"},

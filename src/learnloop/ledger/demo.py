@@ -66,7 +66,7 @@ def run(ll: Any, console: Any) -> None:
                 out.extend(lines(ch, depth + 1))
             return out
 
-        console.print(f"lineage of the oldest unreviewed negative reply (prompt: {tree['prompt'][:60]!r}):")
+        console.print(f"lineage of the oldest unreviewed negative reply (prompt: {(tree.prompt or '')[:60]!r}):")
         for line in lines(tree):
             console.print("  " + line)
     console.print(f"review queue: {len(ll.review_queue(limit=1000))} negative feedback rows waiting for an admin")
