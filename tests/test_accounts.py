@@ -175,3 +175,69 @@ def test_search_slow_event_per_tenant_threshold(api: dict[str, Any], tmp_path: A
     assert len(rows) == 1
     stats = tc.get("/v1/stats/search", headers=_h(fast)).json()
     assert stats["slow_searches"] == 1
+
+
+def test_cache_hit_rate_is_per_tenant_and_project(api: dict[str, Any]) -> None:
+    """Tenant A's cached query vectors never count for tenant B (each tenant has its own
+    cache, and now its own hit rate), nor for A's other project."""
+    tc = api["tc"]
+    a = _new_tenant(api, "cache-a")["key"]["key"]
+    b = _new_tenant(api, "cache-b")["key"]["key"]
+    query = {"query": "which loans are overdue this week", "k": 1}
+    for _ in range(4):  # one miss, then three hits
+        assert tc.post("/v1/search", json=query, headers=_h(a)).status_code == 200
+    # B asks the same text once: a miss in B's own cache, whatever A has cached.
+    assert tc.post("/v1/search", json=query, headers=_h(b)).status_code == 200
+    other_h = {**_h(a), "X-Learnloop-Project": "other"}
+    assert tc.put("/v1/entities/doc/d1", json={"text": "overdue loans"}, headers=other_h).status_code == 200
+    assert tc.post("/v1/search", json=query, headers=other_h).status_code == 200
+    sa = tc.get("/v1/stats/search", headers=_h(a)).json()
+    sb = tc.get("/v1/stats/search", headers=_h(b)).json()
+    assert (sa["cache_hits"], sa["cache_misses"]) == (3, 1) and sa["cache_hit_rate"] == 0.75
+    assert (sb["cache_hits"], sb["cache_misses"]) == (0, 1) and sb["cache_hit_rate"] == 0.0
+    # A's second project: the text is in A's cache (a hit), counted for that project only.
+    other = tc.get("/v1/stats/search", headers=other_h).json()
+    assert (other["cache_hits"], other["cache_misses"]) == (1, 0)
+    whole = tc.get("/v1/stats/search", params={"all_projects": True}, headers=_h(a)).json()
+    assert (whole["cache_hits"], whole["cache_misses"], whole["searches"]) == (4, 1, 5)
+
+
+def test_metrics_of_two_databases_stay_in_their_own(pg_server: str) -> None:
+    """One process, two databases whose tenant and project have the same ids (the second is
+    a copy of the first, as a restored backup is): each flush writes that database's
+    searches only, and each database's cache hits are its own."""
+    import uuid
+
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from tests.fix_citus import CITUS_URL
+    from tests.fix_db import new_database
+
+    if CITUS_URL is not None:
+        pytest.skip("copies a database with CREATE DATABASE ... TEMPLATE")
+    url_one = new_database(pg_server)
+    with learnloop.connect(url_one) as ll:
+        ll.knowledge.upsert_entity("doc", "d1", "how to reset a password")
+    name_two = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(name_two), sql.Identifier(conninfo_to_dict(url_one)["dbname"])))
+    one, two = learnloop.connect(url_one), learnloop.connect(make_conninfo(pg_server, dbname=name_two))
+    try:
+        assert (one.scope.tenant_id, one.scope.project_id) == (two.scope.tenant_id, two.scope.project_id)
+        one.knowledge.search("password", k=1)
+        for _ in range(2):
+            two.knowledge.search("password", k=1)
+        search_metrics.flush(one.db)  # (the timer may flush either meanwhile: same outcome)
+        search_metrics.flush(two.db)
+        with one.db.connection() as conn:
+            in_one = search_metrics.stored(conn, one.scope.tenant_id, one.scope.project_id)
+        with two.db.connection() as conn:
+            in_two = search_metrics.stored(conn, two.scope.tenant_id, two.scope.project_id)
+        assert in_one["searches"] == 1 and (in_one["cache_hits"], in_one["cache_misses"]) == (0, 1)
+        assert in_two["searches"] == 2 and (in_two["cache_hits"], in_two["cache_misses"]) == (1, 1)
+    finally:
+        one.close()
+        two.close()

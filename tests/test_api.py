@@ -19,7 +19,7 @@ import learnloop
 from learnloop.api import create_app
 from learnloop.config import get_settings
 from learnloop.training.finetune import OpenAIFineTuning
-from tests.fake_finetune_provider import FakeProvider
+from tests.fake_openai_server import FakeOpenAI
 
 MARK = "tenant-b-secret-marker"
 
@@ -53,7 +53,7 @@ def _tenant_b_knowledge_and_training(b: learnloop.Client) -> dict[str, str]:
     b.log(kind="chat", prompt=f"{MARK} question", output_text=f"{MARK} answer")
     b.scoped(project=B_PROJECT).log(kind="chat", prompt=MARK)
     ds = b.training.create_dataset("b-dataset", {})
-    with FakeProvider() as fake:
+    with FakeOpenAI() as fake:
         prov = OpenAIFineTuning(base_url=fake.base_url, api_key="sk-test", timeout=5)
         job = b.training.start_job(ds.id, base_model="gpt-4o-mini-2024-07-18", provider=prov)
         for _ in range(10):
@@ -102,6 +102,7 @@ def _bodies(b_ids: dict[str, str]) -> dict[tuple[str, str], dict[str, Any]]:
         ("post", "/v1/installation/tenants"): {"name": "made-by-tenant-a"},
         ("post", "/v1/installation/tenants/{tenant_name}/keys"): {"name": "k", "scopes": ["admin"]},
         ("put", "/v1/settings"): {"slow_search_ms": 150},
+        ("put", "/v1/project/settings"): {"language": "english"},
         ("post", "/v1/generations/embed"): {},
         ("post", "/v1/datasets"): {"name": "a-dataset", "filter": {"project": B_PROJECT}},
         ("post", "/v1/training/jobs"): {"dataset": b_ids["dataset"], "base_model": "gpt-4o-mini-2024-07-18"},

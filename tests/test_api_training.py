@@ -16,13 +16,13 @@ from fastapi.testclient import TestClient
 import learnloop
 from learnloop.api import create_app
 from learnloop.config import get_settings
-from tests.fake_finetune_provider import FakeProvider
+from tests.fake_openai_server import FakeOpenAI
 
 
 @pytest.fixture(scope="module")
 def env(client: learnloop.Client, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     home = tmp_path_factory.mktemp("api-training")
-    with FakeProvider() as fake:
+    with FakeOpenAI() as fake:
         s = get_settings(home=home, archive_root=str(home / "archive"), finetune_base_url=fake.base_url,
                          finetune_api_key="sk-test", finetune_timeout=5)
         a = client.scoped(tenant="tr-a")

@@ -113,7 +113,7 @@ def test_inactive_terms_are_not_found(dic):
 def test_improvement_links_negative_rating_to_the_change(client, dic):
     g = client.log(kind="chat", prompt="¿Cuál es el teléfono del cliente?", output_text="No entiendo 'teléfono'.")
     fb = client.feedback(g.id, thumbs=-1, comment="no sabe qué es teléfono")
-    assert any(r["id"] == fb.id for r in client.review_queue())
+    assert any(r.id == fb.id for r in client.review_queue())
     term = dic.add({"word": "teléfono", "table_name": "clientes", "field_name": "telefono",
                     "synonyms": ["celular", "móvil"]}, because_of=fb.id, note="added missing word", by="admin")
     dic.update("saldo", synonyms=["lo que debe", "deuda pendiente", "cuánto debe"], because_of=fb.id, by="admin")
@@ -124,7 +124,7 @@ def test_improvement_links_negative_rating_to_the_change(client, dic):
     assert "cuánto debe" in imps[1]["after"]["synonyms"]
     done = client.feedback_for(g.id)[0]
     assert done.processed and done.improved and done.processed_by == "admin"
-    assert all(r["id"] != fb.id for r in client.review_queue())
+    assert all(r.id != fb.id for r in client.review_queue())
     assert [h["action"] for h in dic.history("saldo")] == ["updated"]
     assert dic.lookup("cuánto debe")[0]["field"] == "saldo_pendiente"
     with pytest.raises(NotFound):

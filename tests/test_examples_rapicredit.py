@@ -12,13 +12,13 @@ from examples.rapicredit.app import run
 
 import learnloop
 from learnloop.training.finetune import OpenAIFineTuning
-from tests.fake_finetune_provider import FakeProvider
+from tests.fake_openai_server import FakeOpenAI
 
 
 @pytest.fixture(scope="module")
 def result(client: learnloop.Client, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     ll = client.scoped(tenant="rapicredit", project="asistente")
-    with FakeProvider() as fake:
+    with FakeOpenAI() as fake:
         prov = OpenAIFineTuning(base_url=fake.base_url, api_key="sk-test", timeout=5)
         return run(ll, out=lambda _: None, export_dir=str(tmp_path_factory.mktemp("rc")), finetune_provider=prov)
 

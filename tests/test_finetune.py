@@ -9,12 +9,12 @@ import pytest
 
 from learnloop.errors import NotFound, ProviderError
 from learnloop.training.finetune import OpenAIFineTuning
-from tests.fake_finetune_provider import FakeProvider
+from tests.fake_openai_server import FakeOpenAI
 
 
 @pytest.fixture()
 def fake():
-    with FakeProvider() as f:
+    with FakeOpenAI() as f:
         yield f
 
 

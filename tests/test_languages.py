@@ -110,3 +110,53 @@ def test_model_per_project_never_mixes_and_refuses_other_dimensions(db_url: str,
         with pytest.raises(InvalidInput, match="8-dimension vectors are stored"):
             b.knowledge.set_model(OpenAIProvider("fake-8", base_url=openai_url, api_key="sk-test", dimensions=16))
         assert b.knowledge.provider.model_id != "fake-8"
+
+
+def test_project_language_and_model_over_http(db_url: str, openai_url: str, tmp_path: Any) -> None:
+    """GET/PUT /v1/project/settings: the header's project; bad values are 422 problems
+    naming the field and change nothing; a read key cannot change them."""
+    from fastapi.testclient import TestClient
+
+    from learnloop.api import create_app
+    from learnloop.config import get_settings
+
+    s = get_settings(home=tmp_path, archive_root=str(tmp_path / "archive"))
+    with learnloop.connect(db_url, tenant="lang-http", openai_base_url=openai_url, openai_api_key="sk-test") as ll, \
+            TestClient(create_app(s, client=ll, archive=False)) as tc:
+        _, admin = ll.events.create_key("admin", ["admin"])
+        _, reader = ll.events.create_key("reader", ["read"])
+        h = {"Authorization": f"Bearer {admin}", "X-Learnloop-Project": "es-http"}
+        ll.scoped(project="es-http").knowledge.upsert_entity("politica", "p1", "el préstamo se aprueba en 24 horas")
+        got = tc.get("/v1/project/settings", headers=h).json()
+        assert got["project"] == "es-http" and got["language"] == "english" and got["embedding_model"] is None
+        assert "spanish" in got["available_languages"]
+        assert got["model_in_use"] == ll.knowledge.provider.model_id
+
+        r = tc.put("/v1/project/settings", json={"language": "spanish"}, headers=h)
+        assert r.status_code == 200, r.text
+        assert r.json()["language"] == "spanish" and r.json()["restemmed"] == 1
+        hits = tc.post("/v1/search", json={"query": "préstamos", "mode": "fulltext"}, headers=h).json()["items"]
+        assert [x["entity_id"] for x in hits] == ["p1"]  # the plural finds the singular once Spanish
+
+        for body, field in (({"language": "klingon"}, "language"), ({}, "language"),
+                            ({"embedding_model": "fake-8"}, "embedding_provider"),
+                            ({"embedding_provider": "local", "embedding_model": str(tmp_path / "no-model")},
+                             "embedding_model"),
+                            ({"language": "spanish", "embedding_provider": "cohere", "embedding_model": "x"},
+                             "embedding_provider")):
+            r = tc.put("/v1/project/settings", json=body, headers=h)
+            assert r.status_code == 422 and r.headers["content-type"].startswith("application/problem+json"), body
+            assert field in r.text, (body, r.text)
+        r = tc.put("/v1/project/settings", json={"language": "german"},
+                   headers={**h, "Authorization": f"Bearer {reader}"})
+        assert r.status_code == 403
+        got = tc.get("/v1/project/settings", headers=h).json()
+        assert (got["language"], got["embedding_provider"], got["embedding_model"]) == ("spanish", None, None)
+
+        r = tc.put("/v1/project/settings", json={"embedding_provider": "openai", "embedding_model": "fake-8"},
+                   headers=h)
+        assert r.status_code == 200, r.text
+        assert (r.json()["embedding_provider"], r.json()["model_in_use"]) == ("openai", "fake-8")
+        assert r.json()["restemmed"] is None and r.json()["language"] == "spanish"
+        other = tc.get("/v1/project/settings", headers={**h, "X-Learnloop-Project": "default"}).json()
+        assert other["model_in_use"] != "fake-8"  # the other project keeps the server's model

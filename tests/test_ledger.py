@@ -68,10 +68,10 @@ def test_lineage_iterations_roots_tree_and_path(client):
     assert {a.root_id, b.root_id, a2.root_id} == {root.id}
     ll.feedback(a2.id, sentiment="POSITIVE")
     tree = ll.tree(b.id)  # any node gives the whole tree
-    assert tree["id"] == str(root.id)
-    assert sorted(c["prompt"] for c in tree["children"]) == ["v2a", "v2b"]
-    deep = next(c for c in tree["children"] if c["prompt"] == "v2a")["children"]
-    assert [(n["prompt"], n["verdict"]) for n in deep] == [("v3", "POSITIVE")]
+    assert tree.id == root.id
+    assert sorted(c.prompt or "" for c in tree.children) == ["v2a", "v2b"]
+    deep = next(c for c in tree.children if c.prompt == "v2a").children
+    assert [(n.prompt, n.verdict) for n in deep] == [("v3", "POSITIVE")]
     assert [g.prompt for g in ll.path(a2.id)] == ["v1", "v2a", "v3"]
     assert [g.prompt for g in ll.path(root.id)] == ["v1"]
 
@@ -173,8 +173,8 @@ def test_review_queue_lists_pending_negatives_and_marks_them(fresh_client):
     neg = ll.feedback(g.id, thumbs=-1, author_ref="cliente@x.com")
     ll.feedback(g.id, thumbs=1)
     queue = ll.review_queue()
-    assert [r["id"] for r in queue] == [neg.id]
-    assert queue[0]["prompt"] == "¿cuánto debo?" and queue[0]["output_text"] == "no sé"
+    assert [r.id for r in queue] == [neg.id]
+    assert queue[0].prompt == "¿cuánto debo?" and queue[0].output_text == "no sé"
     done = ll.mark_reviewed(neg.id, notes="added 'saldo' to the dictionary", improved=True, by="admin")
     assert done.processed and done.improved and done.review_notes.startswith("added")
     assert ll.review_queue() == []

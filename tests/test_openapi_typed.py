@@ -4,34 +4,13 @@ list of them, at any depth, so generated clients (clients/typescript) get real t
 Free-form JSON that is the user's own data (a generation's ``config``, an entity's
 ``metadata``, an event's ``payload``) is allowed *as a named property of a typed model*;
 what is refused is a response, or an item of a response list, that is nothing but an
-open object. Routes not converted yet are listed in ``NOT_YET``: the list may only shrink
-(a route that becomes typed must leave it, a new untyped route fails)."""
+open object."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from learnloop.api.schema import schema
-
-# Routes whose 2xx JSON answer is still untyped somewhere (issue 15's typed-API sweep).
-NOT_YET = {
-    "GET /readyz",
-    "GET /v1/catalog/fields", "GET /v1/catalog/fields/{schema_name}/{table_name}/{field_name}",
-    "PUT /v1/catalog/fields/{schema_name}/{table_name}/{field_name}",
-    "GET /v1/dictionary/lookup", "GET /v1/dictionary/terms", "POST /v1/dictionary/terms",
-    "GET /v1/documents", "POST /v1/documents", "DELETE /v1/documents/{document_id}",
-    "GET /v1/documents/{document_id}", "POST /v1/documents/{document_id}/activate",
-    "DELETE /v1/entities/{entity_type}/{entity_id}", "GET /v1/entities/{entity_type}/{entity_id}",
-    "PUT /v1/entities/{entity_type}/{entity_id}",
-    "GET /v1/events/activity", "GET /v1/events/by-type-day", "POST /v1/events/sql",
-    "POST /v1/generations/embed", "GET /v1/generations/{generation_id}/training",
-    "GET /v1/generations/{generation_id}/tree",
-    "GET /v1/predictions", "POST /v1/predictions", "GET /v1/predictions/models/{model_name}/versions/{model_version}/report",
-    "GET /v1/predictions/versions", "GET /v1/predictions/{prediction_id}", "POST /v1/predictions/{prediction_id}/outcome",
-    "GET /v1/training/jobs/{job_id}/events", "GET /v1/training/models/{model}/generations",
-    "GET /v1/review-queue", "POST /v1/search", "POST /v1/search/similar-successes",
-    "GET /v1/generations/{generation_id}/trace", "GET /v1/traces/{trace_id}",
-}
 
 
 def _open(s: dict[str, Any]) -> bool:
@@ -71,14 +50,9 @@ def _untyped_routes() -> set[str]:
     return out
 
 
-def test_no_new_untyped_response() -> None:
-    new = _untyped_routes() - NOT_YET
-    assert not new, f"untyped responses (give them a response model): {sorted(new)}"
-
-
-def test_the_not_yet_list_only_shrinks() -> None:
-    typed_now = NOT_YET - _untyped_routes()
-    assert not typed_now, f"these are typed now: remove them from NOT_YET: {sorted(typed_now)}"
+def test_no_untyped_response() -> None:
+    untyped_routes = _untyped_routes()
+    assert not untyped_routes, f"untyped responses (give them a response model): {sorted(untyped_routes)}"
 
 
 def test_the_checker_sees_an_open_object() -> None:

@@ -76,14 +76,14 @@ def run(ll: learnloop.Client, *, out: Callable[[str], None] = print, export_dir:
     out("\n== cola de revisión (admin) ==")
     queue = ll.review_queue()
     for item in queue:
-        out(f"  {item['comment']!r} sobre: {item['prompt']}")
+        out(f"  {item.comment!r} sobre: {item.prompt}")
     fb = queue[0]
-    ll.mark_reviewed(fb["id"], notes="El reporte ocurre tras 60 días de mora, con aviso de 20 días.", improved=True,
+    ll.mark_reviewed(fb.id, notes="El reporte ocurre tras 60 días de mora, con aviso de 20 días.", improved=True,
                      by="admin-ana")
     for t in TERMS:
-        ll.dictionary.add(t, because_of=fb["id"] if t["word"] == "mora" else None, by="admin-ana")
-    result["queue"] = [item["id"] for item in queue]
-    result["queue_after"] = [item["id"] for item in ll.review_queue()]
+        ll.dictionary.add(t, because_of=fb.id if t["word"] == "mora" else None, by="admin-ana")
+    result["queue"] = [item.id for item in queue]
+    result["queue_after"] = [item.id for item in ll.review_queue()]
 
     out("\n== diccionario semántico y catálogo de campos ==")
     lookups = {}

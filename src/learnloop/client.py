@@ -23,7 +23,7 @@ from .config import Settings, get_settings
 from .ledger import feedback as _feedback
 from .ledger import generations as _gen
 from .ledger import lineage as _lineage
-from .ledger.models import Feedback, FeedbackIn, Generation, GenerationIn
+from .ledger.models import Feedback, FeedbackIn, Generation, GenerationIn, LineageNode, ReviewItem
 from .store import migrations as _migrations
 from .store.database import Database
 from .store.tenancy import Scope, resolve
@@ -96,7 +96,7 @@ class Client:
         with self.db.connection() as conn:
             return _gen.find(conn, self.scope, **filters)
 
-    def tree(self, generation_id: UUID | str) -> dict[str, Any]:
+    def tree(self, generation_id: UUID | str) -> LineageNode:
         with self.db.connection() as conn:
             return _lineage.tree(conn, self.scope, generation_id)
 
@@ -120,7 +120,7 @@ class Client:
         with self.db.connection() as conn:
             return _feedback.for_generation(conn, self.scope, generation_id)
 
-    def review_queue(self, **options: Any) -> list[dict[str, Any]]:
+    def review_queue(self, **options: Any) -> list[ReviewItem]:
         with self.db.connection() as conn:
             return _feedback.pending_review(conn, self.scope, **options)
 

@@ -117,7 +117,7 @@ def test_review_queue_by_keyboard(page: Any, server: Server) -> None:
     assert second.get_attribute("aria-current") == "true"
     page.keyboard.press("k")
     assert page.locator(".queue li").nth(0).get_attribute("aria-current") == "true"
-    fid = server.client.review_queue(limit=1)[0]["id"]
+    fid = server.client.review_queue(limit=1)[0].id
     assert page.locator(".queue li").nth(0).get_attribute("data-id") == str(fid)
     page.keyboard.press("n")
     page.keyboard.type("the reply ignored the question; added a dictionary term")
@@ -125,6 +125,6 @@ def test_review_queue_by_keyboard(page: Any, server: Server) -> None:
     page.keyboard.press("y")
     page.get_by_role("status").filter(has_text="Marked as reviewed.").wait_for()
     page.wait_for_function(f"() => !document.querySelector('.queue li[data-id=\"{fid}\"]')")
-    fb = [f for f in server.client.feedback_for(server.client.review_queue(include_processed=True, limit=1000)[0]["generation_id"]) if str(f.id) == str(fid)]
+    fb = [f for f in server.client.feedback_for(server.client.review_queue(include_processed=True, limit=1000)[0].generation_id) if str(f.id) == str(fid)]
     assert fb and fb[0].processed and fb[0].improved is True
     assert fb[0].review_notes == "the reply ignored the question; added a dictionary term"

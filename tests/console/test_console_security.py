@@ -194,7 +194,7 @@ def test_axe_reports_no_serious_or_critical_violation(browser: Any, server: Serv
 
 def test_every_control_is_reachable_by_keyboard(page: Any, server: Server) -> None:
     sign_in(page, server)
-    parent = server.client.review_queue(limit=1)[0]["generation_id"]
+    parent = server.client.review_queue(limit=1)[0].generation_id
     for p in ["/review", "/knowledge", "/training", "/settings", f"/generations/{parent}"]:
         page.goto(f"{server.url}{p}?project=demo")
         page.get_by_role("heading", level=1).first.wait_for()

@@ -69,7 +69,7 @@ def test_a_review_shows_up_in_the_live_tail(context: Any, server: Server) -> Non
     # Pause, write while paused, resume: the event written meanwhile arrives (no gap).
     tail.get_by_role("button", name="Pause").click()
     tail.get_by_role("status").filter(has_text="Stream: paused").wait_for()
-    other = server.client.scoped(project="demo").review_queue(limit=1)[0]["id"]
+    other = server.client.scoped(project="demo").review_queue(limit=1)[0].id
     server.client.scoped(project="demo").mark_reviewed(other, notes="while paused")
     tail.get_by_role("button", name="Resume").click()
     tail.locator('tr[data-event-type="feedback.reviewed"]').filter(has_text=str(other)).wait_for(timeout=20_000)

@@ -872,6 +872,24 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/project/settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** This project's full-text language and embedding model */
+        get: operations["get_project_settings_v1_project_settings_get"];
+        /** Change this project's full-text language and/or embedding model (admin) */
+        put: operations["put_project_settings_v1_project_settings_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/projects": {
         parameters: {
             query?: never;
@@ -1281,6 +1299,167 @@ export interface components {
             /** Ids */
             ids: string[];
         };
+        /** CalibrationBin */
+        CalibrationBin: {
+            /** Bin */
+            bin: number;
+            /** Count */
+            count: number;
+            /** High */
+            high: number;
+            /** Low */
+            low: number;
+            /** Mean Predicted */
+            mean_predicted: number;
+            /** Observed Rate */
+            observed_rate: number;
+        };
+        /**
+         * CatalogField
+         * @description One column of the app's database, with what introspection found and what people wrote.
+         */
+        CatalogField: {
+            /** Allowed Values */
+            allowed_values?: unknown[] | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Data Type */
+            data_type?: string | null;
+            /** Db Comment */
+            db_comment?: string | null;
+            /**
+             * Definition
+             * @description Human-written meaning; never overwritten by introspection.
+             */
+            definition?: string | null;
+            /** Example Values */
+            example_values?: unknown[] | null;
+            /** Field Name */
+            field_name: string;
+            /** Fk Field */
+            fk_field?: string | null;
+            /** Fk Table */
+            fk_table?: string | null;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Indexed */
+            indexed?: boolean | null;
+            /** Introspected At */
+            introspected_at?: string | null;
+            /** Notes */
+            notes?: string | null;
+            /**
+             * Present
+             * @description false when the last introspection no longer found the column.
+             */
+            present: boolean;
+            /** Required */
+            required?: boolean | null;
+            /** Schema Name */
+            schema_name: string;
+            /** Table Name */
+            table_name: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /** Chunk */
+        Chunk: {
+            /** Char End */
+            char_end: number | null;
+            /** Char Start */
+            char_start: number | null;
+            /** Chunk Index */
+            chunk_index: number;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Text */
+            text: string;
+            /** Token Count */
+            token_count: number | null;
+        };
+        /** ChunkHit */
+        ChunkHit: {
+            /** Chunk Index */
+            chunk_index?: number | null;
+            /**
+             * Content
+             * @description The embedded text.
+             */
+            content?: string | null;
+            /**
+             * Dense Rank
+             * @description hybrid: rank in the vector ranking.
+             */
+            dense_rank?: number | null;
+            /** Document Id */
+            document_id?: string | null;
+            /** Embedding Id */
+            embedding_id?: string | null;
+            /** File Name */
+            file_name?: string | null;
+            /**
+             * Metadata
+             * @description The filterable metadata (your own keys).
+             */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Owner Id
+             * Format: uuid
+             */
+            owner_id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            owner_type: "chunk";
+            /**
+             * Score
+             * @description fulltext: BM25; hybrid: the fused score.
+             */
+            score?: number | null;
+            /**
+             * Similarity
+             * @description Cosine similarity (dense and hybrid modes).
+             */
+            similarity?: number | null;
+            /**
+             * Text Rank
+             * @description fulltext/hybrid: rank in the full-text ranking.
+             */
+            text_rank?: number | null;
+            /**
+             * Text Score
+             * @description hybrid: BM25 of the text side.
+             */
+            text_score?: number | null;
+            /** Title */
+            title?: string | null;
+        };
+        /** Confusion */
+        Confusion: {
+            /** Fn */
+            fn: number;
+            /** Fp */
+            fp: number;
+            /** Tn */
+            tn: number;
+            /** Tp */
+            tp: number;
+        };
         /** Corrections */
         Corrections: {
             /**
@@ -1397,6 +1576,35 @@ export interface components {
             /** Version */
             version: number;
         };
+        /** DatasetUse */
+        DatasetUse: {
+            /** Content Hash */
+            content_hash: string;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "sft" | "preference";
+            /** Name */
+            name: string;
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "example" | "chosen" | "rejected";
+            /**
+             * Split
+             * @enum {string}
+             */
+            split: "train" | "validation";
+            /** Version */
+            version: number;
+        };
         /** Day */
         Day: {
             /**
@@ -1476,6 +1684,155 @@ export interface components {
             tz?: string | null;
             /** Unit */
             unit?: string | null;
+        };
+        /** Document */
+        Document: {
+            /** Active */
+            active: boolean;
+            /** Chunk Count */
+            chunk_count: number;
+            /** Content Hash */
+            content_hash: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Description */
+            description: string | null;
+            /** Error */
+            error: string | null;
+            /** File Name */
+            file_name: string;
+            /** File Type */
+            file_type: string;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Metadata */
+            metadata: {
+                [key: string]: unknown;
+            };
+            /** Size Bytes */
+            size_bytes: number;
+            /** Source */
+            source: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "processed" | "failed";
+            /** Title */
+            title: string | null;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /** DocumentActive */
+        DocumentActive: {
+            /** Active */
+            active: boolean;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+        };
+        /** DocumentDeleted */
+        DocumentDeleted: {
+            /** Deleted */
+            deleted: boolean;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+        };
+        /** DocumentDetail */
+        DocumentDetail: {
+            /** Active */
+            active: boolean;
+            /** Chunk Count */
+            chunk_count: number;
+            /**
+             * Chunks
+             * @description With ?chunks=true.
+             */
+            chunks?: components["schemas"]["Chunk"][] | null;
+            /** Content Hash */
+            content_hash: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Description */
+            description: string | null;
+            /** Error */
+            error: string | null;
+            /** Extracted Text */
+            extracted_text: string | null;
+            /** File Name */
+            file_name: string;
+            /** File Type */
+            file_type: string;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Metadata */
+            metadata: {
+                [key: string]: unknown;
+            };
+            /** Size Bytes */
+            size_bytes: number;
+            /** Source */
+            source: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "processed" | "failed";
+            /** Title */
+            title: string | null;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /**
+         * DocumentHit
+         * @description With ``group_by: "document"``: one document, ranked by its best chunk.
+         */
+        DocumentHit: {
+            /** Chunks */
+            chunks: components["schemas"]["ChunkHit"][];
+            /**
+             * Document Id
+             * Format: uuid
+             */
+            document_id: string;
+            /** File Name */
+            file_name: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            owner_type: "document";
+            /** Rank */
+            rank: number;
+            /** Score */
+            score: number | null;
+            /** Similarity */
+            similarity: number | null;
+            /** Title */
+            title: string | null;
         };
         /** Driver */
         Driver: {
@@ -1582,6 +1939,22 @@ export interface components {
              */
             what?: "prompt" | "output" | "both";
         };
+        /** Embedded */
+        Embedded: {
+            /** Batches */
+            batches: number;
+            /**
+             * Embedded
+             * @description Generations embedded in this call.
+             */
+            embedded: number;
+            /** Metadata Refreshed */
+            metadata_refreshed: number;
+            /** Model */
+            model: string;
+            /** Seconds */
+            seconds: number;
+        };
         /** Entity */
         Entity: {
             /**
@@ -1635,6 +2008,73 @@ export interface components {
             /** User Ref */
             user_ref?: string | null;
         };
+        /** EntityDeleted */
+        EntityDeleted: {
+            /** Deleted */
+            deleted: boolean;
+            /** Entity Id */
+            entity_id: string;
+            /** Entity Type */
+            entity_type: string;
+        };
+        /** EntityHit */
+        EntityHit: {
+            /**
+             * Content
+             * @description The embedded text.
+             */
+            content?: string | null;
+            /**
+             * Dense Rank
+             * @description hybrid: rank in the vector ranking.
+             */
+            dense_rank?: number | null;
+            /** Embedding Id */
+            embedding_id?: string | null;
+            /** Entity Id */
+            entity_id?: string | null;
+            /** Entity Type */
+            entity_type?: string | null;
+            /**
+             * Metadata
+             * @description The filterable metadata (your own keys).
+             */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Owner Id
+             * Format: uuid
+             */
+            owner_id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            owner_type: "entity";
+            /**
+             * Score
+             * @description fulltext: BM25; hybrid: the fused score.
+             */
+            score?: number | null;
+            /**
+             * Similarity
+             * @description Cosine similarity (dense and hybrid modes).
+             */
+            similarity?: number | null;
+            /**
+             * Text Rank
+             * @description fulltext/hybrid: rank in the full-text ranking.
+             */
+            text_rank?: number | null;
+            /**
+             * Text Score
+             * @description hybrid: BM25 of the text side.
+             */
+            text_score?: number | null;
+            /** User Ref */
+            user_ref?: string | null;
+        };
         /**
          * EntityPatch
          * @description Part of an app record: metadata keys merged (null removes a key), text if given,
@@ -1671,6 +2111,41 @@ export interface components {
             count: number;
             /** Entity Type */
             entity_type: string;
+        };
+        /** EntityUpserted */
+        EntityUpserted: {
+            /**
+             * Created
+             * @description true: a new entity; false: an existing one replaced.
+             */
+            created: boolean;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Entity Id */
+            entity_id: string;
+            /** Entity Type */
+            entity_type: string;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Metadata */
+            metadata: {
+                [key: string]: unknown;
+            };
+            /** Text */
+            text: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /** User Ref */
+            user_ref: string | null;
         };
         /** Event */
         Event: {
@@ -1850,6 +2325,13 @@ export interface components {
             tags?: string[];
             /** Thumbs */
             thumbs?: (-1 | 1) | null;
+        };
+        /** FewShotMessage */
+        FewShotMessage: {
+            /** Content */
+            content: string;
+            /** Role */
+            role: string;
         };
         /**
          * FieldDescription
@@ -2043,6 +2525,79 @@ export interface components {
             /** User Ref */
             user_ref?: string | null;
         };
+        /** GenerationHit */
+        GenerationHit: {
+            /** Avg Rating */
+            avg_rating?: number | null;
+            /**
+             * Content
+             * @description The embedded text.
+             */
+            content?: string | null;
+            /**
+             * Dense Rank
+             * @description hybrid: rank in the vector ranking.
+             */
+            dense_rank?: number | null;
+            /** Embedding Id */
+            embedding_id?: string | null;
+            /** Generation Created At */
+            generation_created_at?: string | null;
+            /** Kind */
+            kind?: string | null;
+            /**
+             * Metadata
+             * @description The filterable metadata (your own keys).
+             */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /** Negatives */
+            negatives?: number | null;
+            /** Output Text */
+            output_text?: string | null;
+            /**
+             * Owner Id
+             * Format: uuid
+             */
+            owner_id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            owner_type: "generation";
+            /**
+             * Positives
+             * @description similar-successes: positive feedback rows.
+             */
+            positives?: number | null;
+            /** Prompt */
+            prompt?: string | null;
+            /**
+             * Score
+             * @description fulltext: BM25; hybrid: the fused score.
+             */
+            score?: number | null;
+            /**
+             * Similarity
+             * @description Cosine similarity (dense and hybrid modes).
+             */
+            similarity?: number | null;
+            /** Tags */
+            tags?: string[] | null;
+            /**
+             * Text Rank
+             * @description fulltext/hybrid: rank in the full-text ranking.
+             */
+            text_rank?: number | null;
+            /**
+             * Text Score
+             * @description hybrid: BM25 of the text side.
+             */
+            text_score?: number | null;
+            /** User Ref */
+            user_ref?: string | null;
+        };
         /**
          * GenerationIn
          * @description One AI attempt as the app logs it.
@@ -2162,6 +2717,27 @@ export interface components {
             /** Offset */
             offset: number;
         };
+        /**
+         * GenerationTraining
+         * @description Where one generation went: datasets, the jobs and models trained on them, and the job
+         *     that produced the model it was logged with.
+         */
+        GenerationTraining: {
+            /** Datasets */
+            datasets: components["schemas"]["DatasetUse"][];
+            /**
+             * Generation Id
+             * Format: uuid
+             */
+            generation_id: string;
+            logged_with_job?: components["schemas"]["ProducingJob"] | null;
+            /** Model */
+            model?: string | null;
+            /** Models Trained */
+            models_trained: string[];
+            /** Trained Jobs */
+            trained_jobs: components["schemas"]["TrainingJobUse"][];
+        };
         /** GoldenRow */
         GoldenRow: {
             /** Avg Rating */
@@ -2258,6 +2834,39 @@ export interface components {
             /** Detail */
             detail?: components["schemas"]["ValidationError"][];
         };
+        /** Health */
+        Health: {
+            /**
+             * Status
+             * @constant
+             */
+            status: "ok";
+        };
+        /**
+         * Ingested
+         * @description What one upload did: ``processed``, ``failed`` (with ``error``) or ``unchanged``.
+         */
+        Ingested: {
+            /** Chunks */
+            chunks: number;
+            /** Document Id */
+            document_id: string | null;
+            /** Error */
+            error: string | null;
+            /** File Name */
+            file_name: string;
+            /** File Type */
+            file_type: string | null;
+            /** Seconds */
+            seconds: number;
+            /** Source */
+            source: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "processed" | "failed" | "unchanged";
+        };
         /** Job */
         Job: {
             /** Base Model */
@@ -2322,6 +2931,30 @@ export interface components {
             /** Validation File Id */
             validation_file_id?: string | null;
         };
+        /**
+         * JobEvent
+         * @description One provider event of a fine-tuning job, as last synced.
+         */
+        JobEvent: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Data
+             * @description The provider's own event data.
+             */
+            data?: {
+                [key: string]: unknown;
+            } | null;
+            /** Level */
+            level?: string | null;
+            /** Message */
+            message: string;
+            /** Provider Event Id */
+            provider_event_id: string;
+        };
         /** KeyCount */
         KeyCount: {
             /** Count */
@@ -2357,6 +2990,104 @@ export interface components {
              * @description An API key, llk_...
              */
             key: string;
+        };
+        /**
+         * LineageNode
+         * @description A generation in its lineage tree: its verdict, feedback tags and regenerations.
+         */
+        LineageNode: {
+            /** Avg Rating */
+            avg_rating?: number | null;
+            /**
+             * Children
+             * @description Regenerations, oldest first.
+             */
+            children?: components["schemas"]["LineageNode"][];
+            /** Config */
+            config: {
+                [key: string]: unknown;
+            };
+            /** Context */
+            context: {
+                [key: string]: unknown;
+            };
+            /** Cost */
+            cost?: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** External Id */
+            external_id?: string | null;
+            /** Feedback Tags */
+            feedback_tags: string[];
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Iteration */
+            iteration: number;
+            /** Kind */
+            kind: string;
+            /** Latency Ms */
+            latency_ms?: number | null;
+            /** Links */
+            links: {
+                [key: string]: string;
+            };
+            /** Messages */
+            messages?: unknown[] | null;
+            /** Model */
+            model?: string | null;
+            /** Negative Prompt */
+            negative_prompt?: string | null;
+            /** Negatives */
+            negatives: number;
+            /** Output Meta */
+            output_meta: {
+                [key: string]: unknown;
+            };
+            /** Output Text */
+            output_text?: string | null;
+            /** Output Url */
+            output_url?: string | null;
+            /** Parent Id */
+            parent_id?: string | null;
+            /** Positives */
+            positives: number;
+            /** Project */
+            project?: string | null;
+            /**
+             * Project Id
+             * Format: uuid
+             */
+            project_id: string;
+            /** Prompt */
+            prompt?: string | null;
+            /** Provider */
+            provider?: string | null;
+            /** Retrieved */
+            retrieved: unknown[];
+            /**
+             * Root Id
+             * Format: uuid
+             */
+            root_id: string;
+            /** Session Ref */
+            session_ref?: string | null;
+            /** Tokens In */
+            tokens_in?: number | null;
+            /** Tokens Out */
+            tokens_out?: number | null;
+            /** User Ref */
+            user_ref?: string | null;
+            /**
+             * Verdict
+             * @description null: no feedback yet.
+             */
+            verdict?: ("POSITIVE" | "NEGATIVE" | "NEUTRAL") | null;
         };
         /** LinkSignIn */
         LinkSignIn: {
@@ -2412,6 +3143,27 @@ export interface components {
             tokens_in: number;
             /** Tokens Out */
             tokens_out: number;
+        };
+        /** ModelVersion */
+        ModelVersion: {
+            /**
+             * First At
+             * Format: date-time
+             */
+            first_at: string;
+            /**
+             * Last At
+             * Format: date-time
+             */
+            last_at: string;
+            /** Model Name */
+            model_name: string;
+            /** Model Version */
+            model_version: string;
+            /** Predictions */
+            predictions: number;
+            /** With Outcome */
+            with_outcome: number;
         };
         /**
          * NewDataset
@@ -2674,10 +3426,32 @@ export interface components {
             search: components["schemas"]["SearchHealth"] | null;
             totals: components["schemas"]["Totals"];
         };
+        /** Page[CatalogField] */
+        Page_CatalogField_: {
+            /** Items */
+            items: components["schemas"]["CatalogField"][];
+            /** Limit */
+            limit: number;
+            /** Next Offset */
+            next_offset: number | null;
+            /** Offset */
+            offset: number;
+        };
         /** Page[Dataset] */
         Page_Dataset_: {
             /** Items */
             items: components["schemas"]["Dataset"][];
+            /** Limit */
+            limit: number;
+            /** Next Offset */
+            next_offset: number | null;
+            /** Offset */
+            offset: number;
+        };
+        /** Page[Document] */
+        Page_Document_: {
+            /** Items */
+            items: components["schemas"]["Document"][];
             /** Limit */
             limit: number;
             /** Next Offset */
@@ -2707,6 +3481,28 @@ export interface components {
             /** Offset */
             offset: number;
         };
+        /** Page[ReviewItem] */
+        Page_ReviewItem_: {
+            /** Items */
+            items: components["schemas"]["ReviewItem"][];
+            /** Limit */
+            limit: number;
+            /** Next Offset */
+            next_offset: number | null;
+            /** Offset */
+            offset: number;
+        };
+        /** Page[Term] */
+        Page_Term_: {
+            /** Items */
+            items: components["schemas"]["Term"][];
+            /** Limit */
+            limit: number;
+            /** Next Offset */
+            next_offset: number | null;
+            /** Offset */
+            offset: number;
+        };
         /** Page[TraceSummary] */
         Page_TraceSummary_: {
             /** Items */
@@ -2718,18 +3514,51 @@ export interface components {
             /** Offset */
             offset: number;
         };
-        /** Page[dict[str, Any]] */
-        Page_dict_str__Any__: {
-            /** Items */
-            items: {
+        /** Prediction */
+        Prediction: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** External Id */
+            external_id?: string | null;
+            /** Factors */
+            factors: {
                 [key: string]: unknown;
-            }[];
-            /** Limit */
-            limit: number;
-            /** Next Offset */
-            next_offset: number | null;
-            /** Offset */
-            offset: number;
+            };
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Label */
+            label?: string | null;
+            /** Model Name */
+            model_name: string;
+            /** Model Version */
+            model_version: string;
+            /**
+             * Outcome
+             * @description What really happened; null: not known yet.
+             */
+            outcome?: boolean | null;
+            /** Outcome At */
+            outcome_at?: string | null;
+            /** Outcome Note */
+            outcome_note?: string | null;
+            /**
+             * Score
+             * @description Predicted probability of the positive outcome, 0-1.
+             */
+            score: number;
+            /**
+             * Subject
+             * @description Business entities scored, e.g. {"loan": "456"}.
+             */
+            subject: {
+                [key: string]: string;
+            };
         };
         /** PredictionIn */
         PredictionIn: {
@@ -2773,6 +3602,28 @@ export interface components {
             title: string;
             type: string;
         };
+        /** ProducingJob */
+        ProducingJob: {
+            /** Base Model */
+            base_model: string;
+            /**
+             * Dataset Id
+             * Format: uuid
+             */
+            dataset_id: string;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Result Model */
+            result_model?: string | null;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "running" | "succeeded" | "failed" | "cancelled";
+        };
         /** Project */
         Project: {
             /**
@@ -2788,6 +3639,107 @@ export interface components {
             /** Name */
             name: string;
         };
+        /** ProjectSettings */
+        ProjectSettings: {
+            /**
+             * Available Languages
+             * @description Text search configurations this server has.
+             */
+            available_languages: string[];
+            /**
+             * Embedding Model
+             * @description The project's own embedding model; null: the server's.
+             */
+            embedding_model: string | null;
+            /**
+             * Embedding Provider
+             * @description The project's own embedding provider; null: the server's.
+             */
+            embedding_provider: ("local" | "openai") | null;
+            /**
+             * Language
+             * @description PostgreSQL text search configuration used to stem this project's texts.
+             */
+            language: string;
+            /**
+             * Model In Use
+             * @description The model that embeds this project's writes and text queries now.
+             */
+            model_in_use: string;
+            /** Project */
+            project: string;
+            /**
+             * Restemmed
+             * @description After a language change: stored rows re-stemmed.
+             */
+            restemmed?: number | null;
+        };
+        /**
+         * ProjectSettingsChange
+         * @description Fields left out keep their value. ``embedding_model`` needs ``embedding_provider``.
+         * @example {
+         *       "language": "spanish"
+         *     }
+         * @example {
+         *       "embedding_model": "text-embedding-3-small",
+         *       "embedding_provider": "openai"
+         *     }
+         */
+        ProjectSettingsChange: {
+            /**
+             * Embedding Model
+             * @description A sentence-transformers name or server path (local), or an OpenAI-compatible model name.
+             */
+            embedding_model?: string | null;
+            /** Embedding Provider */
+            embedding_provider?: ("local" | "openai") | null;
+            /**
+             * Language
+             * @example spanish
+             */
+            language?: string | null;
+        };
+        /** Ready */
+        Ready: {
+            /**
+             * Status
+             * @constant
+             */
+            status: "ready";
+        };
+        /**
+         * Report
+         * @description A model version's quality against the outcomes recorded so far (nulls: no outcome yet).
+         */
+        Report: {
+            /** Accuracy */
+            accuracy: number | null;
+            /** Awaiting Outcome */
+            awaiting_outcome: number;
+            /** Base Rate */
+            base_rate: number | null;
+            /** Brier */
+            brier: number | null;
+            /** Calibration */
+            calibration: components["schemas"]["CalibrationBin"][];
+            confusion: components["schemas"]["Confusion"] | null;
+            /** Model Name */
+            model_name: string;
+            /** Model Version */
+            model_version: string;
+            /** Precision */
+            precision: number | null;
+            /** Predictions */
+            predictions: number;
+            /** Recall */
+            recall: number | null;
+            /** Roc Auc */
+            roc_auc: number | null;
+            /** Threshold */
+            threshold: number;
+            /** With Outcome */
+            with_outcome: number;
+        };
         /** Review */
         Review: {
             /** By */
@@ -2796,6 +3748,88 @@ export interface components {
             improved?: boolean | null;
             /** Notes */
             notes?: string | null;
+        };
+        /**
+         * ReviewItem
+         * @description Feedback waiting for an admin, with the generation it is about (the whole story).
+         */
+        ReviewItem: {
+            /** Author Ref */
+            author_ref?: string | null;
+            /** Comment */
+            comment?: string | null;
+            /** Config */
+            config: {
+                [key: string]: unknown;
+            };
+            /** Corrected Output */
+            corrected_output?: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Generation Id
+             * Format: uuid
+             */
+            generation_id: string;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Improved */
+            improved?: boolean | null;
+            /** Instruction */
+            instruction?: string | null;
+            /** Iteration */
+            iteration: number;
+            /** Kind */
+            kind: string;
+            /** Links */
+            links: {
+                [key: string]: string;
+            };
+            /** Model */
+            model?: string | null;
+            /** Output Text */
+            output_text?: string | null;
+            /** Output Url */
+            output_url?: string | null;
+            /** Processed */
+            processed: boolean;
+            /** Processed At */
+            processed_at?: string | null;
+            /** Processed By */
+            processed_by?: string | null;
+            /**
+             * Project Id
+             * Format: uuid
+             */
+            project_id: string;
+            /** Prompt */
+            prompt?: string | null;
+            /** Rating */
+            rating?: number | null;
+            /** Review Notes */
+            review_notes?: string | null;
+            /**
+             * Root Id
+             * Format: uuid
+             */
+            root_id: string;
+            /** Sentiment */
+            sentiment?: ("POSITIVE" | "NEGATIVE" | "NEUTRAL") | null;
+            /**
+             * Source
+             * @enum {string}
+             */
+            source: "user" | "admin" | "automatic";
+            /** Tags */
+            tags: string[];
+            /** Thumbs */
+            thumbs?: number | null;
         };
         /**
          * SearchBody
@@ -2950,10 +3984,11 @@ export interface components {
         };
         /** SearchResults */
         SearchResults: {
-            /** Items */
-            items: {
-                [key: string]: unknown;
-            }[];
+            /**
+             * Items
+             * @description Hits best first (documents with group_by).
+             */
+            items: (components["schemas"]["ChunkHit"] | components["schemas"]["EntityHit"] | components["schemas"]["GenerationHit"] | components["schemas"]["TermHit"] | components["schemas"]["DocumentHit"])[];
             /**
              * Matching
              * @description Rows passing the filter, counted up to the exact threshold.
@@ -2972,13 +4007,8 @@ export interface components {
              * @description How the rows were found: exact, hnsw, hnsw+exact, fulltext, hybrid/...
              */
             path: string;
-            /**
-             * Trust
-             * @description Hybrid: the text side's signals and the weights used.
-             */
-            trust?: {
-                [key: string]: unknown;
-            } | null;
+            /** @description Hybrid: the text side's signals and the weights used. */
+            trust?: components["schemas"]["Trust"] | null;
         };
         /** SearchStats */
         SearchStats: {
@@ -3096,6 +4126,20 @@ export interface components {
             /** Data */
             data: components["schemas"]["SpanAnnotation"][];
         };
+        /**
+         * SpanEvent
+         * @description An event inside a span (OTLP ``Span.Event``): a name, a time and attributes.
+         */
+        SpanEvent: {
+            /** Attributes */
+            attributes: {
+                [key: string]: unknown;
+            };
+            /** Name */
+            name: string;
+            /** Time Unix Nano */
+            time_unix_nano: number;
+        };
         /** SpanNode */
         SpanNode: {
             /** Attributes */
@@ -3112,9 +4156,7 @@ export interface components {
              */
             ended_at: string;
             /** Events */
-            events: {
-                [key: string]: unknown;
-            }[];
+            events: components["schemas"]["SpanEvent"][];
             /**
              * Generation Id
              * @description The generation this model-call span became.
@@ -3162,6 +4204,21 @@ export interface components {
             max_rows?: number;
             /** Sql */
             sql: string;
+        };
+        /** SqlResult */
+        SqlResult: {
+            /** Columns */
+            columns: string[];
+            /**
+             * Rows
+             * @description At most max_rows rows, each a list in the order of columns.
+             */
+            rows: unknown[][];
+            /**
+             * Truncated
+             * @description More rows matched than max_rows.
+             */
+            truncated: boolean;
         };
         /**
          * SuccessBody
@@ -3223,13 +4280,9 @@ export interface components {
         /** SuccessResults */
         SuccessResults: {
             /** Few Shot */
-            few_shot?: string | {
-                [key: string]: string;
-            }[] | null;
+            few_shot?: string | components["schemas"]["FewShotMessage"][] | null;
             /** Items */
-            items: {
-                [key: string]: unknown;
-            }[];
+            items: components["schemas"]["GenerationHit"][];
             /**
              * Matching
              * @description Rows passing the filter, counted up to the exact threshold.
@@ -3248,13 +4301,8 @@ export interface components {
              * @description How the rows were found: exact, hnsw, hnsw+exact, fulltext, hybrid/...
              */
             path: string;
-            /**
-             * Trust
-             * @description Hybrid: the text side's signals and the weights used.
-             */
-            trust?: {
-                [key: string]: unknown;
-            } | null;
+            /** @description Hybrid: the text side's signals and the weights used. */
+            trust?: components["schemas"]["Trust"] | null;
         };
         /** TagRow */
         TagRow: {
@@ -3302,6 +4350,133 @@ export interface components {
             slow_search_ms: number | null;
             /** Updated At */
             updated_at?: string | null;
+        };
+        /**
+         * Term
+         * @description A word of the app's language and the table.field it means.
+         */
+        Term: {
+            /** Active */
+            active: boolean;
+            /** Category */
+            category?: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Definition */
+            definition?: string | null;
+            /** Examples */
+            examples: string[];
+            /** Field Name */
+            field_name?: string | null;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Synonyms */
+            synonyms: string[];
+            /** Table Name */
+            table_name?: string | null;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /** Word */
+            word: string;
+        };
+        /** TermHit */
+        TermHit: {
+            /**
+             * Content
+             * @description The embedded text.
+             */
+            content?: string | null;
+            /**
+             * Dense Rank
+             * @description hybrid: rank in the vector ranking.
+             */
+            dense_rank?: number | null;
+            /** Embedding Id */
+            embedding_id?: string | null;
+            /**
+             * Metadata
+             * @description The filterable metadata (your own keys).
+             */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Owner Id
+             * Format: uuid
+             */
+            owner_id: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            owner_type: "term";
+            /**
+             * Score
+             * @description fulltext: BM25; hybrid: the fused score.
+             */
+            score?: number | null;
+            /**
+             * Similarity
+             * @description Cosine similarity (dense and hybrid modes).
+             */
+            similarity?: number | null;
+            /**
+             * Text Rank
+             * @description fulltext/hybrid: rank in the full-text ranking.
+             */
+            text_rank?: number | null;
+            /**
+             * Text Score
+             * @description hybrid: BM25 of the text side.
+             */
+            text_score?: number | null;
+        };
+        /**
+         * TermMatch
+         * @description What a phrase means: a term found by its word, a synonym, or by meaning.
+         */
+        TermMatch: {
+            /** Category */
+            category: string | null;
+            /** Data Type */
+            data_type: string | null;
+            /** Definition */
+            definition: string | null;
+            /** Field */
+            field: string | null;
+            /**
+             * Field Definition
+             * @description The catalog's definition of table.field, if any.
+             */
+            field_definition: string | null;
+            /**
+             * Match
+             * @enum {string}
+             */
+            match: "exact" | "synonym" | "semantic";
+            /**
+             * Score
+             * @description 1.0 exact, 0.95 synonym, else cosine similarity.
+             */
+            score: number;
+            /** Table */
+            table: string | null;
+            /**
+             * Term Id
+             * Format: uuid
+             */
+            term_id: string;
+            /** Word */
+            word: string;
         };
         /** Totals */
         Totals: {
@@ -3355,6 +4530,122 @@ export interface components {
             /** Trace Id */
             trace_id: string;
         };
+        /**
+         * TrainedOn
+         * @description A generation a fine-tuned model was trained on (provenance).
+         */
+        TrainedOn: {
+            /** Dataset */
+            dataset: string;
+            /** Dataset Version */
+            dataset_version: number;
+            /**
+             * Generation Created At
+             * Format: date-time
+             */
+            generation_created_at: string;
+            /**
+             * Generation Id
+             * Format: uuid
+             */
+            generation_id: string;
+            /**
+             * Job Id
+             * Format: uuid
+             */
+            job_id: string;
+            /**
+             * Job Status
+             * @enum {string}
+             */
+            job_status: "pending" | "running" | "succeeded" | "failed" | "cancelled";
+            /**
+             * Role
+             * @description example (sft), chosen or rejected (preference pairs).
+             * @enum {string}
+             */
+            role: "example" | "chosen" | "rejected";
+            /**
+             * Split
+             * @enum {string}
+             */
+            split: "train" | "validation";
+        };
+        /** TrainingJobUse */
+        TrainingJobUse: {
+            /** Base Model */
+            base_model: string;
+            /** Dataset */
+            dataset: string;
+            /** Dataset Version */
+            dataset_version: number;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Provider Job Id */
+            provider_job_id?: string | null;
+            /** Result Model */
+            result_model?: string | null;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "running" | "succeeded" | "failed" | "cancelled";
+        };
+        /** Trust */
+        Trust: {
+            /** Corroboration */
+            corroboration: number;
+            /** Decisiveness */
+            decisiveness: number;
+            /** Dense Weight */
+            dense_weight: number;
+            /** Rarity */
+            rarity: number;
+            /** Terms */
+            terms: number;
+            /** Text Weight */
+            text_weight: number;
+        };
+        /** TypeDay */
+        TypeDay: {
+            /**
+             * Day
+             * Format: date
+             * @description UTC day.
+             */
+            day: string;
+            /** Event Type */
+            event_type: string;
+            /** Events */
+            events: number;
+        };
+        /** UserActivity */
+        UserActivity: {
+            /** Active Days */
+            active_days: number;
+            /** Events */
+            events: number;
+            /** Events Per Active Day */
+            events_per_active_day: number;
+            /**
+             * First At
+             * Format: date-time
+             */
+            first_at: string;
+            /**
+             * Last At
+             * Format: date-time
+             */
+            last_at: string;
+            /**
+             * User
+             * @description The events' actor (null: events without one).
+             */
+            user: string | null;
+        };
         /** ValidationError */
         ValidationError: {
             /** Context */
@@ -3392,9 +4683,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: string;
-                    };
+                    "application/json": components["schemas"]["Health"];
                 };
             };
             /** @description The database (or a configured provider) is unavailable; retry after Retry-After seconds */
@@ -3454,9 +4743,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Ready"];
                 };
             };
             /** @description The database (or a configured provider) is unavailable; retry after Retry-After seconds */
@@ -4535,7 +5822,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Page_dict_str__Any__"];
+                    "application/json": components["schemas"]["Page_CatalogField_"];
                 };
             };
             /** @description The request could not be read (e.g. a malformed form body) */
@@ -4647,9 +5934,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["CatalogField"];
                 };
             };
             /** @description The request could not be read (e.g. a malformed form body) */
@@ -4767,9 +6052,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["CatalogField"];
                 };
             };
             /** @description The request could not be read (e.g. a malformed form body) */
@@ -5759,9 +7042,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    }[];
+                    "application/json": components["schemas"]["TermMatch"][];
                 };
             };
             /** @description The request could not be read (e.g. a malformed form body) */
@@ -5876,7 +7157,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Page_dict_str__Any__"];
+                    "application/json": components["schemas"]["Page_Term_"];
                 };
             };
             /** @description The request could not be read (e.g. a malformed form body) */
@@ -5990,9 +7271,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Term"];
                 };
             };
             /** @description The request could not be read (e.g. a malformed form body) */
@@ -6106,7 +7385,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Page_dict_str__Any__"];
+                    "application/json": components["schemas"]["Page_Document_"];
                 };
             };
             /** @description The request could not be read (e.g. a malformed form body) */
@@ -6225,9 +7504,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Ingested"];
                 };
             };
             /** @description The request could not be read (e.g. a malformed form body) */
@@ -6339,9 +7616,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["DocumentDetail"];
                 };
             };
             /** @description The request could not be read (e.g. a malformed form body) */
@@ -6453,9 +7728,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["DocumentDeleted"];
                 };
             };
             /** @description The request could not be read (e.g. a malformed form body) */
@@ -6571,9 +7844,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["DocumentActive"];
                 };
             };
             /** @description The request could not be read (e.g. a malformed form body) */
@@ -6907,9 +8178,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Entity"];
                 };
             };
             /** @description The request could not be read (e.g. a malformed form body) */
@@ -7026,9 +8295,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["EntityUpserted"];
                 };
             };
             /** @description The request could not be read (e.g. a malformed form body) */
@@ -7141,9 +8408,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["EntityDeleted"];
                 };
             };
             /** @description The request could not be read (e.g. a malformed form body) */
@@ -7598,9 +8863,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    }[];
+                    "application/json": components["schemas"]["UserActivity"][];
                 };
             };
             /** @description The request could not be read (e.g. a malformed form body) */
@@ -7710,9 +8973,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    }[];
+                    "application/json": components["schemas"]["TypeDay"][];
                 };
             };
             /** @description The request could not be read (e.g. a malformed form body) */
@@ -7824,9 +9085,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["SqlResult"];
                 };
             };
             /** @description The request could not be read (e.g. a malformed form body) */
@@ -8528,9 +9787,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Embedded"];
                 };
             };
             /** @description The request could not be read (e.g. a malformed form body) */
@@ -9196,9 +10453,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["GenerationTraining"];
                 };
             };
             /** @description The request could not be read (e.g. a malformed form body) */
@@ -9308,9 +10563,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["LineageNode"];
                 };
             };
             /** @description The request could not be read (e.g. a malformed form body) */
@@ -10190,9 +11443,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    }[];
+                    "application/json": components["schemas"]["Prediction"][];
                 };
             };
             /** @description The request could not be read (e.g. a malformed form body) */
@@ -10306,9 +11557,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Prediction"];
                 };
             };
             /** @description The request could not be read (e.g. a malformed form body) */
@@ -10422,9 +11671,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Report"];
                 };
             };
             /** @description The request could not be read (e.g. a malformed form body) */
@@ -10534,9 +11781,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    }[];
+                    "application/json": components["schemas"]["ModelVersion"][];
                 };
             };
             /** @description The request could not be read (e.g. a malformed form body) */
@@ -10646,9 +11891,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Prediction"];
                 };
             };
             /** @description The request could not be read (e.g. a malformed form body) */
@@ -10764,9 +12007,227 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Prediction"];
+                };
+            };
+            /** @description The request could not be read (e.g. a malformed form body) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No API key, or a malformed, unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown id or project, or one of another tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The change conflicts with stored data */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than LEARNLOOP_API_MAX_BODY_BYTES */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests of this kind at once; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database (or a configured provider) is unavailable; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_project_settings_v1_project_settings_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Project name inside your tenant. */
+                "X-Learnloop-Project"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectSettings"];
+                };
+            };
+            /** @description The request could not be read (e.g. a malformed form body) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No API key, or a malformed, unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown id or project, or one of another tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The change conflicts with stored data */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than LEARNLOOP_API_MAX_BODY_BYTES */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests of this kind at once; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database (or a configured provider) is unavailable; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    put_project_settings_v1_project_settings_put: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Project name inside your tenant. */
+                "X-Learnloop-Project"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProjectSettingsChange"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectSettings"];
                 };
             };
             /** @description The request could not be read (e.g. a malformed form body) */
@@ -10987,7 +12448,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Page_dict_str__Any__"];
+                    "application/json": components["schemas"]["Page_ReviewItem_"];
                 };
             };
             /** @description The request could not be read (e.g. a malformed form body) */
@@ -12326,9 +13787,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    }[];
+                    "application/json": components["schemas"]["JobEvent"][];
                 };
             };
             /** @description The request could not be read (e.g. a malformed form body) */
@@ -12548,9 +14007,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    }[];
+                    "application/json": components["schemas"]["TrainedOn"][];
                 };
             };
             /** @description The request could not be read (e.g. a malformed form body) */

@@ -48,7 +48,7 @@ export interface Turn {
 }
 
 /** The LLM's stand-in: the best passage's sentences that share the most words with the question. */
-export function composeAnswer(question: string, hits: Record<string, unknown>[]): string {
+export function composeAnswer(question: string, hits: Schemas["ChunkHit"][]): string {
   const top = hits[0];
   if (!top) return "I'm sorry, I don't have that information. Let me transfer you to a colleague.";
   const words = new Set(question.toLowerCase().match(/[a-z]{4,}/g) ?? []);
@@ -70,8 +70,10 @@ export class PhoneAgent {
       body: { query: transcript, k: 3, owner_types: ["chunk"] },
     }));
     const searchMs = performance.now() - t0;
-    const answer = composeAnswer(transcript, res.items);
-    const sources = res.items.map((h) => String(h.title ?? h.file_name ?? h.owner_id));
+    // owner_types ["chunk"]: every hit is a chunk (the type guard narrows the union for TypeScript)
+    const chunks = res.items.filter((h): h is Schemas["ChunkHit"] => h.owner_type === "chunk");
+    const answer = composeAnswer(transcript, chunks);
+    const sources = chunks.map((h) => String(h.title ?? h.file_name ?? h.owner_id));
     await unwrap(this.account.ll.POST("/v1/generations", {
       body: {
         kind: "call_turn", prompt: transcript, output_text: answer, session_ref: callId, model: "template-v1",

@@ -14,19 +14,16 @@ them). It reads no tenant's data; for that it creates a tenant key.
 from __future__ import annotations
 
 import re
-import secrets
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from ..errors import InvalidInput, NotFound
-from ..events.keys import Unauthenticated, _digest, secret_matches
+from ..events.keys import Unauthenticated, _digest, key_text, new_key, parse_key, secret_matches
 from ..store.database import Conn
-from ..store.ids import uuid7
 from ..store.validation import check_name
 
 PREFIX = "lli_"
-KEY_RE = re.compile(r"lli_([0-9a-f]{32})_([A-Za-z0-9_-]{20,100})")
 REDACT_RE = re.compile(r"lli_[0-9a-f]{32}_[A-Za-z0-9_-]+")
 _COLS = "id, name, created_at, revoked_at, last_used_at"
 
@@ -40,13 +37,13 @@ class InstallationPrincipal:
 def create(conn: Conn, name: str) -> tuple[dict[str, Any], str]:
     """Create an installation key; returns (its record, the full key, shown once)."""
     check_name(name, "key name")
-    key_id, secret, salt = uuid7(), secrets.token_urlsafe(32), secrets.token_bytes(16)
+    key_id, secret, salt = new_key()
     row = conn.execute(
         f"INSERT INTO learnloop.installation_keys (id, name, salt, hash) VALUES (%s, %s, %s, %s) RETURNING {_COLS}",  # noqa: S608 - constant columns
         (key_id, name, salt, _digest(salt, secret)),
     ).fetchone()
     assert row is not None
-    return dict(row), f"{PREFIX}{key_id.hex}_{secret}"
+    return dict(row), key_text(PREFIX, key_id, secret)
 
 
 def list_keys(conn: Conn) -> list[dict[str, Any]]:
@@ -71,15 +68,10 @@ def is_installation_key(key: str | None) -> bool:
 
 
 def authenticate(conn: Conn, key: str | None) -> InstallationPrincipal:
-    if not key:
-        raise Unauthenticated("an installation key is required: send 'Authorization: Bearer lli_...'")
-    m = KEY_RE.fullmatch(key.strip())
-    if m is None:
-        raise Unauthenticated("the installation key is malformed")
-    kid = UUID(hex=m.group(1))
+    kid, secret = parse_key(key, PREFIX, "installation key")
     row = conn.execute("SELECT name, salt, hash, revoked_at FROM learnloop.installation_keys WHERE id = %s",
                        (kid,)).fetchone()
-    if not secret_matches(row, m.group(2)) or row["revoked_at"] is not None:
+    if not secret_matches(row, secret) or row["revoked_at"] is not None:
         raise Unauthenticated("the installation key is not valid (unknown, wrong or revoked)")
     conn.execute("UPDATE learnloop.installation_keys SET last_used_at = now() WHERE id = %s"
                  " AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')", (kid,))

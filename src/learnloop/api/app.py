@@ -114,7 +114,8 @@ def _optional_routers(app: FastAPI) -> None:
     """Routers of capabilities that may not be installed (knowledge, training)."""
     import importlib
 
-    for mod in ("learnloop.api.routes.knowledge", "learnloop.api.routes.training", "learnloop.api.routes.otlp"):
+    for mod in ("learnloop.api.routes.knowledge", "learnloop.api.routes.projects", "learnloop.api.routes.training",
+                "learnloop.api.routes.otlp"):
         try:
             m = importlib.import_module(mod)
         except ModuleNotFoundError as exc:

@@ -15,6 +15,7 @@ from typing import Any
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from psycopg.types.json import Jsonb
+from pydantic import BaseModel
 
 from ..errors import Conflict, InvalidInput
 from ..store.database import Conn
@@ -29,7 +30,10 @@ def request_hash(method: str, path: str, project: str, body: Any) -> str:
 
 
 def run_write(ctx: Ctx, key: str | None, rhash: str, fn: Callable[[Conn], Any],
-              status: int = 201) -> JSONResponse:
+              status: int = 201, *, model: type[BaseModel] | None = None) -> JSONResponse:
+    """Run ``fn`` in the write's transaction and answer its result (through ``model``, the
+    route's response model, when the result is a plain dict: the wire then carries exactly
+    what the schema declares)."""
     if key is not None and (not key or len(key) > 200 or "\x00" in key or not key.isprintable()):
         raise InvalidInput("Idempotency-Key must be 1 to 200 printable characters", field="Idempotency-Key")
     tid = ctx.principal.tenant_id
@@ -47,7 +51,10 @@ def run_write(ctx: Ctx, key: str | None, rhash: str, fn: Callable[[Conn], Any],
             if row["status_code"] is not None:
                 return JSONResponse(row["response"], status_code=row["status_code"],
                                     headers={"Idempotent-Replayed": "true"})
-        body = jsonable_encoder(fn(conn))
+        result = fn(conn)
+        if model is not None and not isinstance(result, model):
+            result = model.model_validate(result)
+        body = jsonable_encoder(result)
         if key is not None:
             conn.execute(
                 "UPDATE learnloop.idempotency_keys SET status_code = %s, response = %s"

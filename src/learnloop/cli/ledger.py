@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from ..errors import InvalidInput
+from ..ledger.models import LineageNode
 from ._common import echo_json, get_client, json_flag, json_option, table, to_jsonable
 
 
@@ -106,13 +107,13 @@ def show(ctx: click.Context, generation_id: str, tree: bool, path_: bool, as_jso
         from rich.console import Console
         from rich.tree import Tree
 
-        def label(n: dict[str, Any]) -> str:
-            text = (n.get("output_text") or n.get("output_url") or n.get("prompt") or "")[:70].replace("\n", " ")
-            mark = " <" if str(n["id"]) == str(generation_id) else ""
-            return f"[bold]#{n['iteration']}[/] {n['id']} [{_color(n['verdict'])}]{n['verdict'] or 'unrated'}[/] {text}{mark}"
+        def label(n: LineageNode) -> str:
+            text = (n.output_text or n.output_url or n.prompt or "")[:70].replace("\n", " ")
+            mark = " <" if str(n.id) == str(generation_id) else ""
+            return f"[bold]#{n.iteration}[/] {n.id} [{_color(n.verdict)}]{n.verdict or 'unrated'}[/] {text}{mark}"
 
-        def add(t: Tree, n: dict[str, Any]) -> None:
-            for c in n["children"]:
+        def add(t: Tree, n: LineageNode) -> None:
+            for c in n.children:
                 add(t.add(label(c)), c)
 
         t = Tree(label(root))
@@ -193,7 +194,7 @@ def review_list(ctx: click.Context, sentiment: str, include_processed: bool, lim
     if as_json:
         echo_json(rows)
     else:
-        table(rows, ["id", "generation_id", "sentiment", "tags", "comment", "prompt", "output_text"], title=f"{len(rows)} to review")
+        table([r.model_dump() for r in rows], ["id", "generation_id", "sentiment", "tags", "comment", "prompt", "output_text"], title=f"{len(rows)} to review")
 
 
 @review.command("done")

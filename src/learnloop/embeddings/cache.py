@@ -32,8 +32,12 @@ def embed_with_cache(
     texts: list[str],
     *,
     write: bool = True,
+    lookups: dict[str, int] | None = None,
 ) -> np.ndarray:
-    """Vectors for ``texts`` in input order, float32 (n, provider.dimensions)."""
+    """Vectors for ``texts`` in input order, float32 (n, provider.dimensions).
+
+    ``lookups``: a dict to which this call adds its ``hits`` and ``misses`` (search counts
+    its own, per tenant and project, beside the process-wide ``METRICS``)."""
     for i, t in enumerate(texts):
         if not isinstance(t, str):
             raise InvalidInput(f"text #{i} to embed is a {type(t).__name__}, not a string", field="text")
@@ -75,6 +79,9 @@ def embed_with_cache(
     # repeat inside this batch) is a hit, since it cost no model call.
     METRICS.record(hits=len(hashes) - len(missing), misses=len(missing), seconds=seconds,
                    calls=1 if missing else 0)
+    if lookups is not None:
+        lookups["hits"] = lookups.get("hits", 0) + len(hashes) - len(missing)
+        lookups["misses"] = lookups.get("misses", 0) + len(missing)
     for i, h in enumerate(hashes):
         out[i] = found[h]
     return out

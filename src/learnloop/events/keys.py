@@ -27,7 +27,8 @@ from ..store.validation import check_name
 
 SCOPES = ("ingest", "read", "admin")
 PREFIX = "llk_"
-KEY_RE = re.compile(r"llk_([0-9a-f]{32})_([A-Za-z0-9_-]{20,100})")
+# Every learnloop key: <prefix><key id, 32 hex>_<secret> (tenant llk_, installation lli_).
+KEY_RE = re.compile(r"(ll[ki]_)([0-9a-f]{32})_([A-Za-z0-9_-]{20,100})")
 # Used to redact keys from any log line, wherever they appear, in any encoding a URL, a
 # form or a JSON string gives them: "_" as itself, percent-encoded once or more (%5F,
 # %255F) or JSON-escaped (\u005f), and any character of the secret percent-encoded.
@@ -95,9 +96,7 @@ def create(conn: Conn, tenant_id: UUID, name: str, scopes: Any) -> tuple[dict[st
 
     check_name(name, "key name")
     scope_list = check_scopes(scopes)
-    key_id = uuid7()
-    secret = secrets.token_urlsafe(32)
-    salt = secrets.token_bytes(16)
+    key_id, secret, salt = new_key()
     with conn.transaction():
         row = conn.execute(
             "INSERT INTO learnloop.api_keys (tenant_id, id, name, scopes, salt, hash)"
@@ -107,7 +106,7 @@ def create(conn: Conn, tenant_id: UUID, name: str, scopes: Any) -> tuple[dict[st
         ).fetchone()
         emit(conn, tenant_id, "api_key", key_id, "api_key.created", {"name": name, "scopes": scope_list})
     assert row is not None
-    return dict(row), f"{PREFIX}{key_id.hex}_{secret}"
+    return dict(row), key_text(PREFIX, key_id, secret)
 
 
 def list_keys(conn: Conn, tenant_id: UUID) -> list[dict[str, Any]]:
@@ -161,21 +160,37 @@ def _key_id(key_id: UUID | str) -> UUID:
         raise InvalidInput(f"key id {key_id!r} is not a valid id (expected a UUID)") from None
 
 
+def new_key() -> tuple[UUID, str, bytes]:
+    """(key id, secret, salt) of a new key; store the salt and ``_digest(salt, secret)``."""
+    return uuid7(), secrets.token_urlsafe(32), secrets.token_bytes(16)
+
+
+def key_text(prefix: str, key_id: UUID, secret: str) -> str:
+    """The key as its holder presents it (shown once)."""
+    return f"{prefix}{key_id.hex}_{secret}"
+
+
+def parse_key(key: str | None, prefix: str, what: str) -> tuple[UUID, str]:
+    """(key id, secret) of a presented key with ``prefix``; Unauthenticated when it is
+    missing or not of that shape. ``what`` names the key in the message ("API key")."""
+    if not key:
+        raise Unauthenticated(f"an {what} is required: send 'Authorization: Bearer {prefix}...'")
+    m = KEY_RE.fullmatch(key.strip())
+    if m is None or m.group(1) != prefix:
+        raise Unauthenticated(f"the {what} is malformed")
+    return UUID(hex=m.group(2)), m.group(3)
+
+
 def authenticate(conn: Conn, key: str | None) -> Principal:
     """The principal for a presented key, or Unauthenticated (same message for every failure
     after parsing, so a caller cannot tell a wrong secret from a revoked key)."""
-    if not key:
-        raise Unauthenticated("an API key is required: send 'Authorization: Bearer llk_...'")
-    m = KEY_RE.fullmatch(key.strip())
-    if m is None:
-        raise Unauthenticated("the API key is malformed")
-    kid = UUID(hex=m.group(1))
+    kid, secret = parse_key(key, PREFIX, "API key")
     row = conn.execute(
         "SELECT k.tenant_id, k.name, k.scopes, k.salt, k.hash, k.revoked_at, t.name AS tenant"
         " FROM learnloop.api_keys k JOIN learnloop.tenants t ON t.id = k.tenant_id WHERE k.id = %s",
         (kid,),
     ).fetchone()
-    if not secret_matches(row, m.group(2)) or row["revoked_at"] is not None:
+    if not secret_matches(row, secret) or row["revoked_at"] is not None:
         raise Unauthenticated("the API key is not valid (unknown, wrong or revoked)")
     return Principal(kid, row["tenant_id"], row["tenant"], row["name"], frozenset(row["scopes"]))
 

@@ -125,7 +125,8 @@ def group_by_document(hits: Sequence[dict[str, Any]], k: int, per_document: int)
         if d is None:
             if len(docs) >= k:
                 continue
-            d = docs[doc_id] = {"document_id": doc_id, "title": h.get("title"), "file_name": h.get("file_name"),
+            d = docs[doc_id] = {"owner_type": "document", "document_id": doc_id, "title": h.get("title"),
+                                "file_name": h.get("file_name"),
                                 "rank": len(docs) + 1, "similarity": h.get("similarity"), "score": h.get("score"),
                                 "chunks": []}
         if len(d["chunks"]) < per_document:

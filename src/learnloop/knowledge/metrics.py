@@ -9,6 +9,13 @@ Two views of the same counters:
   idle process does not sit on its last counts) and at exit. ``stored(conn, scope)`` sums
   them; ``learnloop stats search`` and ``GET /v1/stats/search`` show them.
 
+Pending counts are kept per database, then per (tenant, project): a process that talks to
+two databases (two clients, or a test and a server) flushes each database's counts into
+that database only. Cache hits and misses in the table are those of the searches' own
+query embeddings, counted per search, so each tenant's (and project's) hit rate is its own;
+the process-wide embedding counters (ingestion included) stay in ``snapshot()`` and the
+Prometheus gauge.
+
 Searches slower than their tenant's threshold (``tenant_settings.slow_search_ms``, else
 ``LEARNLOOP_SLOW_SEARCH_MS``, default 200 ms) each write a ``search.slow`` event, which the
 live stream, the relay and the archive carry like any other (an app's latency alert
@@ -29,7 +36,6 @@ import bisect
 import logging
 import threading
 import time
-import weakref
 from collections import deque
 from datetime import UTC, datetime
 from typing import Any
@@ -47,10 +53,9 @@ SLOW_LOG_SECONDS = 60.0
 
 
 class _Pending:
-    """Counts for one (tenant, project) not yet written to the table."""
+    """Counts for one (tenant, project) of one database not yet written to the table."""
 
-    def __init__(self, db: Any = None) -> None:
-        self.db = db  # the database these counts belong to (a process may open several)
+    def __init__(self) -> None:
         self.searches = 0
         self.slow = 0
         self.total_ms = 0.0
@@ -75,21 +80,27 @@ class SearchMetrics:
             self.paths: dict[str, int] = {}
             self.latencies: deque[float] = deque(maxlen=WINDOW)
             self.embed_ms: deque[float] = deque(maxlen=WINDOW)
-            self.pending: dict[tuple[UUID, UUID], _Pending] = {}
+            # database (the client's ``db`` object; None for counts recorded without one)
+            # -> (tenant, project) -> counts
+            self.pending: dict[Any, dict[tuple[UUID, UUID], _Pending]] = {}
             self.last_flush = time.monotonic()
             self._slow = _SlowLog()
-            self._embed_base = _embedding_counters()
 
     def record(self, tenant_id: UUID, project_id: UUID, ms: float, *, embed_ms: float | None,
-               rows: int, path: str, slow_ms: float, db: Any = None) -> None:
+               rows: int, path: str, slow_ms: float, db: Any = None, cache_hit: bool | None = None) -> None:
+        """Count one search. ``cache_hit``: its query text's vector came from the embedding
+        cache (True), had to be embedded (False), or no text was embedded (None)."""
         with self._lock:
             self.searches += 1
             self.rows_returned += rows
             self.paths[path] = self.paths.get(path, 0) + 1
             self.latencies.append(ms)
-            p = self.pending.get((tenant_id, project_id))
+            of_db = self.pending.get(db)
+            if of_db is None:
+                of_db = self.pending[db] = {}
+            p = of_db.get((tenant_id, project_id))
             if p is None:  # (setdefault built a _Pending, buckets and all, on every search)
-                p = self.pending[(tenant_id, project_id)] = _Pending(db)
+                p = of_db[(tenant_id, project_id)] = _Pending()
             p.searches += 1
             p.total_ms += ms
             p.max_ms = max(p.max_ms, ms)
@@ -98,6 +109,9 @@ class SearchMetrics:
                 self.embed_ms.append(embed_ms)
                 p.embed_calls += 1
                 p.embed_ms += embed_ms
+            if cache_hit is not None:
+                p.cache_hits += cache_hit
+                p.cache_misses += not cache_hit
             line = None
             if ms > slow_ms:
                 self.slow_searches += 1
@@ -128,26 +142,28 @@ class SearchMetrics:
         out["embeddings"] = _embedding_counters()
         return out
 
-    def take_pending(self) -> dict[tuple[UUID, UUID], _Pending]:
+    def take_pending(self, db: Any) -> dict[tuple[UUID, UUID], _Pending]:
+        """The counts pending for ``db`` (removed from the buffer)."""
         with self._lock:
-            pending, self.pending = self.pending, {}
             self.last_flush = time.monotonic()
-            now = _embedding_counters()
-            base, self._embed_base = self._embed_base, now
-        # Cache hits/misses are process-wide (document ingestion too); the delta since the
-        # last flush is booked on the first scope flushed, so the table's sums stay right.
-        for p in pending.values():
-            p.cache_hits = int(now.get("cache_hits", 0) - base.get("cache_hits", 0))
-            p.cache_misses = int(now.get("cache_misses", 0) - base.get("cache_misses", 0))
-            break
-        return pending
+            return self.pending.pop(db, None) or {}
 
-    def give_back(self, pending: dict[tuple[UUID, UUID], _Pending]) -> None:
+    def drop(self, db: Any) -> None:
+        """Forget ``db``'s pending counts (a closed database can no longer take them)."""
         with self._lock:
+            self.pending.pop(db, None)
+
+    def databases(self) -> list[Any]:
+        with self._lock:
+            return list(self.pending)
+
+    def give_back(self, db: Any, pending: dict[tuple[UUID, UUID], _Pending]) -> None:
+        with self._lock:
+            of_db = self.pending.setdefault(db, {})
             for key, p in pending.items():
-                mine = self.pending.get(key)
+                mine = of_db.get(key)
                 if mine is None:
-                    mine = self.pending[key] = _Pending(p.db)
+                    mine = of_db[key] = _Pending()
                 mine.searches += p.searches
                 mine.slow += p.slow
                 mine.total_ms += p.total_ms
@@ -219,20 +235,19 @@ def _embedding_counters() -> dict[str, Any]:
 
 
 METRICS = SearchMetrics()
-_databases: weakref.WeakSet[Any] = weakref.WeakSet()
+_flusher_started = False
 
 
-def record_search(client: Any, ms: float, *, embed_ms: float | None, rows: int, path: str) -> None:
+def record_search(client: Any, ms: float, *, embed_ms: float | None, rows: int, path: str,
+                  cache_hit: bool | None = None) -> None:
     """Called by every search; a slow one also writes its ``search.slow`` event."""
     default = float(getattr(client.settings, "slow_search_ms", DEFAULT_SLOW_MS))
     scope = client.scope
     db = client.db
     slow = _slow_threshold(db, scope.tenant_id, default)
     METRICS.record(scope.tenant_id, scope.project_id, ms, embed_ms=embed_ms, rows=rows, path=path, slow_ms=slow,
-                   db=db)
-    if not getattr(db, "_learnloop_metrics", False):  # WeakSet.add makes a weakref per call
-        _databases.add(db)
-        db._learnloop_metrics = True
+                   db=db, cache_hit=cache_hit)
+    if not _flusher_started:
         _start_flusher()
     if ms > slow:
         _emit_slow(db, scope, ms, slow, path, rows)
@@ -268,8 +283,9 @@ _flusher_lock = threading.Lock()
 def _start_flusher() -> None:
     """One daemon thread per process writes every database's pending counts each
     ``FLUSH_SECONDS``, searches or not."""
-    global _flusher
+    global _flusher, _flusher_started
     with _flusher_lock:
+        _flusher_started = True
         if _flusher is not None and _flusher.is_alive():
             return
         _flusher = threading.Thread(target=_flush_loop, name="learnloop-search-metrics", daemon=True)
@@ -283,28 +299,27 @@ def _flush_loop() -> None:
 
 
 def flush_all() -> int:
-    """Flush every open database's pending counts; returns rows written."""
+    """Flush every open database's pending counts; returns rows written. The counts of a
+    database closed meanwhile are dropped (nothing can write them)."""
     n = 0
-    for db in list(_databases):
-        if not getattr(getattr(db, "pool", None), "closed", True):
+    for db in METRICS.databases():
+        if db is None or getattr(getattr(db, "pool", None), "closed", True):
+            METRICS.drop(db)
+        else:
             n += flush(db, quiet=True)
     return n
 
 
 def flush(db: Any, *, quiet: bool = False) -> int:
     """Add this process's pending counts for ``db`` to ``learnloop.search_metrics``; return rows written."""
-    pending = METRICS.take_pending()
-    others = {k: p for k, p in pending.items() if p.db is not None and p.db is not db}
-    if others:
-        METRICS.give_back(others)
-        pending = {k: p for k, p in pending.items() if k not in others}
+    pending = METRICS.take_pending(db)
     if not pending:
         return 0
     try:
         with db.transaction() as conn:
             write(conn, pending)
     except Exception as exc:  # never fail a search (or exit) because metrics could not be saved
-        METRICS.give_back(pending)
+        METRICS.give_back(db, pending)
         if quiet:
             return 0
         log.warning("search metrics not saved this time (%s); keeping them for the next flush", exc)

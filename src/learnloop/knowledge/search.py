@@ -1104,25 +1104,27 @@ class SearchMixin:
         return None, _check_model(model) if model else self._provider(None).model_id
 
     def _query(self, conn: psycopg.Connection[Any], query: Any, model: str | None, scope_args: dict[str, Any],
-               *, embed: bool = True) -> tuple[Query, float | None]:
-        """The validated Query for a text or vector ``query`` and, for text, its embed ms.
+               *, embed: bool = True) -> tuple[Query, float | None, bool | None]:
+        """The validated Query for a text or vector ``query`` and, for text, its embed ms and
+        whether its vector came from the embedding cache.
         ``embed=False`` (full text by a text query): the text is kept, nothing is embedded."""
         provider, mid = self._model(query, model)
         template = _scope_template(conn, self._c.scope, mid, scope_args)
         if provider is None:
-            return template.with_vector(query, _recorded_dims(conn, mid)), None
+            return template.with_vector(query, _recorded_dims(conn, mid)), None, None
         if not embed:
             q = object.__new__(Query)
             q.__dict__.update(template.__dict__)
             q.text = query
-            return q, None
+            return q, None, None
         from ..embeddings import embed_with_cache
 
         t0 = time.perf_counter()
-        vec = embed_with_cache(conn, self._c.scope.tenant_id, provider, [query])[0]
+        lookups: dict[str, int] = {}
+        vec = embed_with_cache(conn, self._c.scope.tenant_id, provider, [query], lookups=lookups)[0]
         q = template.with_vector(vec)
         q.text = query
-        return q, (time.perf_counter() - t0) * 1000
+        return q, (time.perf_counter() - t0) * 1000, lookups.get("hits", 0) > 0
 
     def search(
         self,
@@ -1188,7 +1190,7 @@ class SearchMixin:
         settings = self._c.settings
         t0 = time.perf_counter()
         with self._c.db.connection() as conn:
-            q, embed_ms = self._query(conn, query, model, {
+            q, embed_ms, cache_hit = self._query(conn, query, model, {
                 "k": k, "owner_types": owner_types, "entity_types": entity_types, "user": user,
                 "document_ids": document_ids, "where": where, "all_projects": all_projects, "extra": _extra},
                 embed=mode != "fulltext")
@@ -1217,7 +1219,8 @@ class SearchMixin:
                 res = run(conn, q, ef_search=ef, exact_threshold=threshold, max_scan_tuples=max_scan, path=path)
         total_ms = (time.perf_counter() - t0) * 1000
         res.ms, res.mode = total_ms, mode
-        _metrics.record_search(self._c, total_ms, embed_ms=embed_ms, rows=len(res), path=res.path)
+        _metrics.record_search(self._c, total_ms, embed_ms=embed_ms, rows=len(res), path=res.path,
+                               cache_hit=cache_hit)
         return res
 
     def _search_documents(self, query: Any, k: int, *, group_by: str, chunks_per_document: int,

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from .importers import import_oasst
+from .models import LineageNode
 
 DATA = Path(__file__).resolve().parents[3] / "data" / "oasst" / "en_100_message.jsonl"
 
@@ -56,16 +57,16 @@ def run(ll: Any, console: Any) -> None:
     # One lineage tree with its verdicts: the regenerations of one prompt.
     worst = ll.review_queue(limit=1)
     if worst:
-        tree = ll.tree(worst[0]["generation_id"])
+        tree = ll.tree(worst[0].generation_id)
 
-        def lines(n: dict[str, Any], depth: int = 0) -> list[str]:
-            text = (n["output_text"] or "")[:60].replace("\n", " ")
-            out = [f"{'  ' * depth}#{n['iteration']} {n['verdict'] or 'unrated':8} {text}"]
-            for ch in n["children"]:
+        def lines(n: LineageNode, depth: int = 0) -> list[str]:
+            text = (n.output_text or "")[:60].replace("\n", " ")
+            out = [f"{'  ' * depth}#{n.iteration} {n.verdict or 'unrated':8} {text}"]
+            for ch in n.children:
                 out.extend(lines(ch, depth + 1))
             return out
 
-        console.print(f"lineage of the oldest unreviewed negative reply (prompt: {tree['prompt'][:60]!r}):")
+        console.print(f"lineage of the oldest unreviewed negative reply (prompt: {(tree.prompt or '')[:60]!r}):")
         for line in lines(tree):
             console.print("  " + line)
     console.print(f"review queue: {len(ll.review_queue(limit=1000))} negative feedback rows waiting for an admin")

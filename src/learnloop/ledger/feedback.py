@@ -26,7 +26,7 @@ from ..store.ids import uuid7
 from ..store.memory import gc_paused
 from ..store.tenancy import Scope
 from .generations import _page, as_uuid
-from .models import Feedback, FeedbackIn, parse
+from .models import Feedback, FeedbackIn, ReviewItem, parse
 
 _ADD_SQL = """
 WITH gen AS (
@@ -237,7 +237,7 @@ def pending_review(
     all_projects: bool = False,
     limit: int = 50,
     offset: int = 0,
-) -> list[dict[str, Any]]:
+) -> list[ReviewItem]:
     """Feedback waiting for an admin (default: negative and unprocessed), oldest first,
     with the generation's prompt, output and business links so the reviewer has the whole
     story. ``tag``/``source`` narrow it; ``older_than_days`` keeps only what has waited that long."""
@@ -272,7 +272,7 @@ def pending_review(
         "   ON g.tenant_id = f.tenant_id AND g.id = f.generation_id"
         " WHERE {} ORDER BY f.created_at, f.id LIMIT %s OFFSET %s"
     ).format(sql.SQL(" AND ").join(where))
-    return conn.execute(query, [*params, limit, offset]).fetchall()
+    return [ReviewItem.model_validate(r) for r in conn.execute(query, [*params, limit, offset]).fetchall()]
 
 
 def mark_processed(

@@ -6,14 +6,13 @@ root is a short recursive walk up ``parent_id``.
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
 from ..errors import NotFound
 from ..store.database import Conn
 from ..store.tenancy import Scope
 from .generations import as_uuid
-from .models import Generation
+from .models import Generation, LineageNode
 
 _TREE_SQL = """
 SELECT g.*, p.name AS project, v.verdict, v.positives, v.negatives, v.avg_rating,
@@ -28,8 +27,8 @@ ORDER BY g.iteration, g.created_at, g.id
 """
 
 
-def tree(conn: Conn, scope: Scope, generation_id: UUID | str) -> dict[str, Any]:
-    """The whole lineage tree containing ``generation_id``, as nested dicts from the root.
+def tree(conn: Conn, scope: Scope, generation_id: UUID | str) -> LineageNode:
+    """The whole lineage tree containing ``generation_id``, from the root.
 
     Each node: the generation's fields, its feedback verdict and tags, and ``children``
     (oldest first).
@@ -38,18 +37,15 @@ def tree(conn: Conn, scope: Scope, generation_id: UUID | str) -> dict[str, Any]:
     rows = conn.execute(_TREE_SQL, {"t": scope.tenant_id, "id": gid}).fetchall()
     if not rows:
         raise NotFound(f"generation {gid} does not exist in this tenant")
-    nodes: dict[UUID, dict[str, Any]] = {}
-    root: dict[str, Any] | None = None
+    nodes: dict[UUID, LineageNode] = {}
+    root: LineageNode | None = None
     for r in rows:
-        node = Generation.model_validate(r).model_dump(mode="json")
-        node.update(verdict=r["verdict"], positives=r["positives"] or 0,
-                    negatives=r["negatives"] or 0, avg_rating=r["avg_rating"],
-                    feedback_tags=r["feedback_tags"], children=[])
+        node = LineageNode.model_validate({**r, "positives": r["positives"] or 0, "negatives": r["negatives"] or 0})
         nodes[r["id"]] = node
         if r["parent_id"] is None:
             root = node
         else:
-            nodes[r["parent_id"]]["children"].append(node)
+            nodes[r["parent_id"]].children.append(node)
     assert root is not None
     return root
 
@@ -75,8 +71,8 @@ def path(conn: Conn, scope: Scope, generation_id: UUID | str) -> list[Generation
     return [Generation.model_validate(r) for r in rows]
 
 
-def flatten(node: dict[str, Any]) -> list[dict[str, Any]]:
+def flatten(node: LineageNode) -> list[LineageNode]:
     out = [node]
-    for c in node["children"]:
+    for c in node.children:
         out.extend(flatten(c))
     return out

@@ -232,6 +232,32 @@ class Feedback(BaseModel):
     created_at: datetime
 
 
+class ReviewItem(Feedback):
+    """Feedback waiting for an admin, with the generation it is about (the whole story)."""
+
+    project_id: UUID
+    kind: str
+    prompt: str | None = None
+    output_text: str | None = None
+    output_url: str | None = None
+    model: str | None = None
+    config: dict[str, Any]
+    links: dict[str, str]
+    root_id: UUID
+    iteration: int
+
+
+class LineageNode(Generation):
+    """A generation in its lineage tree: its verdict, feedback tags and regenerations."""
+
+    verdict: Sentiment | None = Field(None, description="null: no feedback yet.")
+    positives: int
+    negatives: int
+    avg_rating: float | None = None
+    feedback_tags: list[str]
+    children: list[LineageNode] = Field(default_factory=list, description="Regenerations, oldest first.")
+
+
 M = TypeVar("M", bound=BaseModel)
 
 

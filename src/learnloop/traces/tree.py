@@ -18,6 +18,14 @@ from ..store.database import Conn
 from ..store.tenancy import Scope
 
 
+class SpanEvent(BaseModel):
+    """An event inside a span (OTLP ``Span.Event``): a name, a time and attributes."""
+
+    name: str
+    time_unix_nano: int
+    attributes: dict[str, Any]
+
+
 class SpanNode(BaseModel):
     trace_id: str
     span_id: str
@@ -30,7 +38,7 @@ class SpanNode(BaseModel):
     status: str
     status_message: str | None = None
     attributes: dict[str, Any]
-    events: list[dict[str, Any]]
+    events: list[SpanEvent]
     generation_id: UUID | None = Field(None, description="The generation this model-call span became.")
     generations: list[UUID] = Field(default_factory=list,
                                     description="Generations in this span's subtree, itself included.")

@@ -156,3 +156,69 @@ class Job(BaseModel):
     finished_at: datetime | None = None
     updated_at: datetime
     synced_at: datetime | None = None
+
+
+class JobEvent(BaseModel):
+    """One provider event of a fine-tuning job, as last synced."""
+
+    provider_event_id: str
+    level: str | None = None
+    message: str
+    data: dict[str, Any] | None = Field(None, description="The provider's own event data.")
+    created_at: datetime
+
+
+Role = Literal["example", "chosen", "rejected"]
+
+
+class TrainedOn(BaseModel):
+    """A generation a fine-tuned model was trained on (provenance)."""
+
+    generation_id: UUID
+    role: Role = Field(description="example (sft), chosen or rejected (preference pairs).")
+    split: Split
+    job_id: UUID
+    job_status: JobStatus
+    dataset: str
+    dataset_version: int
+    generation_created_at: datetime
+
+
+class DatasetUse(BaseModel):
+    id: UUID
+    name: str
+    version: int
+    kind: Kind
+    content_hash: str
+    split: Split
+    role: Role
+
+
+class TrainingJobUse(BaseModel):
+    id: UUID
+    status: JobStatus
+    base_model: str
+    result_model: str | None = None
+    provider_job_id: str | None = None
+    dataset: str
+    dataset_version: int
+
+
+class ProducingJob(BaseModel):
+    id: UUID
+    status: JobStatus
+    base_model: str
+    result_model: str | None = None
+    dataset_id: UUID
+
+
+class GenerationTraining(BaseModel):
+    """Where one generation went: datasets, the jobs and models trained on them, and the job
+    that produced the model it was logged with."""
+
+    generation_id: UUID
+    model: str | None = None
+    datasets: list[DatasetUse]
+    trained_jobs: list[TrainingJobUse]
+    models_trained: list[str]
+    logged_with_job: ProducingJob | None = None

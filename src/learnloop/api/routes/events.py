@@ -3,7 +3,7 @@ SQL over the archive."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -63,6 +63,27 @@ class Event(BaseModel):
     created_at: datetime
 
 
+class TypeDay(BaseModel):
+    day: date = Field(description="UTC day.")
+    event_type: str
+    events: int
+
+
+class UserActivity(BaseModel):
+    user: str | None = Field(description="The events' actor (null: events without one).")
+    events: int
+    active_days: int
+    events_per_active_day: float
+    first_at: datetime
+    last_at: datetime
+
+
+class SqlResult(BaseModel):
+    columns: list[str]
+    rows: list[list[Any]] = Field(description="At most max_rows rows, each a list in the order of columns.")
+    truncated: bool = Field(description="More rows matched than max_rows.")
+
+
 class SqlQuery(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={
         "examples": [{"sql": "SELECT event_type, count(*) FROM events GROUP BY 1"}]})
@@ -99,20 +120,21 @@ def _root(request: Request) -> str | None:
     return request.app.state.archive_root
 
 
-@router.get("/by-type-day", summary="Events per type per UTC day (archive + live)")
+@router.get("/by-type-day", response_model=list[TypeDay], summary="Events per type per UTC day (archive + live)")
 def by_type_day(request: Request, ctx: Read,
-                days: Annotated[int | None, Query(ge=1, le=3660)] = None) -> list[dict[str, Any]]:
+                days: Annotated[int | None, Query(ge=1, le=3660)] = None) -> Any:
     return ctx.client.events.by_type_and_day(days=days, root=_root(request))
 
 
-@router.get("/activity", summary="Per-user activity over the last N days (archive + live)")
-def activity(request: Request, ctx: Read, days: Annotated[int, Query(ge=1, le=3660)] = 7) -> list[dict[str, Any]]:
+@router.get("/activity", response_model=list[UserActivity],
+            summary="Per-user activity over the last N days (archive + live)")
+def activity(request: Request, ctx: Read, days: Annotated[int, Query(ge=1, le=3660)] = 7) -> Any:
     return ctx.client.events.activity(days=days, root=_root(request))
 
 
-@router.post("/sql", summary="Read-only SQL (DuckDB) over this tenant's `events`",
+@router.post("/sql", response_model=SqlResult, summary="Read-only SQL (DuckDB) over this tenant's `events`",
              responses={422: {"description": "Bad SQL, or past its time or memory limit"},
                         429: {"description": "This key already runs its share of queries"}})
-def sql(request: Request, body: SqlQuery, ctx: Read) -> dict[str, Any]:
+def sql(request: Request, body: SqlQuery, ctx: Read) -> Any:
     return ctx.client.events.sql(body.sql, root=_root(request), max_rows=body.max_rows,
                                  caller=ctx.principal.key_id)

@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from pydantic import BaseModel
 
 from ...errors import DatabaseUnavailable
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="The process is up")
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Ready(BaseModel):
+    status: Literal["ready"]
+
+
+@router.get("/healthz", response_model=Health, summary="The process is up")
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The database answers (503 otherwise)")
-def readyz(request: Request) -> dict[str, Any]:
+@router.get("/readyz", response_model=Ready, summary="The database answers (503 otherwise)")
+def readyz(request: Request) -> dict[str, str]:
     db = request.app.state.client.db
     try:
         with db.connection(timeout=2.0) as conn:

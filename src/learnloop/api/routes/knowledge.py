@@ -73,12 +73,83 @@ class SearchBody(BaseModel):
     all_projects: bool = Field(False, description="Every project of your tenant, not just the header's.")
 
 
+class _Hit(BaseModel):
+    """What every search hit carries (``knowledge.search``'s dict, key for key)."""
+
+    owner_id: UUID
+    similarity: float | None = Field(None, description="Cosine similarity (dense and hybrid modes).")
+    embedding_id: UUID | None = None
+    content: str | None = Field(None, description="The embedded text.")
+    metadata: dict[str, Any] | None = Field(None, description="The filterable metadata (your own keys).")
+    score: float | None = Field(None, description="fulltext: BM25; hybrid: the fused score.")
+    dense_rank: int | None = Field(None, description="hybrid: rank in the vector ranking.")
+    text_rank: int | None = Field(None, description="fulltext/hybrid: rank in the full-text ranking.")
+    text_score: float | None = Field(None, description="hybrid: BM25 of the text side.")
+
+
+class ChunkHit(_Hit):
+    owner_type: Literal["chunk"]
+    document_id: UUID | None = None
+    title: str | None = None
+    file_name: str | None = None
+    chunk_index: int | None = None
+
+
+class EntityHit(_Hit):
+    owner_type: Literal["entity"]
+    entity_type: str | None = None
+    entity_id: str | None = None
+    user_ref: str | None = None
+
+
+class GenerationHit(_Hit):
+    owner_type: Literal["generation"]
+    user_ref: str | None = None
+    kind: str | None = None
+    prompt: str | None = None
+    output_text: str | None = None
+    generation_created_at: datetime | None = None
+    positives: int | None = Field(None, description="similar-successes: positive feedback rows.")
+    negatives: int | None = None
+    avg_rating: float | None = None
+    tags: list[str] | None = None
+
+
+class TermHit(_Hit):
+    owner_type: Literal["term"]
+
+
+class DocumentHit(BaseModel):
+    """With ``group_by: "document"``: one document, ranked by its best chunk."""
+
+    owner_type: Literal["document"]
+    document_id: UUID
+    title: str | None
+    file_name: str | None
+    rank: int
+    similarity: float | None
+    score: float | None
+    chunks: list[ChunkHit]
+
+
+SearchHit = Annotated[ChunkHit | EntityHit | GenerationHit | TermHit | DocumentHit, Field(discriminator="owner_type")]
+
+
+class Trust(BaseModel):
+    corroboration: float
+    rarity: float
+    decisiveness: float
+    terms: int
+    text_weight: float
+    dense_weight: float
+
+
 class SearchResults(BaseModel):
-    items: list[dict[str, Any]]
+    items: list[SearchHit] = Field(description="Hits best first (documents with group_by).")
     path: str = Field(description="How the rows were found: exact, hnsw, hnsw+exact, fulltext, hybrid/...")
     mode: str = Field("", description="dense, fulltext or hybrid.")
     matching: int | None = Field(None, description="Rows passing the filter, counted up to the exact threshold.")
-    trust: dict[str, Any] | None = Field(None, description="Hybrid: the text side's signals and the weights used.")
+    trust: Trust | None = Field(None, description="Hybrid: the text side's signals and the weights used.")
     ms: float
 
 
@@ -102,8 +173,14 @@ class SuccessBody(BaseModel):
     mode: Literal["dense", "fulltext", "hybrid"] | None = Field(None, description="As in /v1/search.")
 
 
+class FewShotMessage(BaseModel):
+    role: str
+    content: str
+
+
 class SuccessResults(SearchResults):
-    few_shot: str | list[dict[str, str]] | None = None
+    items: list[GenerationHit]  # type: ignore[assignment]
+    few_shot: str | list[FewShotMessage] | None = None
 
 
 class Active(BaseModel):
@@ -175,7 +252,8 @@ def _check_documents(ctx: Ctx, ids: list[UUID] | None, all_projects: bool) -> No
         raise NotFound(f"no document {missing[0]} in this {'tenant' if all_projects else 'project'}")
 
 
-@router.post("/search", response_model=SearchResults, summary="Similarity search (text or vector, filters, hybrid)")
+# exclude_unset: a hit carries the keys of its owner type and mode, as the library gives it.
+@router.post("/search", response_model=SearchResults, response_model_exclude_unset=True, summary="Similarity search (text or vector, filters, hybrid)")
 def search(request: Request, body: SearchBody, ctx: Read) -> Any:
     _check_documents(ctx, body.document_ids, body.all_projects)
     res = ctx.client.knowledge.search(
@@ -187,7 +265,7 @@ def search(request: Request, body: SearchBody, ctx: Read) -> Any:
     return _results(res)
 
 
-@router.post("/search/similar-successes", response_model=SuccessResults,
+@router.post("/search/similar-successes", response_model=SuccessResults, response_model_exclude_unset=True,
              summary="Learn from success: similar past generations that worked")
 def similar_successes(request: Request, body: SuccessBody, ctx: Read) -> Any:
     from ...knowledge.search import format_examples
@@ -201,6 +279,61 @@ def similar_successes(request: Request, body: SuccessBody, ctx: Read) -> Any:
 
 
 # -- documents -----------------------------------------------------------------------------
+class Ingested(BaseModel):
+    """What one upload did: ``processed``, ``failed`` (with ``error``) or ``unchanged``."""
+
+    source: str
+    file_name: str
+    status: Literal["processed", "failed", "unchanged"]
+    document_id: UUID | None
+    file_type: str | None
+    chunks: int
+    error: str | None
+    seconds: float
+
+
+class Document(BaseModel):
+    id: UUID
+    source: str
+    title: str | None
+    description: str | None
+    file_name: str
+    file_type: str
+    size_bytes: int
+    content_hash: str
+    status: Literal["pending", "processed", "failed"]
+    error: str | None
+    active: bool
+    chunk_count: int
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class Chunk(BaseModel):
+    id: UUID
+    chunk_index: int
+    text: str
+    token_count: int | None
+    char_start: int | None
+    char_end: int | None
+
+
+class DocumentDetail(Document):
+    extracted_text: str | None
+    chunks: list[Chunk] | None = Field(None, description="With ?chunks=true.")
+
+
+class DocumentDeleted(BaseModel):
+    id: UUID
+    deleted: bool
+
+
+class DocumentActive(BaseModel):
+    id: UUID
+    active: bool
+
+
 class UploadTooLarge(LearnloopError):
     status = 413
     code = "upload_too_large"
@@ -226,7 +359,7 @@ def _metadata_form(text: str | None) -> dict[str, Any] | None:
     return value
 
 
-@router.post("/documents", status_code=201, response_model=dict[str, Any],
+@router.post("/documents", status_code=201, response_model=Ingested,
              summary="Upload a document (pdf, docx, txt, md, html): extracted, chunked, embedded",
              responses={200: {"description": "Unchanged: the same bytes were already ingested from this source."},
                         413: {"description": "The file is larger than the upload limit."}})
@@ -247,10 +380,11 @@ def upload_document(
     data = _read_upload(request, file)
     res = ctx.client.knowledge.ingest_bytes(data, file_name=name, source=source or name, title=title,
                                             description=description, metadata=_metadata_form(metadata), force=force)
-    return JSONResponse(jsonable_encoder(res.to_dict()), status_code=200 if res.status == "unchanged" else 201)
+    return JSONResponse(jsonable_encoder(Ingested.model_validate(res.to_dict())),
+                        status_code=200 if res.status == "unchanged" else 201)
 
 
-@router.get("/documents", response_model=Page[dict[str, Any]], summary="Documents of the project (oldest first)")
+@router.get("/documents", response_model=Page[Document], summary="Documents of the project (oldest first)")
 def list_documents(
     ctx: Read,
     status: Annotated[Literal["pending", "processed", "failed"] | None, Query()] = None,
@@ -262,23 +396,24 @@ def list_documents(
     return page(rows[offset:], limit, offset)
 
 
-@router.get("/documents/{document_id}", response_model=dict[str, Any],
+@router.get("/documents/{document_id}", response_model=DocumentDetail, response_model_exclude_unset=True,
             summary="One document with its extracted text (and chunks on request)")
 def get_document(document_id: UUID, ctx: Read, chunks: bool = False) -> Any:
     return ctx.client.knowledge.document(document_id, chunks=chunks)
 
 
-@router.delete("/documents/{document_id}", response_model=dict[str, Any],
+@router.delete("/documents/{document_id}", response_model=DocumentDeleted,
                summary="Delete a document, its chunks and vectors")
 def delete_document(request: Request, document_id: UUID, ctx: Write, idem: IdemKey = None) -> JSONResponse:
     def write(conn: Any) -> dict[str, Any]:
         _docs.delete_document(conn, ctx.scope, document_id)
         return {"id": document_id, "deleted": True}
 
-    return run_write(ctx, idem, request_hash("DELETE", request.url.path, ctx.scope.project, {}), write, status=200)
+    return run_write(ctx, idem, request_hash("DELETE", request.url.path, ctx.scope.project, {}), write, status=200,
+                     model=DocumentDeleted)
 
 
-@router.post("/documents/{document_id}/activate", response_model=dict[str, Any],
+@router.post("/documents/{document_id}/activate", response_model=DocumentActive,
              summary="Take a document out of search (active=false) or put it back")
 def activate_document(request: Request, document_id: UUID, body: Active, ctx: Write,
                       idem: IdemKey = None) -> JSONResponse:
@@ -286,12 +421,19 @@ def activate_document(request: Request, document_id: UUID, body: Active, ctx: Wr
         _docs.set_active(conn, ctx.scope, document_id, body.active)
         return {"id": document_id, "active": body.active}
 
-    return run_write(ctx, idem, request_hash("POST", request.url.path, ctx.scope.project, body), write, status=200)
+    return run_write(ctx, idem, request_hash("POST", request.url.path, ctx.scope.project, body), write, status=200,
+                     model=DocumentActive)
 
 
 # -- app entities --------------------------------------------------------------------------
 # GET and DELETE are declared before PUT so that the OpenAPI walk of tests/test_api.py reads
 # and deletes another tenant's key before it upserts that key into its own tenant.
+class EntityDeleted(BaseModel):
+    entity_type: str
+    entity_id: str
+    deleted: bool
+
+
 class EntityType(BaseModel):
     entity_type: str
     count: int
@@ -306,6 +448,18 @@ class Entity(BaseModel):
     metadata: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+
+
+class EntityUpserted(Entity):
+    created: bool = Field(description="true: a new entity; false: an existing one replaced.")
+
+
+class Embedded(BaseModel):
+    embedded: int = Field(description="Generations embedded in this call.")
+    batches: int
+    metadata_refreshed: int
+    model: str
+    seconds: float
 
 
 @router.get("/entities", response_model=list[EntityType], summary="Entity types of the project, with counts")
@@ -323,22 +477,23 @@ def list_entities(entity_type: str, ctx: Read, limit: Limit = 50, offset: SmallO
     return page(rows, limit, offset)
 
 
-@router.get("/entities/{entity_type}/{entity_id}", response_model=dict[str, Any], summary="One app entity")
+@router.get("/entities/{entity_type}/{entity_id}", response_model=Entity, summary="One app entity")
 def get_entity(entity_type: str, entity_id: str, ctx: Read) -> Any:
     return ctx.client.knowledge.entity(entity_type, entity_id)
 
 
-@router.delete("/entities/{entity_type}/{entity_id}", response_model=dict[str, Any],
+@router.delete("/entities/{entity_type}/{entity_id}", response_model=EntityDeleted,
                summary="Delete an app entity and its vectors")
 def delete_entity(request: Request, entity_type: str, entity_id: str, ctx: Write, idem: IdemKey = None) -> JSONResponse:
     def write(conn: Any) -> dict[str, Any]:
         _ent.delete_entities(conn, ctx.scope, [(entity_type, entity_id)])
         return {"entity_type": entity_type, "entity_id": entity_id, "deleted": True}
 
-    return run_write(ctx, idem, request_hash("DELETE", request.url.path, ctx.scope.project, {}), write, status=200)
+    return run_write(ctx, idem, request_hash("DELETE", request.url.path, ctx.scope.project, {}), write, status=200,
+                     model=EntityDeleted)
 
 
-@router.put("/entities/{entity_type}/{entity_id}", response_model=dict[str, Any],
+@router.put("/entities/{entity_type}/{entity_id}", response_model=EntityUpserted,
             summary="Index an app record for search (insert or replace)")
 def upsert_entity(request: Request, entity_type: str, entity_id: str, body: EntityBody, ctx: Write,
                   idem: IdemKey = None) -> JSONResponse:
@@ -352,7 +507,8 @@ def upsert_entity(request: Request, entity_type: str, entity_id: str, body: Enti
         (out,) = _ent.upsert_entities(conn, ctx.scope, provider, [item])
         return {**_ent.get_entity(conn, ctx.scope, entity_type, entity_id), "created": out["created"]}
 
-    return run_write(ctx, idem, request_hash("PUT", request.url.path, ctx.scope.project, body), write, status=200)
+    return run_write(ctx, idem, request_hash("PUT", request.url.path, ctx.scope.project, body), write, status=200,
+                     model=EntityUpserted)
 
 
 @router.patch("/entities/{entity_type}/{entity_id}", response_model=Entity,
@@ -368,15 +524,16 @@ def patch_entity(request: Request, entity_type: str, entity_id: str, body: Entit
                                  metadata=body.metadata, user_ref=user, replace_metadata=body.replace_metadata)
 
     return run_write(ctx, idem, request_hash("PATCH", request.url.path, ctx.scope.project,
-                                           body.model_dump(exclude_unset=True)), write, status=200)
+                                           body.model_dump(exclude_unset=True)), write, status=200, model=Entity)
 
 
 # -- generations ---------------------------------------------------------------------------
-@router.post("/generations/embed", status_code=201, response_model=dict[str, Any],
+@router.post("/generations/embed", status_code=201, response_model=Embedded,
              summary="Embed the project's not-yet-embedded generations (for learn-from-success)")
 def embed_generations(request: Request, body: EmbedGenerations, ctx: Write, idem: IdemKey = None) -> JSONResponse:
     provider = ctx.client.knowledge.provider
     ctx.client.knowledge.ensure_index()  # outside the write's transaction (see upsert_entity)
     return run_write(ctx, idem, request_hash("POST", request.url.path, ctx.scope.project, body),
                      lambda conn: _gens.embed_generations(conn, ctx.scope, provider, what=body.what,
-                                                          batch_size=body.batch_size, limit=body.limit))
+                                                          batch_size=body.batch_size, limit=body.limit),
+                     model=Embedded)

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ...errors import InvalidInput
 from ...ledger import feedback as _feedback
 from ...ledger import generations as _gen
-from ...ledger.models import Feedback, FeedbackIn, Generation, GenerationIn
+from ...ledger.models import Feedback, FeedbackIn, Generation, GenerationIn, LineageNode, ReviewItem
 from ..deps import Read, Write
 from ..idempotency import request_hash, run_write
 from ._shared import IdemKey, Limit, Offset, Page, page
@@ -122,8 +122,9 @@ def get_generation(generation_id: UUID, ctx: Read) -> Any:
     return ctx.client.get(generation_id)
 
 
-@router.get("/generations/{generation_id}/tree", summary="Lineage tree from the root of this generation")
-def lineage_tree(generation_id: UUID, ctx: Read) -> dict[str, Any]:
+@router.get("/generations/{generation_id}/tree", response_model=LineageNode,
+            summary="Lineage tree from the root of this generation")
+def lineage_tree(generation_id: UUID, ctx: Read) -> Any:
     return ctx.client.tree(generation_id)
 
 
@@ -155,7 +156,7 @@ def bulk_feedback(request: Request, body: BulkFeedback, ctx: Write, idem: IdemKe
                      lambda conn: {"count": _feedback.bulk_add(conn, ctx.scope, body.items)})
 
 
-@router.get("/review-queue", response_model=Page[dict[str, Any]], summary="Feedback waiting for an admin")
+@router.get("/review-queue", response_model=Page[ReviewItem], summary="Feedback waiting for an admin")
 def review_queue(
     ctx: Read,
     sentiment: Annotated[str | None, Query(description="POSITIVE, NEGATIVE (default) or NEUTRAL")] = "NEGATIVE",

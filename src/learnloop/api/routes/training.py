@@ -31,13 +31,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ...dictionary import catalog as _cat
 from ...dictionary import terms as _terms
+from ...dictionary.models import CatalogField, Term, TermMatch
 from ...errors import ConfigurationError, InvalidInput
 from ...predictions import registry as _reg
+from ...predictions.models import ModelVersion, Prediction, Report
 from ...predictions.registry import PredictionIn
 from ...training import datasets as _ds
 from ...training import export as _export
 from ...training import finetune as _ft
-from ...training.models import Dataset, Job
+from ...training.models import Dataset, GenerationTraining, Job, JobEvent, TrainedOn
 from ..deps import Admin, Ctx, Read, Write
 from ..idempotency import request_hash, run_write
 from ._shared import IdemKey, Limit, Page, page
@@ -177,7 +179,7 @@ def get_job(job_id: str, ctx: Read) -> Any:
     return ctx.client.training.job(job_id)
 
 
-@router.get("/training/jobs/{job_id}/events", response_model=list[dict[str, Any]], tags=["training"],
+@router.get("/training/jobs/{job_id}/events", response_model=list[JobEvent], tags=["training"],
             summary="Provider events of a job (as last synced)")
 def job_events(job_id: str, ctx: Read) -> Any:
     return ctx.client.training.job_events(job_id)
@@ -205,13 +207,13 @@ def sync_job(request: Request, job_id: str, ctx: Admin) -> Any:
     return ctx.client.training.sync(job_id, provider=_provider(request))
 
 
-@router.get("/training/models/{model}/generations", response_model=list[dict[str, Any]], tags=["training"],
+@router.get("/training/models/{model}/generations", response_model=list[TrainedOn], tags=["training"],
             summary="Provenance: the generations a fine-tuned model was trained on")
 def trained_on(model: str, ctx: Read) -> Any:
     return ctx.client.training.trained_on(model)
 
 
-@router.get("/generations/{generation_id}/training", response_model=dict[str, Any], tags=["training"],
+@router.get("/generations/{generation_id}/training", response_model=GenerationTraining, tags=["training"],
             summary="Provenance: datasets and models this generation went into")
 def trace(generation_id: UUID, ctx: Read) -> Any:
     return ctx.client.training.trace(generation_id)
@@ -227,17 +229,18 @@ class NewTerm(_terms.TermIn):
     by: str | None = Field(None, max_length=500)
 
 
-@router.post("/dictionary/terms", status_code=201, response_model=dict[str, Any], tags=["dictionary"],
+@router.post("/dictionary/terms", status_code=201, response_model=Term, tags=["dictionary"],
              summary="Add a word -> table.field term")
 def add_term(request: Request, body: NewTerm, ctx: Write, idem: IdemKey = None) -> JSONResponse:
     embedder = ctx.client.dictionary.embedder
     term = body.model_dump(exclude={"because_of", "note", "by"})
     return run_write(ctx, idem, _rhash(request, ctx, body),
                      lambda conn: _terms.add(conn, ctx.scope, embedder, term, because_of=body.because_of,
-                                             note=body.note, by=body.by))
+                                             note=body.note, by=body.by),
+                     model=Term)
 
 
-@router.get("/dictionary/terms", response_model=Page[dict[str, Any]], tags=["dictionary"],
+@router.get("/dictionary/terms", response_model=Page[Term], tags=["dictionary"],
             summary="Terms of the project (by word)")
 def list_terms(ctx: Read, category: Annotated[str | None, Query(max_length=200)] = None,
                include_inactive: bool = False, limit: Limit = 100, offset: SmallOffset = 0) -> Any:
@@ -245,7 +248,7 @@ def list_terms(ctx: Read, category: Annotated[str | None, Query(max_length=200)]
     return page(rows[offset:offset + limit], limit, offset)
 
 
-@router.get("/dictionary/lookup", response_model=list[dict[str, Any]], tags=["dictionary"],
+@router.get("/dictionary/lookup", response_model=list[TermMatch], tags=["dictionary"],
             summary="Which table.field a phrase means: exact, synonym, then semantic")
 def lookup(ctx: Read, phrase: Annotated[str, Query(min_length=1, max_length=2000)],
            k: Annotated[int, Query(ge=1, le=100)] = 5,
@@ -270,7 +273,7 @@ class FieldDescription(BaseModel):
     by: str | None = Field(None, max_length=500)
 
 
-@router.get("/catalog/fields", response_model=Page[dict[str, Any]], tags=["dictionary"],
+@router.get("/catalog/fields", response_model=Page[CatalogField], tags=["dictionary"],
             summary="Catalog of the app database's fields")
 def list_fields(ctx: Read, table: Annotated[str | None, Query(max_length=200)] = None,
                 schema: Annotated[str | None, Query(max_length=200)] = None,
@@ -279,13 +282,13 @@ def list_fields(ctx: Read, table: Annotated[str | None, Query(max_length=200)] =
     return page(rows[offset:offset + limit], limit, offset)
 
 
-@router.get("/catalog/fields/{schema_name}/{table_name}/{field_name}", response_model=dict[str, Any],
+@router.get("/catalog/fields/{schema_name}/{table_name}/{field_name}", response_model=CatalogField,
             tags=["dictionary"], summary="One catalog field")
 def get_field(schema_name: str, table_name: str, field_name: str, ctx: Read) -> Any:
     return ctx.client.dictionary.field(table_name, field_name, schema=schema_name)
 
 
-@router.put("/catalog/fields/{schema_name}/{table_name}/{field_name}", response_model=dict[str, Any],
+@router.put("/catalog/fields/{schema_name}/{table_name}/{field_name}", response_model=CatalogField,
             tags=["dictionary"], summary="Describe a field (definition, notes, allowed/example values)")
 def describe_field(request: Request, schema_name: str, table_name: str, field_name: str, body: FieldDescription,
                    ctx: Write, idem: IdemKey = None) -> JSONResponse:
@@ -294,7 +297,7 @@ def describe_field(request: Request, schema_name: str, table_name: str, field_na
                      lambda conn: _cat.describe(conn, ctx.scope, table_name, field_name, schema=schema_name,
                                                 create=body.create, because_of=body.because_of, note=body.note,
                                                 by=body.by, **changes),
-                     status=200)
+                     status=200, model=CatalogField)
 
 
 # -- predictions ---------------------------------------------------------------------------
@@ -306,17 +309,17 @@ class Outcome(BaseModel):
     replace: bool = Field(False, description="Change an outcome already recorded.")
 
 
-@router.post("/predictions", status_code=201, response_model=dict[str, Any], tags=["predictions"],
+@router.post("/predictions", status_code=201, response_model=Prediction, tags=["predictions"],
              summary="Register a model's prediction")
 def log_prediction(request: Request, body: PredictionIn, ctx: Write, idem: IdemKey = None) -> JSONResponse:
     def write(conn: Any) -> dict[str, Any]:
         (pid,) = _reg.log(conn, ctx.scope, [body])
         return _reg.get(conn, ctx.scope, pid)
 
-    return run_write(ctx, idem, _rhash(request, ctx, body), write)
+    return run_write(ctx, idem, _rhash(request, ctx, body), write, model=Prediction)
 
 
-@router.get("/predictions", response_model=list[dict[str, Any]], tags=["predictions"],
+@router.get("/predictions", response_model=list[Prediction], tags=["predictions"],
             summary="Find predictions by subject (link=loan:456), model and version, newest first")
 def find_predictions(
     ctx: Read,
@@ -335,13 +338,13 @@ def find_predictions(
                                        limit=limit)
 
 
-@router.get("/predictions/versions", response_model=list[dict[str, Any]], tags=["predictions"],
+@router.get("/predictions/versions", response_model=list[ModelVersion], tags=["predictions"],
             summary="Model versions with prediction and outcome counts")
 def versions(ctx: Read, model_name: Annotated[str | None, Query(max_length=200)] = None) -> Any:
     return ctx.client.predictions.versions(model_name)
 
 
-@router.get("/predictions/models/{model_name}/versions/{model_version}/report", response_model=dict[str, Any],
+@router.get("/predictions/models/{model_name}/versions/{model_version}/report", response_model=Report,
             tags=["predictions"], summary="Quality of a model version against real outcomes")
 def report(model_name: str, model_version: str, ctx: Read,
            threshold: Annotated[float, Query(ge=0, le=1)] = 0.5,
@@ -349,17 +352,17 @@ def report(model_name: str, model_version: str, ctx: Read,
     return ctx.client.predictions.report(model_name, model_version, threshold=threshold, bins=bins)
 
 
-@router.get("/predictions/{prediction_id}", response_model=dict[str, Any], tags=["predictions"],
+@router.get("/predictions/{prediction_id}", response_model=Prediction, tags=["predictions"],
             summary="One prediction, by id or external id")
 def get_prediction(prediction_id: str, ctx: Read) -> Any:
     return ctx.client.predictions.get(prediction_id)
 
 
-@router.post("/predictions/{prediction_id}/outcome", response_model=dict[str, Any], tags=["predictions"],
+@router.post("/predictions/{prediction_id}/outcome", response_model=Prediction, tags=["predictions"],
              summary="Record what really happened (once, unless replace)")
 def record_outcome(request: Request, prediction_id: str, body: Outcome, ctx: Write,
                    idem: IdemKey = None) -> JSONResponse:
     return run_write(ctx, idem, _rhash(request, ctx, body),
                      lambda conn: _reg.record_outcome(conn, ctx.scope, prediction_id, body.outcome, note=body.note,
                                                       at=body.at, replace=body.replace),
-                     status=200)
+                     status=200, model=Prediction)
