@@ -124,24 +124,25 @@ def rows(now: datetime | None = None, seed: int = 7) -> tuple[list[dict[str, Any
     i = 0
 
     def attempt(config: dict[str, Any], context: dict[str, Any], at: datetime, parent: dict[str, Any] | None,
-                depth: int) -> None:
+                depth: int, showcase: bool = False) -> None:
         nonlocal i
         g = _generation(i, config, context, at, parent, rnd)
         i += 1
         gens.append(g)
         progress = (at - start) / (end - start)
-        bad = rnd.random() < fail_odds(config, context, progress)
-        if parent is not None or rnd.random() < RATED_SHARE:
+        bad = showcase or rnd.random() < fail_odds(config, context, progress)
+        if showcase or parent is not None or rnd.random() < RATED_SHARE:
             fbs.append(_feedback(rnd, g, bad))
-        # A rejected image is sometimes regenerated: brighter, or in another preset; the
-        # first plant's tree branches (two tries from the same attempt) to show a tree.
-        if bad and depth < 3 and (parent is not None or rnd.random() < 0.18):
-            tries = 2 if len(gens) < 4 or (depth == 1 and rnd.random() < 0.3) else 1
-            for _ in range(tries):
+        # A rejected image is sometimes regenerated (always, once regenerating started):
+        # brighter, or in another preset. The first plant is the showcase tree: rejected,
+        # tried again two ways, the first of those rejected and tried once more.
+        if bad and depth < 3 and (parent is not None or showcase or rnd.random() < 0.18):
+            for k in range(2 if showcase and depth == 1 else 1):
                 fixed = dict(config, lighting="bright", guidance=round(rnd.uniform(5, 12), 1))
-                if rnd.random() < 0.5:
+                if rnd.random() < 0.5 or k == 1:
                     fixed["style_preset"] = rnd.choice([p for p in PRESETS if p != config["style_preset"]])
-                attempt(fixed, context, min(end, at + timedelta(minutes=rnd.randint(10, 240))), g, depth + 1)
+                attempt(fixed, context, min(end, at + timedelta(minutes=rnd.randint(10, 240))), g, depth + 1,
+                        showcase=showcase and depth == 1 and k == 0)
 
     plant = 0
     while i < N_IMAGES:
@@ -154,7 +155,7 @@ def rows(now: datetime | None = None, seed: int = 7) -> tuple[list[dict[str, Any
         context = {"plant_id": plant, "demand_kw": kw, "cost_eur": kw * rnd.randint(380, 620),
                    "efficiency": round(rnd.uniform(0.03, 0.16), 3), "region": rnd.choice(REGIONS),
                    "capacity_t_day": rnd.choice([5, 10, 20, 40])}
-        attempt(config, context, min(end, at), None, 1)
+        attempt(config, context, min(end, at), None, 1, showcase=plant == 1)
     return gens, fbs
 
 
