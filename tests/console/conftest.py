@@ -66,7 +66,9 @@ def start_server(ll: learnloop.Client, settings: Any = None) -> Server:
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     t = threading.Thread(target=server.run, name="console-test-server", daemon=True)
     t.start()
-    deadline = time.monotonic() + 30
+    # The app loads the embedding model before it answers (api_preload_model): on a busy
+    # two-core machine that alone has taken over 30 s.
+    deadline = time.monotonic() + 120
     while not server.started:
         if time.monotonic() > deadline or not t.is_alive():
             pytest.fail("the test server did not start")
@@ -86,7 +88,7 @@ def load_demo(ll: learnloop.Client) -> None:
 # The demo's image URLs name img.example.com (a documentation domain, unreachable here):
 # the browser gets a small picture for them from the test instead, coloured by the preset
 # the path names, so pages and screenshots show images and no load error is logged.
-PRESET_COLORS = {"cyberpunk_dark": "#3b0764", "minimal": "#e5e7eb", "blueprint": "#1e3a8a", "watercolor": "#7dd3fc",
+PRESET_COLORS = {"cyberpunk_dark": "#3b0764", "minimal": "#94a3b8", "blueprint": "#1e3a8a", "watercolor": "#7dd3fc",
                  "photoreal": "#65a30d"}
 
 

@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { client, ok } from "../api/client";
 import { LineageTree, type TreeNode } from "../components/tree";
-import { ErrorBox, Loading, Page, Tags, Verdict } from "../components/ui";
+import { ErrorBox, Loading, Page, SafeImage, Tags, Verdict } from "../components/ui";
 import { useSession } from "../session";
 import { fmtDate, href, useApi, useQueryParams } from "../util";
 
@@ -179,7 +179,10 @@ function ReviewItem({ item, notesSlot }: { item: Item; notesSlot: preact.Compone
       {item.instruction != null && <p class="text"><strong>Instruction:</strong> {String(item.instruction)}</p>}
       <p>Links: {Object.keys(links).length ? Object.entries(links).map(([k, v]) => <a class="tag" href={href("/generations", { link: `${k}:${v}` })}>{k}:{v}</a>) : "none"}</p>
       <h3>Prompt</h3><pre class="text" tabIndex={0}>{String(item.prompt ?? "")}</pre>
-      <h3>Output</h3><pre class="text clip" tabIndex={0}>{String(item.output_text ?? item.output_url ?? "")}</pre>
+      <h3>Output</h3>
+      <SafeImage url={item.output_url} alt="The output under review" class="output-image" />
+      {item.output_text != null || !item.output_url ? <pre class="text clip" tabIndex={0}>{String(item.output_text ?? "")}</pre>
+        : <p class="muted">output URL: <code>{String(item.output_url)}</code></p>}
       <p><a href={href(`/generations/${item.generation_id}`)}>Open the generation</a></p>
       {notesSlot}
       {s.can_write && <ImproveForms feedbackId={item.id} />}

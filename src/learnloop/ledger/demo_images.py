@@ -90,7 +90,7 @@ def _generation(i: int, config: dict[str, Any], context: dict[str, Any], at: dat
         "latency_ms": round(rnd.lognormvariate(8.6, 0.3), 1),
         "cost": 0.08 if config["quality"] == "hd" else 0.02,
         "user_ref": f"user-{rnd.randint(1, 40)}",
-        "session_ref": f"plant-{i if parent is None else parent['session_ref'].split('-')[1]}",
+        "session_ref": f"plant-{context['plant_id']}",
         "links": {"plant": str(context["plant_id"])},
         "parent_id": parent["id"] if parent is not None else None,
         "created_at": at,
