@@ -72,7 +72,8 @@ export function Analytics() {
         </div>
         <ErrorBox error={keys.error || fr.error} />
         {!by && !keys.loading && <Empty>No {source} keys in this project's generations.</Empty>}
-        {fr.loading && !fr.data ? <Loading /> : by && (
+        {/* While a new grouping loads, the old numbers must not sit under its title. */}
+        {fr.loading ? <Loading /> : by && (
           <>
             <ChartView type="bar" label={`Failure rate by ${dim}${by2 ? ` × ${by2}` : ""}`} yMax={1}
               labels={(by2 ? values : frRows.map((r) => String(r.value))).map((v) => short(v, 30))} series={frSeries} />
