@@ -58,6 +58,20 @@ class Client:
         _ = self.scope
         return self
 
+    def projects(self) -> list[dict[str, Any]]:
+        """The tenant's projects (id, name, created_at), by name."""
+        from .store.tenancy import list_projects
+
+        with self.db.connection() as conn:
+            return list_projects(conn, self.scope.tenant_id)
+
+    def create_project(self, name: str) -> dict[str, Any]:
+        """A new project of this tenant; ``Conflict`` when the name is taken."""
+        from .store.tenancy import create_project
+
+        with self.db.connection() as conn:
+            return create_project(conn, self.scope.tenant_id, name)
+
     def close(self) -> None:
         self.db.close()
 
@@ -128,6 +142,14 @@ class Client:
                       improved: bool | None = None, by: str | None = None) -> Feedback:
         with self.db.connection() as conn:
             return _feedback.mark_processed(conn, self.scope, feedback_id, notes=notes, improved=improved, by=by)
+
+    def mark_reviewed_many(self, feedback_ids: Iterable[UUID | str], *, notes: str | None = None,
+                           improved: bool | None = None, by: str | None = None) -> list[Feedback]:
+        """Mark several feedback rows reviewed at once, all or nothing (``NotFound`` names
+        ids that are not this tenant's, and then nothing is marked)."""
+        with self.db.connection() as conn:
+            return _feedback.mark_processed_many(conn, self.scope, feedback_ids, notes=notes,
+                                                 improved=improved, by=by)
 
     # -- analytics -----------------------------------------------------------------------
     @property

@@ -13,6 +13,7 @@ from rich.console import Console
 
 SECTIONS = [
     ("ledger", "learnloop.ledger.demo"),
+    ("image engine", "learnloop.ledger.demo_images"),
     ("knowledge", "learnloop.knowledge.demo"),
     ("training", "learnloop.training.demo"),
     ("service", "learnloop.events.demo"),
@@ -38,6 +39,10 @@ def main() -> None:
             console.rule(f"[bold]{name}")
             mod.run(ll, console)
         home, project = ll.settings.home, ll.scope.project
+        # Last: an interrupted run leaves no marker, and `make serve` finishes it.
+        from .console.demo_data import mark_complete
+
+        mark_complete(ll)
     console.rule(f"done in {time.perf_counter() - t0:.1f}s")
     # Plain print: the console would wrap a long path, and these lines are meant to be copied.
     print(look_at_it(str(home), project), flush=True)

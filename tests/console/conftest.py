@@ -54,14 +54,14 @@ class Server:
             return f"{self.url}/login#token={sessions.create_login_link(conn, p)}"
 
 
-def start_server(ll: learnloop.Client) -> Server:
+def start_server(ll: learnloop.Client, settings: Any = None) -> Server:
     import uvicorn
 
     from learnloop.api.app import create_app
 
     if not STATIC.is_file():
         pytest.fail("the console is not built: run `make console`")
-    app = create_app(client=ll, archive=False)
+    app = create_app(settings, client=ll, archive=False)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     t = threading.Thread(target=server.run, name="console-test-server", daemon=True)
@@ -77,9 +77,27 @@ def start_server(ll: learnloop.Client) -> Server:
 
 
 def load_demo(ll: learnloop.Client) -> None:
+    from learnloop.ledger import demo_images
     from learnloop.ledger.importers import import_oasst
 
     import_oasst(ll, ROOT / "data" / "oasst" / "en_100_message.jsonl")
+    demo_images.load(ll)
+
+
+# The demo's image URLs name img.example.com (a documentation domain, unreachable here):
+# the browser gets a small picture for them from the test instead, coloured by the preset
+# the path names, so pages and screenshots show images and no load error is logged.
+PRESET_COLORS = {"cyberpunk_dark": "#3b0764", "minimal": "#94a3b8", "blueprint": "#1e3a8a", "watercolor": "#7dd3fc",
+                 "photoreal": "#65a30d"}
+
+
+def _placeholder_image(route: Any) -> None:
+    preset = route.request.url.split("/demo/")[-1].split("/")[0]
+    fill = PRESET_COLORS.get(preset, "#9ca3af")
+    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="160" height="90" viewBox="0 0 160 90">'
+           f'<rect width="160" height="90" fill="{fill}"/><path d="M20 75 L50 35 L70 55 L95 25 L140 75 Z" fill="#fff" '
+           f'fill-opacity="0.55"/><rect x="104" y="12" width="14" height="30" fill="#fff" fill-opacity="0.7"/></svg>')
+    route.fulfill(status=200, content_type="image/svg+xml", body=svg)
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +153,7 @@ def watch() -> Watch:
 @pytest.fixture()
 def context(browser: Any, watch: Watch) -> Iterator[Any]:
     ctx = browser.new_context(viewport={"width": 1360, "height": 900})
+    ctx.route("https://img.example.com/**", _placeholder_image)
     ctx.on("page", watch.attach)
     yield ctx
     ctx.close()
@@ -160,3 +179,12 @@ def shot(page: Any, name: str) -> None:
         return
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)
+
+
+def shot_of(locator: Any, name: str) -> None:
+    """A screenshot of one element (a chart, the lineage tree), under the same switch."""
+    if os.environ.get("LEARNLOOP_CONSOLE_SHOTS") != "1":
+        return
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    locator.scroll_into_view_if_needed()
+    locator.screenshot(path=str(SHOTS / f"{name}.png"))

@@ -25,7 +25,11 @@ PAGES = ["/", "/generations", "/review", "/analytics", "/knowledge", "/training"
 def hostile(server: Server) -> dict[str, Any]:
     """A project whose every user-supplied field carries script."""
     ll = server.client.scoped(project="hostile")
-    root = ll.log(kind=XSS[:50], prompt=XSS, negative_prompt=XSS, output_text=MD_XSS, output_url="javascript:alert(1)",
+    doc = ll.knowledge.ingest_bytes(XSS.encode(), file_name="x.txt", source=XSS, title=XSS)
+    chunk = ll.knowledge.document(doc.document_id, chunks=True)["chunks"][0]
+    root = ll.log(retrieved=[{"type": "chunk", "id": str(chunk["id"]), "score": 0.5},
+                             {"type": XSS, "id": XSS, "content": XSS}],
+                  kind=XSS[:50], prompt=XSS, negative_prompt=XSS, output_text=MD_XSS, output_url="javascript:alert(1)",
                   messages=[{"role": XSS, "content": XSS}], model=XSS[:200], user_ref=XSS, session_ref=XSS,
                   config={XSS: XSS, "style_preset": XSS}, context={"efficiency": 0.05, XSS: XSS},
                   output_meta={"seed": XSS}, links={"client": XSS})
@@ -34,10 +38,9 @@ def hostile(server: Server) -> dict[str, Any]:
         ll.feedback(gid, sentiment="NEGATIVE", tags=[XSS[:100]], comment=XSS, instruction=XSS, corrected_output=XSS)
     ll.feedback(child.id, sentiment="POSITIVE", rating=5)
     ll.dictionary.add({"word": XSS[:200], "definition": XSS, "synonyms": [XSS[:100]]})
-    ll.knowledge.ingest_bytes(XSS.encode(), file_name="x.txt", source=XSS, title=XSS)
     ll.knowledge.upsert_entity(XSS[:100], XSS[:100], XSS, metadata={XSS: XSS})
     ll.training.create_dataset("hostile-set", {})
-    return {"root": str(root.id), "child": str(child.id)}
+    return {"root": str(root.id), "child": str(child.id), "doc": str(doc.document_id)}
 
 
 def test_stored_script_in_every_user_field_never_runs(page: Any, server: Server, hostile: dict[str, Any],
@@ -50,6 +53,7 @@ def test_stored_script_in_every_user_field_never_runs(page: Any, server: Server,
         "/analytics?project=hostile&source=config&by=style_preset",
         "/analytics?project=hostile&gsource=context&where=efficiency%3C0.08",
         "/dictionary?project=hostile&phrase=script",
+        f"/knowledge?project=hostile&document={hostile['doc']}",
     ]
     for url in urls:
         page.goto(server.url + url)
@@ -195,7 +199,7 @@ def test_axe_reports_no_serious_or_critical_violation(browser: Any, server: Serv
 def test_every_control_is_reachable_by_keyboard(page: Any, server: Server) -> None:
     sign_in(page, server)
     parent = server.client.review_queue(limit=1)[0].generation_id
-    for p in ["/review", "/knowledge", "/training", "/settings", f"/generations/{parent}"]:
+    for p in ["/review", "/analytics", "/knowledge", "/training", "/settings", f"/generations/{parent}"]:
         page.goto(f"{server.url}{p}?project=demo")
         page.get_by_role("heading", level=1).first.wait_for()
         page.wait_for_load_state("networkidle")

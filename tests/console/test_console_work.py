@@ -43,7 +43,7 @@ def test_create_a_dataset_version_and_download_its_jsonl(page: Any, server: Serv
     page.get_by_role("cell", name="console-good@1", exact=True).wait_for()
     shot(page, "training")
     with page.expect_download() as dl:
-        page.get_by_role("button", name="Download console-good@1 as JSONL").click()
+        page.get_by_role("button", name="Download JSONL of console-good@1").click()
     assert dl.value.suggested_filename.startswith("console-good-1")
     lines = open(dl.value.path()).read().splitlines()
     ds = server.client.training.dataset("console-good@1")

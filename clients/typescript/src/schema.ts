@@ -527,6 +527,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/feedback/review": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Mark several feedback rows reviewed, all or nothing
+         * @description Every id must be feedback of the caller's tenant; when one is not, the answer is 404 naming it and nothing is marked. One `feedback.reviewed` event per row.
+         */
+        post: operations["mark_reviewed_many_v1_feedback_review_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/feedback/{feedback_id}/review": {
         parameters: {
             query?: never;
@@ -640,6 +660,23 @@ export interface paths {
         };
         /** Lineage path from the root to this generation */
         get: operations["lineage_path_v1_generations__generation_id__path_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/generations/{generation_id}/retrieved": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Retrieved chunks of a generation, each with its document (title, file name) */
+        get: operations["retrieved_v1_generations__generation_id__retrieved_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -900,7 +937,8 @@ export interface paths {
         /** Projects of the caller's tenant */
         get: operations["projects_v1_projects_get"];
         put?: never;
-        post?: never;
+        /** Create a project in the caller's tenant (409 when the name is taken) */
+        post: operations["new_project_v1_projects_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1298,6 +1336,42 @@ export interface components {
         BulkIds: {
             /** Ids */
             ids: string[];
+        };
+        /**
+         * BulkReview
+         * @example {
+         *       "ids": [
+         *         "0193a1f0-0000-7000-8000-000000000001"
+         *       ],
+         *       "improved": true,
+         *       "notes": "answered by a new term"
+         *     }
+         */
+        BulkReview: {
+            /** By */
+            by?: string | null;
+            /**
+             * Ids
+             * @description Feedback ids; duplicates count once.
+             */
+            ids: string[];
+            /** Improved */
+            improved?: boolean | null;
+            /** Notes */
+            notes?: string | null;
+        };
+        /** BulkReviewResult */
+        BulkReviewResult: {
+            /**
+             * Items
+             * @description The marked rows, in the order asked.
+             */
+            items: components["schemas"]["Feedback"][];
+            /**
+             * Reviewed
+             * @description How many feedback rows were marked (all of the distinct ids).
+             */
+            reviewed: number;
         };
         /** CalibrationBin */
         CalibrationBin: {
@@ -3283,6 +3357,19 @@ export interface components {
             scopes: ("ingest" | "read" | "admin")[];
         };
         /**
+         * NewProject
+         * @example {
+         *       "name": "support-bot"
+         *     }
+         */
+        NewProject: {
+            /**
+             * Name
+             * @description Unique within the tenant.
+             */
+            name: string;
+        };
+        /**
          * NewTenant
          * @example {
          *       "key_name": "acme backend",
@@ -3739,6 +3826,76 @@ export interface components {
             threshold: number;
             /** With Outcome */
             with_outcome: number;
+        };
+        /** RetrievedContext */
+        RetrievedContext: {
+            /**
+             * Generation Id
+             * Format: uuid
+             */
+            generation_id: string;
+            /** Items */
+            items: components["schemas"]["RetrievedItem"][];
+        };
+        /** RetrievedDocument */
+        RetrievedDocument: {
+            /** Active */
+            active: boolean;
+            /** File Name */
+            file_name: string;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /**
+             * Project
+             * @description Project the document belongs to (its Knowledge page).
+             */
+            project: string;
+            /** Status */
+            status: string;
+            /** Title */
+            title: string | null;
+        };
+        /** RetrievedItem */
+        RetrievedItem: {
+            /** Chunk Id */
+            chunk_id?: string | null;
+            /** Chunk Index */
+            chunk_index?: number | null;
+            /** @description The stored document, when the entry leads to one. */
+            document: components["schemas"]["RetrievedDocument"] | null;
+            /**
+             * Entry
+             * @description The entry as logged.
+             */
+            entry: unknown;
+            /**
+             * Position
+             * @description Place in the generation's retrieved list (0 first).
+             */
+            position: number;
+            /**
+             * Ref
+             * @description The id the entry names.
+             */
+            ref: string | null;
+            /**
+             * Score
+             * @description score or similarity the entry carries.
+             */
+            score: number | null;
+            /**
+             * Text
+             * @description The chunk's text (first 600 characters), else the entry's own content.
+             */
+            text: string | null;
+            /**
+             * Type
+             * @description chunk, document, entity... as the entry says.
+             */
+            type: string | null;
         };
         /** Review */
         Review: {
@@ -9289,6 +9446,120 @@ export interface operations {
             };
         };
     };
+    mark_reviewed_many_v1_feedback_review_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Retry-safe writes: the same key replays the first response. */
+                "Idempotency-Key"?: string | null;
+                /** @description Project name inside your tenant. */
+                "X-Learnloop-Project"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BulkReview"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BulkReviewResult"];
+                };
+            };
+            /** @description The request could not be read (e.g. a malformed form body) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No API key, or a malformed, unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown id or project, or one of another tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The change conflicts with stored data */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than LEARNLOOP_API_MAX_BODY_BYTES */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests of this kind at once; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database (or a configured provider) is unavailable; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     mark_reviewed_v1_feedback__feedback_id__review_post: {
         parameters: {
             query?: never;
@@ -10234,6 +10505,116 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Generation"][];
+                };
+            };
+            /** @description The request could not be read (e.g. a malformed form body) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No API key, or a malformed, unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown id or project, or one of another tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The change conflicts with stored data */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than LEARNLOOP_API_MAX_BODY_BYTES */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests of this kind at once; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database (or a configured provider) is unavailable; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    retrieved_v1_generations__generation_id__retrieved_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Project name inside your tenant. */
+                "X-Learnloop-Project"?: string;
+            };
+            path: {
+                generation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RetrievedContext"];
                 };
             };
             /** @description The request could not be read (e.g. a malformed form body) */
@@ -12422,12 +12803,126 @@ export interface operations {
             };
         };
     };
+    new_project_v1_projects_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewProject"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Project"];
+                };
+            };
+            /** @description The request could not be read (e.g. a malformed form body) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No API key, or a malformed, unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown id or project, or one of another tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The change conflicts with stored data */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than LEARNLOOP_API_MAX_BODY_BYTES */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests of this kind at once; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database (or a configured provider) is unavailable; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     review_queue_v1_review_queue_get: {
         parameters: {
             query?: {
                 /** @description POSITIVE, NEGATIVE (default) or NEUTRAL */
                 sentiment?: string | null;
                 include_processed?: boolean;
+                /** @description Only feedback carrying this tag. */
+                tag?: string | null;
+                source?: ("user" | "admin" | "automatic") | null;
+                /** @description Waiting at least this long. */
+                older_than_days?: number | null;
                 /** @description Page size. */
                 limit?: number;
                 /** @description Rows to skip. */

@@ -32,7 +32,7 @@ export function ChartView({ type, labels, series, label, yMax }: {
   return (
     <div class="chart">
       <canvas ref={ref} role="img" aria-label={label} data-chart={label}
-        data-values={JSON.stringify(series.map((s) => s.data))} />
+        data-values={JSON.stringify(series.map((s) => s.data))} data-labels={JSON.stringify(labels)} />
     </div>
   );
 }

@@ -2,6 +2,7 @@ import { useState } from "preact/hooks";
 import { client, ok } from "../api/client";
 import { ChartView } from "../components/chart";
 import { DataTable, Empty, ErrorBox, Loading, Page, SafeImage } from "../components/ui";
+import { Drivers } from "./drivers";
 import { href, pct, short, useApi, useQueryParams } from "../util";
 
 type Source = "config" | "context" | "output_meta";
@@ -18,7 +19,7 @@ export function Analytics() {
   const setParam = (k: string, v: string) => set({ ...current, [k]: v, ...(k === "source" ? { by: "" } : {}), where: params.getAll("where") });
 
   // A key of the chosen source, or a column / tag / time unit; a second dimension is any
-  // text form the API takes (demand_kw:bands=0,100,500, efficiency:bins=4, week...).
+  // text form the API takes (context.demand_kw:bands=100,500, context.efficiency:bins=4, week...).
   const dim = !by ? "" : COLUMNS.includes(by) || by.includes(".") || by.includes(":") ? by : `${source}.${by}`;
   const by2 = params.get("by2") || "";
   const [draft2, setDraft2] = useState(by2);
@@ -64,14 +65,15 @@ export function Analytics() {
           </label>
           <form class="row" onSubmit={(e) => { e.preventDefault(); set({ ...current, by2: draft2, where: params.getAll("where") }); }}>
             <label>Second dimension (optional)
-              <input value={draft2} onInput={(e) => setDraft2((e.target as HTMLInputElement).value)} placeholder="demand_kw:bands=0,100,500" />
+              <input value={draft2} onInput={(e) => setDraft2((e.target as HTMLInputElement).value)} placeholder="context.demand_kw:bands=100,500" />
             </label>
             <button type="submit" class="secondary">Cross</button>
           </form>
         </div>
         <ErrorBox error={keys.error || fr.error} />
         {!by && !keys.loading && <Empty>No {source} keys in this project's generations.</Empty>}
-        {fr.loading && !fr.data ? <Loading /> : by && (
+        {/* While a new grouping loads, the old numbers must not sit under its title. */}
+        {fr.loading ? <Loading /> : by && (
           <>
             <ChartView type="bar" label={`Failure rate by ${dim}${by2 ? ` × ${by2}` : ""}`} yMax={1}
               labels={(by2 ? values : frRows.map((r) => String(r.value))).map((v) => short(v, 30))} series={frSeries} />
@@ -82,6 +84,7 @@ export function Analytics() {
           </>
         )}
       </section>
+      <Drivers />
       <section aria-labelledby="ft-h">
         <h2 id="ft-h">Failure rate over time</h2>
         <ErrorBox error={time.error} />

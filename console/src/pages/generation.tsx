@@ -59,8 +59,8 @@ export function GenerationPage({ id }: { id: string }) {
             <JsonView label="context" value={d.context} />
             <JsonView label="config" value={d.config} />
             <JsonView label="output_meta" value={d.output_meta} />
-            <JsonView label="retrieved chunks" value={d.retrieved} />
           </section>
+          <Retrieved id={d.id} count={(d.retrieved || []).length} />
         </div>
         <div>
           <section><h2>Feedback</h2>
@@ -92,5 +92,30 @@ export function GenerationPage({ id }: { id: string }) {
         {tree.data && <LineageTree root={tree.data as unknown as TreeNode} current={d.id} />}
       </section>
     </Page>
+  );
+}
+
+// What retrieval put in the prompt, each chunk with the document it belongs to (a link to
+// that document on the Knowledge page, in the document's own project).
+function Retrieved({ id, count }: { id: string; count: number }) {
+  const r = useApi(() => count ? ok(client.GET("/v1/generations/{generation_id}/retrieved", { params: { path: { generation_id: id } } })) : Promise.resolve(null), [id, count]);
+  return (
+    <section aria-labelledby="retrieved-h"><h2 id="retrieved-h">Retrieved context</h2>
+      {!count && <p class="muted">Nothing retrieved for this generation.</p>}
+      <ErrorBox error={r.error} />
+      {r.data && (
+        <ol class="retrieved">{r.data.items.map((it) => (
+          <li class="card" data-position={it.position}>
+            <p>{it.type ?? "entry"}{it.chunk_index != null ? ` ${it.chunk_index + 1}` : ""}
+              {it.document ? <> of <a href={`/knowledge?${new URLSearchParams({ project: it.document.project, document: it.document.id })}`}>
+                {it.document.title || it.document.file_name}</a> <span class="muted">({it.document.file_name}{it.document.active ? "" : ", inactive"})</span></>
+                : <span class="muted"> · not a stored document{it.ref ? ` (${it.ref})` : ""}</span>}
+              {it.score != null && <span class="muted"> · score {it.score.toFixed(3)}</span>}</p>
+            {it.text && <pre class="text clip" tabIndex={0}>{it.text}</pre>}
+          </li>))}
+        </ol>
+      )}
+      {count > 0 && <JsonView label="retrieved (as logged)" value={r.data?.items.map((it) => it.entry)} />}
+    </section>
   );
 }

@@ -2,7 +2,7 @@ import { useState } from "preact/hooks";
 import { authHeaders, client, ok } from "../api/client";
 import { ConfirmButton, DataTable, Empty, ErrorBox, JsonView, Loading, Page } from "../components/ui";
 import { useSession } from "../session";
-import { fmtDate, short, useApi, useQueryParams } from "../util";
+import { fmtDate, href, short, useApi, useQueryParams } from "../util";
 
 type Row = Record<string, unknown>;
 type Upload = { name: string; progress: number; status: string; detail?: string };
@@ -55,8 +55,10 @@ export function Knowledge() {
     try { await fn(); docs.reload(); } catch (e) { setMsg(e instanceof Error ? e.message : String(e)); }
   };
   const rows = (docs.data?.items || []) as Row[];
+  const selected = params.get("document") || "";
   return (
     <Page title="Knowledge">
+      {selected && <DocumentCard id={selected} />}
       <section aria-labelledby="docs-h">
         <h2 id="docs-h">Documents</h2>
         {s.can_write && (
@@ -91,7 +93,8 @@ export function Knowledge() {
         <ErrorBox error={docs.error || msg} />
         {docs.loading && !docs.data ? <Loading /> : (
           <DataTable caption={`${rows.length} documents`} csv="documents" rows={rows} columns={[
-            { key: "title", render: (r) => String(r.title || r.source || "–") }, { key: "file_name", label: "file" },
+            { key: "title", render: (r) => <a href={href("/knowledge", { document: String(r.id) })} aria-current={r.id === selected ? "true" : undefined}>{String(r.title || r.source || "–")}</a> },
+            { key: "file_name", label: "file" },
             { key: "file_type", label: "type" }, { key: "status" }, { key: "chunk_count", label: "chunks" },
             { key: "error", label: "failure reason", render: (r) => r.error ? <span class="error">{String(r.error)}</span> : "–" },
             { key: "created_at", label: "added", render: (r) => fmtDate(r.created_at) },
@@ -108,6 +111,28 @@ export function Knowledge() {
       <SearchPlayground />
       <Entities />
     </Page>
+  );
+}
+
+// One document, opened from a link (a generation's retrieved chunk, the table above).
+function DocumentCard({ id }: { id: string }) {
+  const d = useApi(() => ok(client.GET("/v1/documents/{document_id}", { params: { path: { document_id: id } } })), [id]);
+  if (d.error) return <ErrorBox error={d.error} />;
+  if (!d.data) return <Loading what="Loading the document" />;
+  const doc = d.data as Row;
+  return (
+    <section class="card" aria-labelledby="doc-h">
+      <h2 id="doc-h">Document: {String(doc.title || doc.file_name)}</h2>
+      <dl class="facts">
+        <div><dt>File</dt><dd>{String(doc.file_name)} ({String(doc.file_type)}, {String(doc.size_bytes)} bytes)</dd></div>
+        <div><dt>Status</dt><dd>{String(doc.status)}{doc.active ? "" : " · inactive"}</dd></div>
+        <div><dt>Chunks</dt><dd>{String(doc.chunk_count)}</dd></div>
+        <div><dt>Added</dt><dd>{fmtDate(doc.created_at)}</dd></div>
+      </dl>
+      {doc.error != null && <p class="error">Failure reason: {String(doc.error)}</p>}
+      {typeof doc.extracted_text === "string" && <details><summary>Extracted text</summary><pre class="text clip" tabIndex={0}>{short(doc.extracted_text, 4000)}</pre></details>}
+      <p><a href={href("/knowledge")}>All documents</a></p>
+    </section>
   );
 }
 

@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { client, ok } from "../api/client";
 import { LineageTree, type TreeNode } from "../components/tree";
-import { ErrorBox, Loading, Page, Tags, Verdict } from "../components/ui";
+import { ErrorBox, Loading, Page, SafeImage, Tags, Verdict } from "../components/ui";
 import { useSession } from "../session";
 import { fmtDate, href, useApi, useQueryParams } from "../util";
 
@@ -46,12 +46,13 @@ export function ReviewQueue() {
     // (a fast typist's last character was lost).
     const text = notesRef.current?.value ?? notes;
     setMsg(null);
+    const review = { notes: text || null, improved: imp === "" ? null : imp === "yes", by: `console:${s.key_name}` };
     try {
-      for (const id of ids) {
-        await ok(client.POST("/v1/feedback/{feedback_id}/review", {
-          params: { path: { feedback_id: id } },
-          body: { notes: text || null, improved: imp === "" ? null : imp === "yes", by: `console:${s.key_name}` },
-        }));
+      // One item: its own route; several: one all-or-nothing call (none marked if one fails).
+      if (ids.length === 1) {
+        await ok(client.POST("/v1/feedback/{feedback_id}/review", { params: { path: { feedback_id: ids[0] } }, body: review }));
+      } else {
+        await ok(client.POST("/v1/feedback/review", { body: { ids, ...review } }));
       }
       setMsg({ ok: true, text: ids.length === 1 ? "Marked as reviewed." : `${ids.length} items marked as reviewed.` });
       setNotes("");
@@ -63,6 +64,12 @@ export function ReviewQueue() {
     }
   };
 
+  // The position lives in a ref too, moved by the key handler itself: keys pressed faster
+  // than a render (x j x j x) must act on the item the previous key moved to, not on the
+  // one the last render saw.
+  const posRef = useRef(0);
+  posRef.current = Math.min(posRef.current, Math.max(items.length - 1, 0));
+  const moveTo = (p: number) => { posRef.current = p; setPos(p); };
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
       if (e.altKey || e.ctrlKey || e.metaKey) return;
@@ -70,18 +77,19 @@ export function ReviewQueue() {
         if (e.key === "Escape") (e.target as HTMLElement).blur();
         return;
       }
-      if (e.key === "j") setPos((p) => Math.min(p + 1, items.length - 1));
-      else if (e.key === "k") setPos((p) => Math.max(p - 1, 0));
+      const it = items[posRef.current];
+      if (e.key === "j") moveTo(Math.min(posRef.current + 1, items.length - 1));
+      else if (e.key === "k") moveTo(Math.max(posRef.current - 1, 0));
       else if (e.key === "n" && s.can_write) { e.preventDefault(); notesRef.current?.focus(); }
-      else if (e.key === "x" && cur) setSelected((old) => { const n = new Set(old); n.has(cur.id) ? n.delete(cur.id) : n.add(cur.id); return n; });
-      else if (e.key === "y" && cur && s.can_write) review([cur.id], "yes");
-      else if (e.key === "u" && cur && s.can_write) review([cur.id], "no");
-      else if (e.key === "r" && cur && s.can_write) review([cur.id]);
+      else if (e.key === "x" && it) setSelected((old) => { const n = new Set(old); n.has(it.id) ? n.delete(it.id) : n.add(it.id); return n; });
+      else if (e.key === "y" && it && s.can_write) review([it.id], "yes");
+      else if (e.key === "u" && it && s.can_write) review([it.id], "no");
+      else if (e.key === "r" && it && s.can_write) review([it.id]);
       else return;
     };
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
-  }, [items, cur, notes, improved]);
+  }, [items, notes, improved]);
 
   useEffect(() => {
     listRef.current?.querySelector<HTMLElement>(`[data-pos="${pos}"]`)?.scrollIntoView({ block: "nearest" });
@@ -119,14 +127,25 @@ export function ReviewQueue() {
                 <li data-pos={i} data-id={it.id} class={i === pos ? "current" : ""} aria-current={i === pos ? "true" : undefined}>
                   {s.can_write && <input type="checkbox" aria-label={`select item ${i + 1}`} checked={selected.has(it.id)}
                     onChange={() => setSelected((old) => { const n = new Set(old); n.has(it.id) ? n.delete(it.id) : n.add(it.id); return n; })} />}
-                  <button type="button" class="linklike" onClick={() => setPos(i)}>
+                  <button type="button" class="linklike" onClick={() => moveTo(i)}>
                     <Verdict v={it.sentiment as string} /> <Tags tags={it.tags} /> {String(it.comment || it.prompt || "").slice(0, 80)}
                   </button>
                 </li>
               ))}
             </ol>
             {s.can_write && selected.size > 0 && (
-              <button type="button" onClick={() => review([...selected])}>Mark {selected.size} selected as reviewed</button>
+              <div class="card bulk" role="group" aria-label="Bulk actions">
+                <p>{selected.size} selected · the review notes and "Improved?" of the form apply to all of them</p>
+                <div class="row">
+                  <button type="button" onClick={() => review([...selected])}>Mark {selected.size} selected as reviewed</button>
+                  <button type="button" class="secondary" onClick={() => review([...selected], "yes")}>… and improved</button>
+                  <button type="button" class="secondary" onClick={() => review([...selected], "no")}>… not improved</button>
+                  <button type="button" class="secondary" onClick={() => setSelected(new Set())}>Clear selection</button>
+                </div>
+              </div>
+            )}
+            {s.can_write && items.length > 1 && selected.size < items.length && (
+              <button type="button" class="small secondary" onClick={() => setSelected(new Set(items.map((it) => it.id)))}>Select all {items.length}</button>
             )}
           </div>
           {cur && <ReviewItem item={cur} key={cur.id}
@@ -160,7 +179,10 @@ function ReviewItem({ item, notesSlot }: { item: Item; notesSlot: preact.Compone
       {item.instruction != null && <p class="text"><strong>Instruction:</strong> {String(item.instruction)}</p>}
       <p>Links: {Object.keys(links).length ? Object.entries(links).map(([k, v]) => <a class="tag" href={href("/generations", { link: `${k}:${v}` })}>{k}:{v}</a>) : "none"}</p>
       <h3>Prompt</h3><pre class="text" tabIndex={0}>{String(item.prompt ?? "")}</pre>
-      <h3>Output</h3><pre class="text clip" tabIndex={0}>{String(item.output_text ?? item.output_url ?? "")}</pre>
+      <h3>Output</h3>
+      <SafeImage url={item.output_url} alt="The output under review" class="output-image" />
+      {item.output_text != null || !item.output_url ? <pre class="text clip" tabIndex={0}>{String(item.output_text ?? "")}</pre>
+        : <p class="muted">output URL: <code>{String(item.output_url)}</code></p>}
       <p><a href={href(`/generations/${item.generation_id}`)}>Open the generation</a></p>
       {notesSlot}
       {s.can_write && <ImproveForms feedbackId={item.id} />}

@@ -1,10 +1,13 @@
 import { useState } from "preact/hooks";
-import { client, ok, setProject } from "../api/client";
+import { client, ok } from "../api/client";
 import { ConfirmButton, DataTable, ErrorBox, Page } from "../components/ui";
 import { useSession } from "../session";
-import { fmtDate, href, useApi } from "../util";
+import { fmtDate, useApi } from "../util";
 
 type Row = Record<string, unknown>;
+
+// The overview of another project: the project travels in the URL (the layout switches to it).
+const inProject = (name: string) => `/?${new URLSearchParams({ project: name })}`;
 
 export function Settings() {
   const s = useSession();
@@ -15,13 +18,43 @@ export function Settings() {
         <h2 id="proj-h">Projects of {s.tenant}</h2>
         <ErrorBox error={projects.error} />
         <DataTable caption="Projects" rows={(projects.data || []) as unknown as Row[]} columns={[
-          { key: "name", render: (r) => <a href={href("/", {})} onClick={() => setProject(String(r.name))}>{String(r.name)}</a> },
+          { key: "name", render: (r) => <a href={inProject(String(r.name))}>{String(r.name)}</a> },
           { key: "created_at", label: "created", render: (r) => fmtDate(r.created_at) },
         ]} />
-        <p class="muted">A project is created by its first write (the <code>X-Learnloop-Project</code> header of an API call).</p>
+        <p class="muted">A project is also created by its first write (the <code>X-Learnloop-Project</code> header of an API call).</p>
+        {s.is_admin && <NewProject onCreated={() => projects.reload()} />}
       </section>
       {s.is_admin ? <Keys /> : <p class="muted">API keys are managed with an admin key.</p>}
     </Page>
+  );
+}
+
+function NewProject({ onCreated }: { onCreated: () => void }) {
+  const [name, setName] = useState("");
+  const [msg, setMsg] = useState<{ ok: boolean; text: string; name?: string } | null>(null);
+  const create = async (e: Event) => {
+    e.preventDefault();
+    setMsg(null);
+    try {
+      const p = await ok(client.POST("/v1/projects", { body: { name } }));
+      setMsg({ ok: true, text: `Project ${p.name} created.`, name: p.name });
+      setName("");
+      onCreated();
+    } catch (err) {
+      setMsg({ ok: false, text: err instanceof Error ? err.message : String(err) });
+    }
+  };
+  return (
+    <form class="card" onSubmit={create} aria-label="Create a project">
+      <h3>Create a project</h3>
+      <div class="row">
+        <label>Project name<input required maxLength={200} pattern=".*\S.*" title="a name with at least one visible character"
+          value={name} onInput={(e) => setName((e.target as HTMLInputElement).value)} placeholder="support-bot" /></label>
+        <button type="submit">Create project</button>
+      </div>
+      {msg && <p class={msg.ok ? "ok" : "error"} role={msg.ok ? "status" : "alert"}>{msg.text}
+        {msg.name && <> <a href={inProject(msg.name)}>Open it</a></>}</p>}
+    </form>
   );
 }
 

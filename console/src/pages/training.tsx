@@ -1,6 +1,7 @@
 import { useState } from "preact/hooks";
 import { client, ok, raw } from "../api/client";
 import { DataTable, Empty, ErrorBox, JsonView, Loading, Page, download } from "../components/ui";
+import { Jobs } from "./jobs";
 import { useSession } from "../session";
 import { fmtDate, href, short, useApi, useQueryParams } from "../util";
 
@@ -8,7 +9,7 @@ type Row = Record<string, unknown>;
 
 export function Training() {
   const s = useSession();
-  const { params } = useQueryParams();
+  const { params, set } = useQueryParams();
   const ds = useApi(() => ok(client.GET("/v1/datasets", { params: { query: { limit: 200 } } })), []);
   const jobs = useApi(() => ok(client.GET("/v1/training/jobs", { params: { query: { limit: 100 } } })), []);
   const [msg, setMsg] = useState<{ ok: boolean; text: string } | null>(null);
@@ -38,24 +39,13 @@ export function Training() {
             { key: "created_at", label: "created", render: (r) => fmtDate(r.created_at) },
             { key: "download", label: "JSONL", render: (r) => (
               <button type="button" class="small" onClick={() => exportJsonl(r, r.kind === "preference" ? "preference" : "chat")}
-                aria-label={`Download ${r.name}@${r.version} as JSONL`}>Download JSONL</button>) },
+                aria-label={`Download JSONL of ${r.name}@${r.version}`}>Download JSONL</button>) },
           ]} />
         )}
         {s.can_write && <NewDataset onCreated={(t) => { setMsg({ ok: true, text: t }); ds.reload(); }} />}
       </section>
-      <section aria-labelledby="jobs-h">
-        <h2 id="jobs-h">Fine-tuning jobs</h2>
-        <ErrorBox error={jobs.error} />
-        <DataTable caption={`${(jobs.data?.items || []).length} jobs`} csv="jobs" rows={(jobs.data?.items || []) as unknown as Row[]} columns={[
-          { key: "id", render: (r) => <code>{String(r.id).slice(0, 8)}…</code> }, { key: "status" },
-          { key: "progress", render: (r) => <progress max={1} value={Number(r.progress) || 0} aria-label={`progress of job ${String(r.id).slice(0, 8)}`} /> },
-          { key: "base_model", label: "base" },
-          { key: "result_model", label: "result", render: (r) => r.result_model ? <a href={href("/training", { model: String(r.result_model) })}>{String(r.result_model)}</a> : "–" },
-          { key: "example_count", label: "examples" }, { key: "error", render: (r) => r.error ? <span class="error">{String(r.error)}</span> : "–" },
-          { key: "created_at", label: "created", render: (r) => fmtDate(r.created_at) },
-        ]} />
-        {s.is_admin && <StartJob datasets={rows} onStarted={() => jobs.reload()} />}
-      </section>
+      <Jobs jobs={jobs} onChanged={() => ds.reload()} />
+      {s.is_admin && <StartJob datasets={rows} onStarted={(id) => { jobs.reload(); set({ ...Object.fromEntries(params), job: id }); }} />}
       <ModelGenerations model={params.get("model") || ""} />
     </Page>
   );
@@ -113,7 +103,7 @@ function NewDataset({ onCreated }: { onCreated: (text: string) => void }) {
   );
 }
 
-function StartJob({ datasets, onStarted }: { datasets: Row[]; onStarted: () => void }) {
+function StartJob({ datasets, onStarted }: { datasets: Row[]; onStarted: (id: string) => void }) {
   const [f, setF] = useState({ dataset: "", base_model: "gpt-4o-mini-2024-07-18", suffix: "" });
   const [msg, setMsg] = useState<{ ok: boolean; text: string } | null>(null);
   const submit = async (e: Event) => {
@@ -122,7 +112,7 @@ function StartJob({ datasets, onStarted }: { datasets: Row[]; onStarted: () => v
     try {
       const j = await ok(client.POST("/v1/training/jobs", { body: { dataset: f.dataset, base_model: f.base_model, suffix: f.suffix || null } }));
       setMsg({ ok: true, text: `Started job ${j.id} (${j.status}).` });
-      onStarted();
+      onStarted(j.id);
     } catch (err) {
       setMsg({ ok: false, text: err instanceof Error ? err.message : String(err) });
     }

@@ -92,10 +92,21 @@ def create_app(settings: Settings | None = None, *, client: Any = None, archive:
     problems.install(app)
 
     from ..console.serve import mount
-    from .routes import accounts, analytics, console, events, health, keys, ledger, overview, stream
+    from .routes import (
+        accounts,
+        analytics,
+        console,
+        events,
+        health,
+        keys,
+        ledger,
+        overview,
+        review,
+        stream,
+    )
 
-    for r in (ledger.router, analytics.router, overview.router, events.router, keys.router, accounts.router,
-              health.router, stream.router, console.router):
+    for r in (ledger.router, review.router, analytics.router, overview.router, events.router, keys.router,
+              accounts.router, health.router, stream.router, console.router):
         app.include_router(r)
     _optional_routers(app)
     problems.document(app)
@@ -114,7 +125,8 @@ def _optional_routers(app: FastAPI) -> None:
     """Routers of capabilities that may not be installed (knowledge, training)."""
     import importlib
 
-    for mod in ("learnloop.api.routes.knowledge", "learnloop.api.routes.projects", "learnloop.api.routes.training",
+    for mod in ("learnloop.api.routes.knowledge", "learnloop.api.routes.projects", "learnloop.api.routes.retrieved",
+                "learnloop.api.routes.training",
                 "learnloop.api.routes.otlp"):
         try:
             m = importlib.import_module(mod)

@@ -121,6 +121,13 @@ class Knowledge(_Base):  # type: ignore[misc,valid-type]
         with self._c.db.connection() as conn:
             return _docs.get_document(conn, self._c.scope, document_id, with_chunks=chunks)
 
+    def retrieved(self, generation_id: UUID | str) -> Any:
+        """A generation's retrieved entries with their chunk text and document (title, file)."""
+        from .retrieved import retrieved_context
+
+        with self._c.db.connection() as conn:
+            return retrieved_context(conn, self._c.scope, generation_id)
+
     def set_document_active(self, document_id: UUID | str, active: bool) -> None:
         with self._c.db.connection() as conn:
             _docs.set_active(conn, self._c.scope, document_id, active)

@@ -275,6 +275,17 @@ def pending_review(
     return [ReviewItem.model_validate(r) for r in conn.execute(query, [*params, limit, offset]).fetchall()]
 
 
+def _check_review(notes: Any, improved: Any, by: Any) -> None:
+    if improved is not None and not isinstance(improved, bool):
+        raise InvalidInput("improved must be true or false", field="improved")
+    for name, val in (("notes", notes), ("by", by)):
+        if val is not None:
+            if not isinstance(val, str):
+                raise InvalidInput(f"{name} must be a string", field=name)
+            if "\x00" in val:
+                raise InvalidInput(f"{name} contains a NUL character (U+0000), which cannot be stored", field=name)
+
+
 def mark_processed(
     conn: Conn,
     scope: Scope,
@@ -285,14 +296,7 @@ def mark_processed(
     by: str | None = None,
 ) -> Feedback:
     fid = as_uuid(feedback_id, "feedback id")
-    if improved is not None and not isinstance(improved, bool):
-        raise InvalidInput("improved must be true or false", field="improved")
-    for name, val in (("notes", notes), ("by", by)):
-        if val is not None:
-            if not isinstance(val, str):
-                raise InvalidInput(f"{name} must be a string", field=name)
-            if "\x00" in val:
-                raise InvalidInput(f"{name} contains a NUL character (U+0000), which cannot be stored", field=name)
+    _check_review(notes, improved, by)
     with conn.transaction():
         row = conn.execute(
             "UPDATE learnloop.feedback SET processed = true, processed_at = now(), processed_by = %s,"
@@ -305,3 +309,45 @@ def mark_processed(
              {"generation_id": str(row["generation_id"]), "improved": improved},
              project_id=row["project_id"], actor=by)
     return Feedback.model_validate(row)
+
+
+MAX_REVIEW_BATCH = 1000
+
+
+def mark_processed_many(
+    conn: Conn,
+    scope: Scope,
+    feedback_ids: Iterable[UUID | str],
+    *,
+    notes: str | None = None,
+    improved: bool | None = None,
+    by: str | None = None,
+) -> list[Feedback]:
+    """Mark several feedback rows reviewed with the same notes/improved, all or nothing.
+
+    An admin selects items in the queue and closes them together: either every one is
+    marked (one ``feedback.reviewed`` event each) or, when some id is not this tenant's,
+    none is and ``NotFound`` names the missing ones. Rows come back in the order asked.
+    """
+    ids = list(dict.fromkeys(as_uuid(f, "feedback id") for f in feedback_ids))
+    if not ids:
+        raise InvalidInput("name at least one feedback id", field="ids")
+    if len(ids) > MAX_REVIEW_BATCH:
+        raise InvalidInput(f"at most {MAX_REVIEW_BATCH} feedback ids per call", field="ids")
+    _check_review(notes, improved, by)
+    with conn.transaction():
+        rows = conn.execute(
+            "UPDATE learnloop.feedback SET processed = true, processed_at = now(), processed_by = %s,"
+            " review_notes = %s, improved = %s WHERE tenant_id = %s AND id = ANY(%s) RETURNING *",
+            (by, notes, improved, scope.tenant_id, ids),
+        ).fetchall()
+        if len(rows) != len(ids):
+            found = {r["id"] for r in rows}
+            missing = [str(i) for i in ids if i not in found]
+            # Raising inside the transaction rolls the updates back: nothing half-reviewed.
+            raise NotFound(f"{len(missing)} of {len(ids)} feedback ids do not exist in this tenant "
+                           f"(first: {missing[0]}); nothing was marked")
+        emit_many(conn, [(scope.tenant_id, r["project_id"], "feedback", r["id"], "feedback.reviewed",
+                          {"generation_id": str(r["generation_id"]), "improved": improved}, by) for r in rows])
+    order = {fid: i for i, fid in enumerate(ids)}
+    return [Feedback.model_validate(r) for r in sorted(rows, key=lambda r: order[r["id"]])]

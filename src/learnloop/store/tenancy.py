@@ -12,7 +12,7 @@ from uuid import UUID
 
 import psycopg
 
-from ..errors import InvalidInput, NotFound
+from ..errors import Conflict, InvalidInput, NotFound
 from .database import Conn
 from .validation import check_name
 
@@ -70,6 +70,22 @@ def list_projects(conn: Conn, tenant_id: UUID) -> list[dict]:
         "SELECT id, name, created_at FROM learnloop.projects WHERE tenant_id = %s ORDER BY name",
         (tenant_id,),
     ).fetchall()
+
+
+def create_project(conn: Conn, tenant_id: UUID, name: str) -> dict:
+    """A new, empty project of the tenant; ``Conflict`` when the name is taken (a project is
+    otherwise created by its first write, which never says whether it was new)."""
+    check_name(name, "project")
+    if name != name.strip():
+        raise InvalidInput("a project name cannot start or end with spaces", field="name")
+    row = conn.execute(
+        "INSERT INTO learnloop.projects (tenant_id, name) VALUES (%s, %s)"
+        " ON CONFLICT (tenant_id, name) DO NOTHING RETURNING id, name, created_at",
+        (tenant_id, name),
+    ).fetchone()
+    if row is None:
+        raise Conflict(f"a project named {name!r} already exists in this tenant")
+    return row
 
 
 def _first(row: object) -> UUID:

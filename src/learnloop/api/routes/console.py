@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ...console import sessions as _sessions
 from ...errors import PermissionDenied
 from ...events.keys import Principal, Unauthenticated
-from ...store.tenancy import list_projects
+from ...store.tenancy import create_project, list_projects
 from ..deps import SESSION_COOKIE, bearer_credentials, principal, same_origin
 
 router = APIRouter(prefix="/v1", tags=["console"])
@@ -41,6 +41,11 @@ class SessionInfo(BaseModel):
     can_write: bool = Field(default=False, description="The key may write (ingest or admin scope).")
     is_admin: bool = False
     csrf: str | None = Field(default=None, description="Send as X-CSRF-Token on writes (cookie sessions only).")
+
+
+class NewProject(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "support-bot"}]})
+    name: str = Field(min_length=1, max_length=200, description="Unique within the tenant.")
 
 
 class Project(BaseModel):
@@ -110,3 +115,11 @@ def projects(request: Request, p: Annotated[Principal, Depends(principal)]) -> A
     p.require("read")
     with request.app.state.client.db.connection() as conn:
         return list_projects(conn, p.tenant_id)
+
+
+@router.post("/projects", status_code=201, response_model=Project,
+             summary="Create a project in the caller's tenant (409 when the name is taken)")
+def new_project(request: Request, body: NewProject, p: Annotated[Principal, Depends(principal)]) -> Any:
+    p.require("admin")
+    with request.app.state.client.db.connection() as conn:
+        return create_project(conn, p.tenant_id, body.name)

@@ -13,7 +13,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from ...errors import InvalidInput
 from ...ledger import feedback as _feedback
 from ...ledger import generations as _gen
-from ...ledger.models import Feedback, FeedbackIn, Generation, GenerationIn, LineageNode, ReviewItem
+from ...ledger.models import (
+    Feedback,
+    FeedbackIn,
+    Generation,
+    GenerationIn,
+    LineageNode,
+    ReviewItem,
+    Source,
+)
 from ..deps import Read, Write
 from ..idempotency import request_hash, run_write
 from ._shared import IdemKey, Limit, Offset, Page, page
@@ -161,11 +169,14 @@ def review_queue(
     ctx: Read,
     sentiment: Annotated[str | None, Query(description="POSITIVE, NEGATIVE (default) or NEUTRAL")] = "NEGATIVE",
     include_processed: bool = False,
+    tag: Annotated[str | None, Query(max_length=200, description="Only feedback carrying this tag.")] = None,
+    source: Annotated[Source | None, Query()] = None,
+    older_than_days: Annotated[float | None, Query(ge=0, le=36500, description="Waiting at least this long.")] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Any:
-    rows = ctx.client.review_queue(sentiment=sentiment, include_processed=include_processed,
-                                   limit=limit, offset=offset)
+    rows = ctx.client.review_queue(sentiment=sentiment, include_processed=include_processed, tag=tag, source=source,
+                                   older_than_days=older_than_days, limit=limit, offset=offset)
     return page(rows, limit, offset)
 
 
