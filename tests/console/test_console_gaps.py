@@ -12,7 +12,7 @@ import pytest
 
 import learnloop
 from learnloop.config import get_settings
-from tests.fake_finetune_provider import FakeProvider
+from tests.fake_openai_server import FakeOpenAI
 
 from .conftest import ROOT, Server, load_demo, shot, shot_of, sign_in, start_server
 
@@ -25,7 +25,7 @@ def server(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Se
     ll = learnloop.connect(db_url, project="demo")
     load_demo(ll)
     ll.training.create_dataset("good-chats", {"verdict": "POSITIVE", "kind": "chat"})
-    with FakeProvider() as fake:
+    with FakeOpenAI() as fake:
         s = get_settings(home=home, archive_root=str(home / "archive"), finetune_base_url=fake.base_url,
                          finetune_api_key="sk-test", finetune_timeout=5, api_preload_model=False)
         srv = start_server(ll, s)
