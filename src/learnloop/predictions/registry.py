@@ -140,10 +140,13 @@ def record_outcome(conn: Conn, scope: Scope, ref: UUID | str, outcome: bool, *,
         row = _resolve(conn, scope, ref)
         if row["outcome"] is not None and row["outcome"] != outcome and not replace:
             raise Conflict(f"prediction {row['id']} already has outcome {row['outcome']}; pass replace=True to change it")
+        # now() only when no time was given: Citus refuses a non-IMMUTABLE function inside
+        # COALESCE/CASE in an UPDATE, so the choice is made here, not in SQL.
+        when = "now()" if at is None else "%(at)s"
         updated = conn.execute(
-            "UPDATE learnloop.predictions SET outcome = %s, outcome_at = coalesce(%s, now()), outcome_note = %s"
-            " WHERE tenant_id = %s AND id = %s RETURNING *",
-            (outcome, at, note, scope.tenant_id, row["id"]),
+            "UPDATE learnloop.predictions SET outcome = %(outcome)s, outcome_at = " + when  # noqa: S608 - one of two constants
+            + ", outcome_note = %(note)s WHERE tenant_id = %(tenant)s AND id = %(id)s RETURNING *",
+            {"outcome": outcome, "at": at, "note": note, "tenant": scope.tenant_id, "id": row["id"]},
         ).fetchone()
         assert updated is not None  # the row _resolve found in this transaction; nothing deletes predictions
         row = updated
