@@ -57,6 +57,7 @@ def explained() -> Iterator[list[Explained]]:
             with psycopg.ClientCursor(self.connection) as cur:
                 original(cur, "EXPLAIN (FORMAT JSON) " + text, params)
                 row = cur.fetchone()
+            assert row is not None  # EXPLAIN returns its plan as one row
             plan = row[0] if isinstance(row, tuple | list) else next(iter(row.values()))
             seen.append(Explained(" ".join(text.split())[:160], _task_counts(plan)))
         return original(self, query, params, *args, **kwargs)
