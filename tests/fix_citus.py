@@ -27,6 +27,21 @@ needs_citus = pytest.mark.skipif(
     CITUS_URL is None, reason="no Citus cluster: set LEARNLOOP_TEST_CITUS_URL to a coordinator (docs/scaling.md)")
 
 
+def single_server_only(why: str) -> pytest.MarkDecorator:
+    """Skip on a cluster a test of what only one server has (the embedded server, one
+    planner's cached plans), saying why; it runs in every plain run."""
+    return pytest.mark.skipif(CITUS_URL is not None, reason=f"single server only: {why}")
+
+
+EMBEDDED_ONLY = single_server_only("checks the embedded server learnloop starts by itself, not a server given by URL")
+# Citus plans a tenant-scoped statement as a Custom Scan on the coordinator (always a custom
+# plan) and sends its shard's statement to a worker, which plans it afresh with the shard's
+# own statistics: the seeded young-table statistics and cached generic plans these tests
+# check live on the coordinator's (empty) table only.
+PLANNER_ONLY = single_server_only("checks one server's cached or young-table plans; "
+                                  "Citus plans each shard's statement afresh on its worker")
+
+
 def workers(url: str) -> list[tuple[str, int]]:
     with psycopg.connect(url, autocommit=True) as conn:
         rows = conn.execute(

@@ -26,6 +26,7 @@ from ..ledger.models import parse
 from ..store.database import Conn
 from ..store.ids import uuid7
 from ..store.tenancy import Scope
+from ..store.unique import violated_unique
 from ..store.validation import check_object, check_text
 
 _COLS = ("id", "external_id", "model_name", "model_version", "subject", "score", "label", "factors", "outcome",
@@ -92,7 +93,9 @@ def log(conn: Conn, scope: Scope, rows: Iterable[PredictionIn | dict[str, Any]])
                     copy.write_row((scope.tenant_id, pid, scope.project_id, p.external_id, p.model_name,
                                     p.model_version, Jsonb(p.subject), p.score, p.label, Jsonb(p.factors),
                                     p.created_at or now))
-        except psycopg.errors.UniqueViolation as exc:
+        except psycopg.Error as exc:
+            if violated_unique(exc) is None:
+                raise
             raise Conflict(f"a prediction with this external_id already exists ({exc.diag.message_detail})") from None
         emit_many(conn, [
             (scope.tenant_id, scope.project_id, "prediction", pid, "prediction.logged",

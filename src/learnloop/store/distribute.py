@@ -36,6 +36,7 @@ from psycopg.rows import tuple_row
 
 from ..errors import ConfigurationError
 from . import migrations
+from .database import database_key
 
 # Copies on every node; everything else with a tenant_id is distributed by it.
 REFERENCE_TABLES = ("tenants", "api_keys", "console_sessions")
@@ -63,6 +64,19 @@ def citus_version(conn: psycopg.Connection[Any]) -> str | None:
     with conn.cursor(row_factory=tuple_row) as cur:
         row = cur.execute("SELECT extversion FROM pg_extension WHERE extname = 'citus'").fetchone()
     return None if row is None else str(row[0])
+
+
+_citus: dict[tuple[str, str, int], bool] = {}
+
+
+def on_citus(conn: psycopg.Connection[Any]) -> bool:
+    """Whether ``conn``'s database has the citus extension (asked once per database and
+    process: restart learnloop processes after moving a database to a cluster)."""
+    key = database_key(conn)
+    known = _citus.get(key)
+    if known is None:
+        known = _citus[key] = citus_version(conn) is not None
+    return known
 
 
 def distributed_tables(conn: psycopg.Connection[Any]) -> dict[str, str]:
@@ -183,6 +197,15 @@ def distribute(conn: psycopg.Connection[Any], *, shard_count: int | None = None)
     return report
 
 
+_DROP_VERDICT_ROW = """
+CREATE OR REPLACE FUNCTION learnloop.drop_verdict() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM learnloop.verdicts WHERE tenant_id = OLD.tenant_id AND generation_id = OLD.id;
+    RETURN NULL;
+END $$
+"""
+
+
 def _run(cur: psycopg.Cursor[Any], ref_todo: list[str], dist_todo: list[str], shard_count: int | None,
          first: str | None) -> None:
     # Tables created with foreign keys to a reference table in this transaction must not
@@ -204,6 +227,13 @@ def _run(cur: psycopg.Cursor[Any], ref_todo: list[str], dist_todo: list[str], sh
         cur.execute(sql.SQL("ALTER TABLE learnloop.{} DROP CONSTRAINT {}").format(
             sql.Identifier(table), sql.Identifier(name)))
     cur.execute("DROP TRIGGER IF EXISTS events_notify ON learnloop.events")
+    # A statement trigger with a transition table cannot run on a shard (Citus on the
+    # worker cannot plan a query over the transition table): the verdicts cleanup after a
+    # generation is deleted becomes a row trigger, one router DELETE on a colocated shard.
+    cur.execute(_DROP_VERDICT_ROW)
+    cur.execute("DROP TRIGGER IF EXISTS generations_drop_verdicts ON learnloop.generations")
+    cur.execute("CREATE TRIGGER generations_drop_verdict AFTER DELETE ON learnloop.generations"
+                " FOR EACH ROW EXECUTE FUNCTION learnloop.drop_verdict()")
     # Functions first: a shard's upsert or trigger may call them on a worker.
     for (fn,) in cur.execute(
         "SELECT p.oid::regprocedure::text FROM pg_proc p"
