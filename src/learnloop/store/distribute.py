@@ -179,6 +179,16 @@ def distribute(conn: psycopg.Connection[Any], *, shard_count: int | None = None)
         ref_todo = [t for t in REFERENCE_TABLES if t not in known]
         dist_todo = [t for t in _parents_first(cur, tables) if t not in known]
         if not ref_todo and not dist_todo:
+            # A cluster distributed by an earlier learnloop still has the statement trigger.
+            if cur.execute("SELECT 1 FROM pg_trigger WHERE tgname = 'generations_drop_verdicts'"
+                           " AND tgrelid = 'learnloop.generations'::regclass").fetchone():
+                with conn.transaction():
+                    cur.execute("SET LOCAL citus.enable_unsafe_triggers TO on")
+                    _row_verdict_trigger(cur)
+                    cur.execute("SELECT create_distributed_function('learnloop.drop_verdict()')")
+                report.message = (f"already distributed ({len(report.already)} tables, {report.workers} workers); "
+                                  "made the verdicts cleanup a row trigger")
+                return report
             report.message = (f"nothing to do: already distributed ({len(report.already)} tables, "
                               f"{report.workers} workers)")
             return report
@@ -206,6 +216,13 @@ END $$
 """
 
 
+def _row_verdict_trigger(cur: psycopg.Cursor[Any]) -> None:
+    cur.execute(_DROP_VERDICT_ROW)
+    cur.execute("DROP TRIGGER IF EXISTS generations_drop_verdicts ON learnloop.generations")
+    cur.execute("CREATE TRIGGER generations_drop_verdict AFTER DELETE ON learnloop.generations"
+                " FOR EACH ROW EXECUTE FUNCTION learnloop.drop_verdict()")
+
+
 def _run(cur: psycopg.Cursor[Any], ref_todo: list[str], dist_todo: list[str], shard_count: int | None,
          first: str | None) -> None:
     # Tables created with foreign keys to a reference table in this transaction must not
@@ -230,10 +247,7 @@ def _run(cur: psycopg.Cursor[Any], ref_todo: list[str], dist_todo: list[str], sh
     # A statement trigger with a transition table cannot run on a shard (Citus on the
     # worker cannot plan a query over the transition table): the verdicts cleanup after a
     # generation is deleted becomes a row trigger, one router DELETE on a colocated shard.
-    cur.execute(_DROP_VERDICT_ROW)
-    cur.execute("DROP TRIGGER IF EXISTS generations_drop_verdicts ON learnloop.generations")
-    cur.execute("CREATE TRIGGER generations_drop_verdict AFTER DELETE ON learnloop.generations"
-                " FOR EACH ROW EXECUTE FUNCTION learnloop.drop_verdict()")
+    _row_verdict_trigger(cur)
     # Functions first: a shard's upsert or trigger may call them on a worker.
     for (fn,) in cur.execute(
         "SELECT p.oid::regprocedure::text FROM pg_proc p"
