@@ -12,8 +12,10 @@ server. docs/scaling.md says how to build such a cluster.
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 
+import fasteners
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -75,8 +77,11 @@ def empty_citus_database(url: str, prefix: str = "t", *, add_workers: bool = Tru
         conn.execute("SELECT citus_set_coordinator_host(%s, %s)",
                      (coordinator.get("host") or "localhost", int(coordinator.get("port") or 5432)))
         if add_workers:
-            for host, port in nodes:
-                conn.execute("SELECT citus_add_node(%s, %s)", (host, port))
+            # Adding a node re-creates the current role on it (a cluster-wide catalog row):
+            # two test processes doing it at once fail with "tuple concurrently updated".
+            with fasteners.InterProcessLock(os.path.join(tempfile.gettempdir(), "learnloop-citus-add-node.lock")):
+                for host, port in nodes:
+                    conn.execute("SELECT citus_add_node(%s, %s)", (host, port))
     return db_url
 
 
