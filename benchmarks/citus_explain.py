@@ -51,9 +51,13 @@ def explained() -> Iterator[list[Explained]]:
         if isinstance(text, bytes):
             text = text.decode()
         if isinstance(text, str) and text.lstrip().lower().startswith(_DML):
-            with self.connection.cursor() as cur:
-                original(cur, "EXPLAIN (FORMAT JSON) " + text, params, prepare=False)
+            # Values inlined (a client-side cursor): the plan Citus makes for the bound
+            # statement at run time. With $n parameters left to EXPLAIN, Citus cannot plan
+            # an INSERT ... SELECT that it would recursively plan when run.
+            with psycopg.ClientCursor(self.connection) as cur:
+                original(cur, "EXPLAIN (FORMAT JSON) " + text, params)
                 row = cur.fetchone()
+            assert row is not None  # EXPLAIN returns its plan as one row
             plan = row[0] if isinstance(row, tuple | list) else next(iter(row.values()))
             seen.append(Explained(" ".join(text.split())[:160], _task_counts(plan)))
         return original(self, query, params, *args, **kwargs)

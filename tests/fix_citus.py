@@ -12,8 +12,10 @@ server. docs/scaling.md says how to build such a cluster.
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 
+import fasteners
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -25,6 +27,21 @@ CITUS_URL = os.environ.get("LEARNLOOP_TEST_CITUS_URL") or None
 SHARDS = int(os.environ.get("LEARNLOOP_TEST_CITUS_SHARDS") or 32)
 needs_citus = pytest.mark.skipif(
     CITUS_URL is None, reason="no Citus cluster: set LEARNLOOP_TEST_CITUS_URL to a coordinator (docs/scaling.md)")
+
+
+def single_server_only(why: str) -> pytest.MarkDecorator:
+    """Skip on a cluster a test of what only one server has (the embedded server, one
+    planner's cached plans), saying why; it runs in every plain run."""
+    return pytest.mark.skipif(CITUS_URL is not None, reason=f"single server only: {why}")
+
+
+EMBEDDED_ONLY = single_server_only("checks the embedded server learnloop starts by itself, not a server given by URL")
+# Citus plans a tenant-scoped statement as a Custom Scan on the coordinator (always a custom
+# plan) and sends its shard's statement to a worker, which plans it afresh with the shard's
+# own statistics: the seeded young-table statistics and cached generic plans these tests
+# check live on the coordinator's (empty) table only.
+PLANNER_ONLY = single_server_only("checks one server's cached or young-table plans; "
+                                  "Citus plans each shard's statement afresh on its worker")
 
 
 def workers(url: str) -> list[tuple[str, int]]:
@@ -60,8 +77,11 @@ def empty_citus_database(url: str, prefix: str = "t", *, add_workers: bool = Tru
         conn.execute("SELECT citus_set_coordinator_host(%s, %s)",
                      (coordinator.get("host") or "localhost", int(coordinator.get("port") or 5432)))
         if add_workers:
-            for host, port in nodes:
-                conn.execute("SELECT citus_add_node(%s, %s)", (host, port))
+            # Adding a node re-creates the current role on it (a cluster-wide catalog row):
+            # two test processes doing it at once fail with "tuple concurrently updated".
+            with fasteners.InterProcessLock(os.path.join(tempfile.gettempdir(), "learnloop-citus-add-node.lock")):
+                for host, port in nodes:
+                    conn.execute("SELECT citus_add_node(%s, %s)", (host, port))
     return db_url
 
 

@@ -161,6 +161,11 @@ class Checker:
         extra = [*(node.returningClause.exprs if node.returningClause else ())]
         if conflict is not None:
             extra += [*(conflict.targetList or ()), conflict.whereClause]
+            if self._keyed(node.relation, ctes):
+                for target in conflict.targetList or ():
+                    if (fn := _volatile_call(target.val)) is not None:
+                        out.append(f"INSERT INTO {target} ... DO UPDATE SET {target.name} calls {fn}:"
+                                   " Citus refuses functions that are not IMMUTABLE there (use EXCLUDED.<column>)")
         self._nested(extra, ctes, out)
 
     def _insert_source(self, select: ast.SelectStmt, at: int, target: str, ctes: frozenset[str], out: list[str]) -> None:
@@ -186,6 +191,14 @@ class Checker:
 
     def _update(self, node: ast.UpdateStmt, ctes: frozenset[str], out: list[str]) -> None:
         ctes = self._with(node.withClause, ctes, out)
+        if self._keyed(node.relation, ctes):
+            for target in node.targetList or ():
+                for branch in _walk_nodes(target.val):
+                    if isinstance(branch, ast.CoalesceExpr | ast.CaseExpr) and (fn := _volatile_call(branch)):
+                        table = node.relation.relname
+                        out.append(f"{table}: SET {target.name} calls {fn} inside COALESCE/CASE in an UPDATE;"
+                                   " Citus refuses functions that are not IMMUTABLE there")
+                        break
         scope = _Scope()
         self._from((node.relation,), scope, ctes, out)
         others = self._from(node.fromClause or (), scope, ctes, out)
@@ -269,6 +282,29 @@ class Checker:
                     pinned |= {a, b}
                     grew = True
         return pinned
+
+
+# Functions learnloop might call that are not IMMUTABLE, by name (pglast cannot know volatility).
+_NOT_IMMUTABLE = frozenset({"now", "clock_timestamp", "statement_timestamp", "transaction_timestamp", "timeofday",
+                            "random", "gen_random_uuid", "txid_current", "pg_current_xact_id"})
+
+
+def _walk_nodes(node: ast.Node | None) -> Iterator[ast.Node]:
+    stack = [node] if node is not None else []
+    while stack:
+        n = stack.pop()
+        yield n
+        stack.extend(_children(n))
+
+
+def _volatile_call(node: ast.Node | None) -> str | None:
+    """The first non-IMMUTABLE call in ``node`` (``now()``, ``CURRENT_TIMESTAMP``...), if any."""
+    for n in _walk_nodes(node):
+        if isinstance(n, ast.SQLValueFunction):
+            return n.op.name.removeprefix("SVFOP_")
+        if isinstance(n, ast.FuncCall) and n.funcname[-1].sval in _NOT_IMMUTABLE:
+            return f"{n.funcname[-1].sval}()"
+    return None
 
 
 def _conjuncts(node: ast.Node) -> Iterator[ast.Node]:

@@ -221,3 +221,27 @@ def test_user_sql_cannot_read_files_or_break(fresh_client: learnloop.Client, tmp
         ll.events.sql("SELEC nonsense", root=str(tmp_path))
     with pytest.raises(InvalidInput, match="empty"):
         ll.events.sql("  ", root=str(tmp_path))
+
+
+def test_prune_keeps_what_the_slowest_relay_has_not_published(fresh_client: learnloop.Client, tmp_path: Path) -> None:
+    """Prune reads the relays' positions first and deletes only up to the slowest one (on
+    Citus it cannot join the coordinator's relay_state with the distributed outbox)."""
+    ll = fresh_client
+    for i in range(4):
+        ll.log(kind="chat", prompt=f"event {i}")
+    ll.events.archive(root=str(tmp_path))
+    with ll.db.connection() as conn:
+        rows = conn.execute("SELECT id, txid::text AS txid FROM learnloop.events WHERE tenant_id = %s"
+                            " ORDER BY txid, id", (ll.scope.tenant_id,)).fetchall()
+        assert len(rows) >= 4
+        slow, fast = rows[1], rows[-1]
+        conn.execute("INSERT INTO learnloop.relay_state (name, last_txid, last_id) VALUES"
+                     " ('slow', %s::xid8, %s), ('fast', %s::xid8, %s)",
+                     (slow["txid"], slow["id"], fast["txid"], fast["id"]))
+    try:
+        deleted = ll.events.prune(older_than_days=0, root=str(tmp_path))
+        assert deleted == 2  # the events up to and including the slow relay's position
+        assert _outbox_ids(ll) == sorted(r["id"] for r in rows[2:])
+    finally:
+        with ll.db.connection() as conn:
+            conn.execute("DELETE FROM learnloop.relay_state WHERE name IN ('slow', 'fast')")

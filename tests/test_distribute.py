@@ -111,3 +111,30 @@ def test_a_failure_half_way_rolls_everything_back() -> None:
         report = distribute(conn)
         assert report.changed and "generations" in report.distributed
     _still_works(url)
+
+
+@needs_citus
+def test_a_cluster_from_an_earlier_distribute_gets_the_row_verdict_trigger() -> None:
+    """Earlier versions kept the statement trigger (a transition table, which a shard cannot
+    read): every generation delete failed. Running distribute again swaps it, once."""
+    assert CITUS_URL is not None
+    url = citus_database(CITUS_URL, "d")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET citus.enable_unsafe_triggers TO on")  # what an earlier distribute left
+        conn.execute("DROP TRIGGER generations_drop_verdict ON learnloop.generations")
+        conn.execute("CREATE TRIGGER generations_drop_verdicts AFTER DELETE ON learnloop.generations"
+                     " REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION learnloop.drop_verdicts()")
+        conn.execute("RESET citus.enable_unsafe_triggers")
+        assert distribute(conn).message.endswith("made the verdicts cleanup a row trigger")
+        assert distribute(conn).message.startswith("nothing to do")
+    ll = learnloop.connect(url)
+    try:
+        g = ll.log(prompt="to be deleted", output_text="ok")
+        ll.feedback(g.id, sentiment="NEGATIVE")
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("DELETE FROM learnloop.generations WHERE tenant_id = %s AND id = %s", (ll.scope.tenant_id, g.id))
+            left = conn.execute("SELECT count(*) FROM learnloop.verdicts WHERE tenant_id = %s AND generation_id = %s",
+                                (ll.scope.tenant_id, g.id)).fetchone()
+        assert left == (0,)
+    finally:
+        ll.close()

@@ -11,6 +11,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
+import psycopg
 import pytest
 
 import learnloop
@@ -215,8 +216,13 @@ def test_one_partial_hnsw_index_per_model_and_two_models_coexist(client, local, 
     # The search contract uses the index (cast + model predicate).
     q = local.embed(["unit testing in python"])[0]
     with client.db.transaction() as conn:
+        # On a Citus cluster the shard's plan is the worker's: the setting must reach it
+        # (a mere placeholder on plain PostgreSQL), and the values are inlined (a client
+        # cursor) because Citus cannot show a remote plan with $n parameters.
+        conn.execute("SET LOCAL citus.propagate_set_commands = 'local'")
         conn.execute("SET LOCAL enable_seqscan = off")
-        plan = "\n".join(r["QUERY PLAN"] for r in conn.execute(
+        cur = psycopg.ClientCursor(conn)
+        plan = "\n".join(r["QUERY PLAN"] for r in cur.execute(
             "EXPLAIN SELECT owner_id FROM learnloop.embeddings WHERE tenant_id = %s AND model = %s"
             " ORDER BY (embedding::vector(384)) <=> %s::vector(384) LIMIT 5",
             (client.scope.tenant_id, local.model_id, q)).fetchall())

@@ -10,6 +10,7 @@ import pytest
 from psycopg import sql
 
 from learnloop import Conflict, InvalidInput, NotFound
+from tests.fix_citus import PLANNER_ONLY
 
 
 def counts(ll) -> tuple[int, int, int]:
@@ -292,6 +293,7 @@ def _generic_parent_check_plan(ll) -> str:
             conn.execute("RESET plan_cache_mode")
 
 
+@PLANNER_ONLY
 def test_a_young_ledger_checks_parents_by_primary_key(fresh_client):
     # Before its first ANALYZE, a cached plan for a lookup by (tenant_id, id) used to scan the
     # tenant's whole (tenant_id, root_id) index: 2.7 ms per child log at 20k rows.

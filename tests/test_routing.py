@@ -70,6 +70,31 @@ def test_not_routable(statement: str, table: str) -> None:
     assert problems and table in problems[0]
 
 
+@pytest.mark.parametrize(("statement", "says"), [
+    ("INSERT INTO learnloop.projects (tenant_id, id) VALUES ($1, $2) ON CONFLICT (tenant_id, id) DO UPDATE"
+     " SET updated_at = now()", "DO UPDATE SET updated_at calls now()"),
+    ("INSERT INTO learnloop.projects (tenant_id, id) VALUES ($1, $2) ON CONFLICT (tenant_id, id) DO UPDATE"
+     " SET updated_at = CURRENT_TIMESTAMP", "CURRENT_TIMESTAMP"),
+    ("UPDATE learnloop.feedback SET processed_at = coalesce(processed_at, now()) WHERE tenant_id = $1",
+     "inside COALESCE/CASE"),
+    ("UPDATE learnloop.feedback SET processed_at = CASE WHEN $2 THEN clock_timestamp() END WHERE tenant_id = $1",
+     "clock_timestamp()"),
+])
+def test_what_citus_refuses_is_named(statement: str, says: str) -> None:
+    """Routed to one shard, but refused by Citus all the same (issue 17): caught without a cluster."""
+    problems = check(statement)
+    assert problems and says in problems[0]
+
+
+@pytest.mark.parametrize("statement", [
+    "INSERT INTO learnloop.projects (tenant_id, id) VALUES ($1, $2) ON CONFLICT (tenant_id, id) DO UPDATE"
+    " SET updated_at = EXCLUDED.updated_at",
+    "UPDATE learnloop.feedback SET processed_at = now() WHERE tenant_id = $1 AND processed_at IS NULL",
+])
+def test_what_citus_accepts_passes(statement: str) -> None:
+    assert check(statement) == []
+
+
 def test_placeholders_as_the_server_sees_them() -> None:
     assert to_server_placeholders("a = %s AND b = %s AND c LIKE 'x%%'") == "a = $1 AND b = $2 AND c LIKE 'x%'"
     assert to_server_placeholders("a = %(t)s AND b = %(id)s OR a = %(t)s") == "a = $1 AND b = $2 OR a = $1"

@@ -19,11 +19,18 @@ import pytest
 
 import learnloop
 from learnloop.knowledge import search as S
+from tests.fix_citus import PLANNER_ONLY, single_server_only
 from tests.test_search import _vec_rows
 
 MODEL = "test/random-24"
 DIMS = 24
 N = 2000
+
+# On Citus a search's hnsw.* settings are SET LOCAL in its transaction, which Citus forwards
+# to the workers (set_config on the coordinator's session would reach no shard);
+# test_search's forced-path test shows there that they arrive (ef_search=1, one tuple: the
+# walk runs dry and the exact path completes it).
+SESSION_SETTINGS = single_server_only("hnsw.* kept on the coordinator's session; on Citus they are SET LOCAL per search")
 
 
 class KB(S.SearchMixin):
@@ -50,6 +57,7 @@ def _exact_top(vecs: np.ndarray, q: np.ndarray, mask: np.ndarray, k: int) -> lis
     return [int(i) for i in np.argsort(-sims)[: min(k, int(mask.sum()))]]
 
 
+@SESSION_SETTINGS
 def test_session_hnsw_settings_are_sent_once_and_only_when_they_change(one_conn: Any) -> None:
     ll, kb, vecs = one_conn
     hits = kb.search(vecs[1], k=10, model=MODEL, path="hnsw")
@@ -230,6 +238,7 @@ def test_default_ef_search_grows_with_the_table() -> None:
     assert all(ef % 8 == 0 for ef in efs)
 
 
+@SESSION_SETTINGS
 def test_search_uses_the_table_sized_default_unless_told(one_conn: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     ll, kb, vecs = one_conn
     with ll.db.connection() as conn:  # forget what earlier tests left on the session
@@ -243,6 +252,7 @@ def test_search_uses_the_table_sized_default_unless_told(one_conn: Any, monkeypa
     assert _show(ll, "hnsw.ef_search") == "72"
 
 
+@PLANNER_ONLY
 def test_repeated_searches_reuse_a_generic_plan(one_conn: Any) -> None:
     # The model id is part of the statement (like the partial index's predicate), so after
     # psycopg prepares the statement PostgreSQL can keep one plan instead of planning each call.
@@ -268,6 +278,7 @@ def test_a_hostile_model_id_is_a_value_not_sql(one_conn: Any) -> None:
         kb.search(vecs[3], k=5, model="a\x00b")
 
 
+@PLANNER_ONLY
 def test_a_young_knowledge_base_looks_owners_up_by_primary_key(fresh_client: Any) -> None:
     # Before the knowledge tables' first ANALYZE, the join back to the winners scanned the
     # tenant's embeddings_scope_idx, and the active-document check (once per candidate

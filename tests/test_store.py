@@ -16,6 +16,7 @@ from psycopg.conninfo import make_conninfo
 import learnloop
 from learnloop import ConfigurationError, DatabaseUnavailable
 from learnloop.store import migrations
+from tests.fix_citus import EMBEDDED_ONLY
 
 
 def _cli(home, *args):
@@ -24,6 +25,7 @@ def _cli(home, *args):
     return subprocess.run([sys.executable, "-m", "learnloop.cli.main", *args], env=env, capture_output=True, text=True, timeout=120)
 
 
+@EMBEDDED_ONLY
 def test_embedded_server_starts_on_first_use_is_shared_and_stops_with_the_last_client(tmp_path):
     home = tmp_path / "home"
     code = (
@@ -70,6 +72,7 @@ def test_db_start_keeps_it_running_until_db_stop(tmp_path):
     assert "not running" in _cli(home, "db", "stop").stdout
 
 
+@EMBEDDED_ONLY
 def test_embedded_tuning_is_applied(pg_server):
     with psycopg.connect(pg_server) as conn:
         assert conn.execute("SHOW jit").fetchone()[0] == "off"

@@ -77,7 +77,7 @@ def set_settings(conn: Conn, tenant_id: UUID, *, slow_search_ms: Any) -> dict[st
     with conn.transaction():
         row = conn.execute(
             "INSERT INTO learnloop.tenant_settings (tenant_id, slow_search_ms) VALUES (%s, %s)"
-            " ON CONFLICT (tenant_id) DO UPDATE SET slow_search_ms = EXCLUDED.slow_search_ms, updated_at = now()"
+            " ON CONFLICT (tenant_id) DO UPDATE SET slow_search_ms = EXCLUDED.slow_search_ms, updated_at = EXCLUDED.updated_at"
             " RETURNING slow_search_ms, updated_at", (tenant_id, ms)).fetchone()
         emit(conn, tenant_id, "tenant", tenant_id, "tenant.settings_changed", {"slow_search_ms": ms})
     assert row is not None

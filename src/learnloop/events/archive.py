@@ -370,15 +370,28 @@ class Archiver:
         if older_than_days < 0:
             raise InvalidInput("retention must be >= 0 days", field="older_than_days")
         cutoff = datetime.now(UTC) - timedelta(days=older_than_days)
+        # The archiver's and relays' positions are read first and the DELETE gets them as
+        # values: on Citus the outbox is distributed while archive_state and relay_state
+        # are plain coordinator tables, and one statement cannot join the two kinds.
         with self.db.transaction() as conn:
-            cur = conn.execute(
-                "DELETE FROM learnloop.events e"
-                " USING learnloop.archive_state s"
-                " WHERE s.name = %s AND e.txid < s.watermark AND e.created_at < %s"
-                " AND NOT EXISTS (SELECT 1 FROM learnloop.relay_state r"
-                "                 WHERE (e.txid, e.id) > (r.last_txid, r.last_id))",
-                (STATE, cutoff),
-            )
+            st = conn.execute(
+                "SELECT watermark::text AS w FROM learnloop.archive_state WHERE name = %s",
+                (STATE,),
+            ).fetchone()
+            if st is None:
+                return 0
+            # The slowest relay: an event is pruned only once every relay published it.
+            # Positions only move forward, so a value read a moment ago stays safe.
+            relay = conn.execute(
+                "SELECT last_txid::text AS t, last_id FROM learnloop.relay_state"
+                " ORDER BY last_txid, last_id LIMIT 1"
+            ).fetchone()
+            where = "e.txid < %s::text::xid8 AND e.created_at < %s"
+            params: list[Any] = [st["w"], cutoff]
+            if relay is not None:
+                where += " AND (e.txid, e.id) <= (%s::text::xid8, %s)"
+                params += [relay["t"], relay["last_id"]]
+            cur = conn.execute("DELETE FROM learnloop.events e WHERE " + where, params)  # noqa: S608 - constant fragments
             return cur.rowcount
 
 
@@ -394,14 +407,18 @@ def _table(rows: Iterable[tuple[Any, ...]]) -> pa.Table:
 
 def status(db: Database) -> dict[str, Any]:
     """Watermark, archived count and lag (age of the oldest event not yet archived)."""
+    # Two statements: archive_state is a coordinator table, the outbox distributed on Citus.
     with db.connection() as conn:
         row = conn.execute(
-            "SELECT s.watermark::text AS watermark, s.archived, s.updated_at,"
-            " (SELECT extract(epoch FROM now() - min(e.created_at)) FROM learnloop.events e"
-            "   WHERE e.txid >= coalesce(s.watermark, '0'::xid8)) AS lag_seconds"
+            "SELECT s.watermark::text AS watermark, s.archived, s.updated_at"
             " FROM (SELECT 1) one LEFT JOIN learnloop.archive_state s ON s.name = %s",
             (STATE,),
         ).fetchone()
-    out = dict(row or {})
-    out["lag_seconds"] = float(out["lag_seconds"]) if out.get("lag_seconds") is not None else 0.0
+        out = dict(row or {})
+        lag = conn.execute(
+            "SELECT extract(epoch FROM now() - min(e.created_at)) AS lag_seconds FROM learnloop.events e"
+            " WHERE e.txid >= %s::text::xid8",
+            (out.get("watermark") or "0",),
+        ).fetchone()
+    out["lag_seconds"] = float(lag["lag_seconds"]) if lag and lag["lag_seconds"] is not None else 0.0
     return out

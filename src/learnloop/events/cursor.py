@@ -76,10 +76,13 @@ def stable_events(
     Filters do not move the cursor backwards: the returned position is that of the last
     *scanned* event, so filtered-out events are skipped once, not re-read forever.
     """
+    # The horizon is computed first, in a statement of its own, and passed as a value: on
+    # Citus a function in a multi-shard SELECT runs on the workers, whose snapshots know
+    # nothing of the coordinator's transactions that stamped ``txid``. A horizon taken
+    # before the read is still safe: what was final then is final (and visible) now.
     # Compare as xid8 (not a cast) so the (tenant_id, txid, id) / (txid, id) indexes apply.
-    where = ["(e.txid, e.id) > (%s::text::xid8, %s)",
-             "e.txid < learnloop.event_horizon()"]
-    params: list[Any] = [str(after.txid), after.id]
+    where = ["(e.txid, e.id) > (%s::text::xid8, %s)", "e.txid < %s::text::xid8"]
+    params: list[Any] = [str(after.txid), after.id, str(horizon(conn))]
     if tenant_id is not None:
         where.insert(0, "e.tenant_id = %s")
         params.insert(0, tenant_id)

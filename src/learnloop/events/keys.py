@@ -122,10 +122,16 @@ def revoke(conn: Conn, tenant_id: UUID, key_id: UUID | str) -> dict[str, Any]:
 
     kid = _key_id(key_id)
     with conn.transaction():
+        # Revoking twice keeps the first time. Not ``coalesce(revoked_at, now())``: Citus
+        # refuses a non-IMMUTABLE function inside COALESCE/CASE in an UPDATE.
         row = conn.execute(
-            "UPDATE learnloop.api_keys SET revoked_at = coalesce(revoked_at, now())"
-            " WHERE tenant_id = %s AND id = %s"
+            "UPDATE learnloop.api_keys SET revoked_at = now()"
+            " WHERE tenant_id = %s AND id = %s AND revoked_at IS NULL"
             " RETURNING id, name, scopes, created_at, revoked_at, last_used_at",
+            (tenant_id, kid),
+        ).fetchone() or conn.execute(
+            "SELECT id, name, scopes, created_at, revoked_at, last_used_at FROM learnloop.api_keys"
+            " WHERE tenant_id = %s AND id = %s",
             (tenant_id, kid),
         ).fetchone()
         if row is None:

@@ -121,10 +121,11 @@ def _follow(db: Database, listen: Conn, tenant_id: UUID, pos: cursor.Position,
 
 def _tail(conn: Conn, tenant_id: UUID) -> cursor.Position:
     """The position after the tenant's newest stable event ("from now on")."""
+    # The horizon as a value, computed on the coordinator (see cursor.stable_events).
     row = conn.execute(
         "SELECT txid::text::bigint AS txid, id FROM learnloop.events WHERE tenant_id = %s"
-        " AND txid < learnloop.event_horizon() ORDER BY txid DESC, id DESC LIMIT 1",
-        (tenant_id,),
+        " AND txid < %s::text::xid8 ORDER BY txid DESC, id DESC LIMIT 1",
+        (tenant_id, str(cursor.horizon(conn))),
     ).fetchone()
     return cursor.Position(row["txid"], row["id"]) if row else cursor.Position.start()
 

@@ -150,7 +150,7 @@ def set_language(db: Any, conn: psycopg.Connection[Any], scope: Scope, name: str
     with conn.transaction():
         conn.execute(
             "INSERT INTO learnloop.project_settings (tenant_id, project_id, language) VALUES (%s, %s, %s::regconfig)"
-            " ON CONFLICT (tenant_id, project_id) DO UPDATE SET language = EXCLUDED.language, updated_at = now()",
+            " ON CONFLICT (tenant_id, project_id) DO UPDATE SET language = EXCLUDED.language, updated_at = EXCLUDED.updated_at",
             (scope.tenant_id, scope.project_id, lang))
         n = conn.execute(
             "UPDATE learnloop.embeddings SET ts_config = %s::regconfig"
@@ -176,7 +176,7 @@ def set_model(db: Any, conn: psycopg.Connection[Any], scope: Scope, provider: An
             "INSERT INTO learnloop.project_settings (tenant_id, project_id, embedding_provider, embedding_model)"
             " VALUES (%s, %s, %s, %s) ON CONFLICT (tenant_id, project_id) DO UPDATE SET"
             " embedding_provider = EXCLUDED.embedding_provider, embedding_model = EXCLUDED.embedding_model,"
-            " updated_at = now()", (scope.tenant_id, scope.project_id, kind, provider.model_id))
+            " updated_at = EXCLUDED.updated_at", (scope.tenant_id, scope.project_id, kind, provider.model_id))
     forget(db, scope)
 
 

@@ -57,6 +57,7 @@ from psycopg.rows import tuple_row
 
 from ..errors import InvalidInput
 from ..store.database import database_key
+from ..store.distribute import on_citus
 from ..store.tenancy import Scope
 from ..store.validation import check_key, check_text
 from . import fusion as _fusion
@@ -507,7 +508,19 @@ def _apply_settings(conn: psycopg.Connection[Any], ef_search: int, max_scan: int
     join_collapse_limit = 1: the owner joins are written in the order they should run (the
     k hits first); searching join orders cost more planning time than the whole scan.
     """
+    if on_citus(conn):
+        # set_config() stays on the coordinator; the HNSW scans run on the workers. Citus
+        # forwards SET LOCAL (only in a transaction block, only when told to) to every
+        # worker it opens in this transaction, before the search reaches it.
+        conn.execute(sql.SQL(_CITUS_SETTINGS).format(ef=sql.Literal(int(ef_search)), scan=sql.Literal(int(max_scan))))
+        return
     conn.execute(_SETTINGS_SQL, (str(int(ef_search)), str(int(max_scan))))
+
+
+_CITUS_SETTINGS = (
+    "SET LOCAL citus.propagate_set_commands = 'local'; SET LOCAL hnsw.ef_search = {ef};"
+    " SET LOCAL hnsw.iterative_scan = 'relaxed_order'; SET LOCAL hnsw.max_scan_tuples = {scan};"
+    " SET LOCAL enable_sort = off; SET LOCAL join_collapse_limit = 1")
 
 
 _SETTINGS_SQL = (
@@ -553,7 +566,7 @@ def _with_settings(conn: psycopg.Connection[Any], ef_search: int, max_scan: int,
     next user of the pooled connection.
     """
     idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-    if not idle:
+    if not idle or on_citus(conn):  # on Citus the settings need a transaction block
         # Inside a caller's transaction the settings must end with ours, not theirs.
         with conn.transaction():
             _apply_settings(conn, ef_search, max_scan)

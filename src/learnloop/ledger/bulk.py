@@ -35,6 +35,7 @@ from ..store.database import Conn
 from ..store.ids import uuid7s
 from ..store.memory import gc_paused
 from ..store.tenancy import Scope
+from ..store.unique import violated_unique
 from ..store.validation import json_bytes
 from .models import MAX_TEXT, GenerationIn, parse
 
@@ -275,7 +276,9 @@ class _Writer:
                     for ev in events:
                         copy.write_row(ev)
             notify_written(self.conn, {ev[0] for ev in events})
-        except psycopg.errors.UniqueViolation as exc:
+        except psycopg.Error as exc:
+            if violated_unique(exc) is None:
+                raise
             raise Conflict(
                 "this import holds a generation whose id or external_id is already stored "
                 f"({exc.diag.message_detail or 'duplicate key'}); nothing was imported"

@@ -21,6 +21,7 @@ from ..events.outbox import notify_written
 from ..store.database import Conn
 from ..store.ids import uuid7
 from ..store.tenancy import Scope, ensure_project
+from ..store.unique import violated_unique
 from .bulk import bulk_log
 from .models import Generation, GenerationIn, parse
 
@@ -131,7 +132,7 @@ def log(conn: Conn, scope: Scope, data: GenerationIn | dict[str, Any], *, projec
 
 
 def _duplicate(exc: psycopg.errors.UniqueViolation, g: GenerationIn) -> Conflict:
-    if exc.diag.constraint_name == "generations_external_idx":
+    if violated_unique(exc) == "generations_external_idx":
         return Conflict(f"a generation with external_id {g.external_id!r} already exists in this project")
     return Conflict(f"a generation with id {g.id} already exists")
 

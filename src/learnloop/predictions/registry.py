@@ -26,6 +26,7 @@ from ..ledger.models import parse
 from ..store.database import Conn
 from ..store.ids import uuid7
 from ..store.tenancy import Scope
+from ..store.unique import violated_unique
 from ..store.validation import check_object, check_text
 
 _COLS = ("id", "external_id", "model_name", "model_version", "subject", "score", "label", "factors", "outcome",
@@ -92,7 +93,9 @@ def log(conn: Conn, scope: Scope, rows: Iterable[PredictionIn | dict[str, Any]])
                     copy.write_row((scope.tenant_id, pid, scope.project_id, p.external_id, p.model_name,
                                     p.model_version, Jsonb(p.subject), p.score, p.label, Jsonb(p.factors),
                                     p.created_at or now))
-        except psycopg.errors.UniqueViolation as exc:
+        except psycopg.Error as exc:
+            if violated_unique(exc) is None:
+                raise
             raise Conflict(f"a prediction with this external_id already exists ({exc.diag.message_detail})") from None
         emit_many(conn, [
             (scope.tenant_id, scope.project_id, "prediction", pid, "prediction.logged",
@@ -140,10 +143,13 @@ def record_outcome(conn: Conn, scope: Scope, ref: UUID | str, outcome: bool, *,
         row = _resolve(conn, scope, ref)
         if row["outcome"] is not None and row["outcome"] != outcome and not replace:
             raise Conflict(f"prediction {row['id']} already has outcome {row['outcome']}; pass replace=True to change it")
+        # now() only when no time was given: Citus refuses a non-IMMUTABLE function inside
+        # COALESCE/CASE in an UPDATE, so the choice is made here, not in SQL.
+        when = "now()" if at is None else "%(at)s"
         updated = conn.execute(
-            "UPDATE learnloop.predictions SET outcome = %s, outcome_at = coalesce(%s, now()), outcome_note = %s"
-            " WHERE tenant_id = %s AND id = %s RETURNING *",
-            (outcome, at, note, scope.tenant_id, row["id"]),
+            "UPDATE learnloop.predictions SET outcome = %(outcome)s, outcome_at = " + when  # noqa: S608 - one of two constants
+            + ", outcome_note = %(note)s WHERE tenant_id = %(tenant)s AND id = %(id)s RETURNING *",
+            {"outcome": outcome, "at": at, "note": note, "tenant": scope.tenant_id, "id": row["id"]},
         ).fetchone()
         assert updated is not None  # the row _resolve found in this transaction; nothing deletes predictions
         row = updated

@@ -36,6 +36,7 @@ from psycopg.rows import tuple_row
 
 from ..errors import ConfigurationError
 from . import migrations
+from .database import database_key
 
 # Copies on every node; everything else with a tenant_id is distributed by it.
 REFERENCE_TABLES = ("tenants", "api_keys", "console_sessions")
@@ -63,6 +64,19 @@ def citus_version(conn: psycopg.Connection[Any]) -> str | None:
     with conn.cursor(row_factory=tuple_row) as cur:
         row = cur.execute("SELECT extversion FROM pg_extension WHERE extname = 'citus'").fetchone()
     return None if row is None else str(row[0])
+
+
+_citus: dict[tuple[str, str, int], bool] = {}
+
+
+def on_citus(conn: psycopg.Connection[Any]) -> bool:
+    """Whether ``conn``'s database has the citus extension (asked once per database and
+    process: restart learnloop processes after moving a database to a cluster)."""
+    key = database_key(conn)
+    known = _citus.get(key)
+    if known is None:
+        known = _citus[key] = citus_version(conn) is not None
+    return known
 
 
 def distributed_tables(conn: psycopg.Connection[Any]) -> dict[str, str]:
@@ -165,6 +179,16 @@ def distribute(conn: psycopg.Connection[Any], *, shard_count: int | None = None)
         ref_todo = [t for t in REFERENCE_TABLES if t not in known]
         dist_todo = [t for t in _parents_first(cur, tables) if t not in known]
         if not ref_todo and not dist_todo:
+            # A cluster distributed by an earlier learnloop still has the statement trigger.
+            if cur.execute("SELECT 1 FROM pg_trigger WHERE tgname = 'generations_drop_verdicts'"
+                           " AND tgrelid = 'learnloop.generations'::regclass").fetchone():
+                with conn.transaction():
+                    cur.execute("SET LOCAL citus.enable_unsafe_triggers TO on")
+                    _row_verdict_trigger(cur)
+                    cur.execute("SELECT create_distributed_function('learnloop.drop_verdict()')")
+                report.message = (f"already distributed ({len(report.already)} tables, {report.workers} workers); "
+                                  "made the verdicts cleanup a row trigger")
+                return report
             report.message = (f"nothing to do: already distributed ({len(report.already)} tables, "
                               f"{report.workers} workers)")
             return report
@@ -181,6 +205,22 @@ def distribute(conn: psycopg.Connection[Any], *, shard_count: int | None = None)
     report.message = (f"distributed {len(dist_todo)} tables by tenant_id and made {len(ref_todo)} reference "
                       f"tables on {report.workers} workers")
     return report
+
+
+_DROP_VERDICT_ROW = """
+CREATE OR REPLACE FUNCTION learnloop.drop_verdict() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM learnloop.verdicts WHERE tenant_id = OLD.tenant_id AND generation_id = OLD.id;
+    RETURN NULL;
+END $$
+"""
+
+
+def _row_verdict_trigger(cur: psycopg.Cursor[Any]) -> None:
+    cur.execute(_DROP_VERDICT_ROW)
+    cur.execute("DROP TRIGGER IF EXISTS generations_drop_verdicts ON learnloop.generations")
+    cur.execute("CREATE TRIGGER generations_drop_verdict AFTER DELETE ON learnloop.generations"
+                " FOR EACH ROW EXECUTE FUNCTION learnloop.drop_verdict()")
 
 
 def _run(cur: psycopg.Cursor[Any], ref_todo: list[str], dist_todo: list[str], shard_count: int | None,
@@ -204,6 +244,10 @@ def _run(cur: psycopg.Cursor[Any], ref_todo: list[str], dist_todo: list[str], sh
         cur.execute(sql.SQL("ALTER TABLE learnloop.{} DROP CONSTRAINT {}").format(
             sql.Identifier(table), sql.Identifier(name)))
     cur.execute("DROP TRIGGER IF EXISTS events_notify ON learnloop.events")
+    # A statement trigger with a transition table cannot run on a shard (Citus on the
+    # worker cannot plan a query over the transition table): the verdicts cleanup after a
+    # generation is deleted becomes a row trigger, one router DELETE on a colocated shard.
+    _row_verdict_trigger(cur)
     # Functions first: a shard's upsert or trigger may call them on a worker.
     for (fn,) in cur.execute(
         "SELECT p.oid::regprocedure::text FROM pg_proc p"
