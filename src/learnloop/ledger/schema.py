@@ -18,7 +18,12 @@ Invariants kept by the tables themselves:
   lists only generations with feedback.
 """
 
-from ..store.migrations import Migration, MigrationSet, young_table_statistics
+from ..store.migrations import (
+    Migration,
+    MigrationSet,
+    one_statement_at_a_time,
+    young_table_statistics,
+)
 
 M001_GENERATIONS = """
 CREATE TABLE learnloop.generations (
@@ -323,6 +328,6 @@ MIGRATIONS = MigrationSet(
         Migration("m002_feedback", M002_FEEDBACK),
         Migration("m003_young_table_statistics", M003_YOUNG_TABLE_STATISTICS),
         Migration("m004_verdicts", M004_VERDICTS),
-        Migration("m005_analytics_rows", M005_ANALYTICS_ROWS),
+        Migration("m005_analytics_rows", one_statement_at_a_time(M005_ANALYTICS_ROWS)),
     ],
 )

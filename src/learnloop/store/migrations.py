@@ -56,6 +56,23 @@ class MigrationSet:
     migrations: Sequence[Migration]
 
 
+def one_statement_at_a_time(text: str) -> Callable[[psycopg.Connection], None]:
+    """A migration that sends its statements one by one (in its one transaction).
+
+    On a Citus cluster that was distributed before the migration, a multi-statement
+    string fails: Citus forwards DDL to the shards with the whole query string ("cannot
+    insert multiple commands into a prepared statement"). ``text`` must split on ``;`` at
+    line ends (no function bodies or DO blocks)."""
+    statements = [s.strip() for s in text.split(";\n") if s.strip() and not all(
+        line.strip().startswith("--") or not line.strip() for line in s.splitlines())]
+
+    def run(conn: psycopg.Connection) -> None:
+        for statement in statements:
+            conn.execute(statement)  # type: ignore[call-overload]  # constant DDL text owned by us
+
+    return run
+
+
 def young_table_statistics(tables: Sequence[str]) -> str:
     """SQL that seeds "one tenant" as tenant_id's statistics on tables never analysed yet.
 
