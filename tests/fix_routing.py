@@ -43,6 +43,7 @@ CROSS_TENANT: dict[tuple[str, str], str] = {
     ("events/stream.py", "register"): "a live-stream hub listens for several tenants: its rows go by listener id",
     ("events/stream.py", "unregister"): "a live-stream hub leaving: its rows of every tenant",
     ("store/migrations.py", "_run"): "a migration backfilling a table reads every tenant once",
+    ("store/migrations.py", "run_statements"): "the same, for a migration sent one statement at a time",
 }
 
 _SRC = str(Path(learnloop.__file__).parent) + os.sep

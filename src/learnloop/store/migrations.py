@@ -66,11 +66,11 @@ def one_statement_at_a_time(text: str) -> Callable[[psycopg.Connection], None]:
     statements = [s.strip() for s in text.split(";\n") if s.strip() and not all(
         line.strip().startswith("--") or not line.strip() for line in s.splitlines())]
 
-    def run(conn: psycopg.Connection) -> None:
+    def run_statements(conn: psycopg.Connection) -> None:
         for statement in statements:
             conn.execute(statement)  # type: ignore[call-overload]  # constant DDL text owned by us
 
-    return run
+    return run_statements
 
 
 def young_table_statistics(tables: Sequence[str]) -> str:
