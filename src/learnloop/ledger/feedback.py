@@ -20,7 +20,7 @@ import psycopg
 from psycopg import sql
 
 from ..errors import Conflict, InvalidInput, NotFound
-from ..events.outbox import emit, emit_many, notify_written
+from ..events.outbox import emit_many, notify_written
 from ..store.database import Conn
 from ..store.ids import uuid7
 from ..store.memory import gc_paused
@@ -298,17 +298,26 @@ def mark_processed(
     fid = as_uuid(feedback_id, "feedback id")
     _check_review(notes, improved, by)
     with conn.transaction():
-        row = conn.execute(
-            "UPDATE learnloop.feedback SET processed = true, processed_at = now(), processed_by = %s,"
-            " review_notes = %s, improved = %s WHERE tenant_id = %s AND id = %s RETURNING *",
-            (by, notes, improved, scope.tenant_id, fid),
-        ).fetchone()
-        if row is None:
+        rows = _mark_reviewed(conn, scope, [fid], notes, improved, by)
+        if not rows:
             raise NotFound(f"feedback {fid} does not exist in this tenant")
-        emit(conn, scope.tenant_id, "feedback", fid, "feedback.reviewed",
-             {"generation_id": str(row["generation_id"]), "improved": improved},
-             project_id=row["project_id"], actor=by)
-    return Feedback.model_validate(row)
+        _emit_reviewed(conn, scope, rows, improved, by)
+    return Feedback.model_validate(rows[0])
+
+
+def _mark_reviewed(conn: Conn, scope: Scope, ids: list[UUID], notes: str | None, improved: bool | None,
+                   by: str | None) -> list[dict[str, Any]]:
+    return conn.execute(
+        "UPDATE learnloop.feedback SET processed = true, processed_at = now(), processed_by = %s,"
+        " review_notes = %s, improved = %s WHERE tenant_id = %s AND id = ANY(%s) RETURNING *",
+        (by, notes, improved, scope.tenant_id, ids),
+    ).fetchall()
+
+
+def _emit_reviewed(conn: Conn, scope: Scope, rows: list[dict[str, Any]], improved: bool | None,
+                   by: str | None) -> None:
+    emit_many(conn, [(scope.tenant_id, r["project_id"], "feedback", r["id"], "feedback.reviewed",
+                      {"generation_id": str(r["generation_id"]), "improved": improved}, by) for r in rows])
 
 
 MAX_REVIEW_BATCH = 1000
@@ -336,18 +345,13 @@ def mark_processed_many(
         raise InvalidInput(f"at most {MAX_REVIEW_BATCH} feedback ids per call", field="ids")
     _check_review(notes, improved, by)
     with conn.transaction():
-        rows = conn.execute(
-            "UPDATE learnloop.feedback SET processed = true, processed_at = now(), processed_by = %s,"
-            " review_notes = %s, improved = %s WHERE tenant_id = %s AND id = ANY(%s) RETURNING *",
-            (by, notes, improved, scope.tenant_id, ids),
-        ).fetchall()
+        rows = _mark_reviewed(conn, scope, ids, notes, improved, by)
         if len(rows) != len(ids):
             found = {r["id"] for r in rows}
             missing = [str(i) for i in ids if i not in found]
             # Raising inside the transaction rolls the updates back: nothing half-reviewed.
             raise NotFound(f"{len(missing)} of {len(ids)} feedback ids do not exist in this tenant "
                            f"(first: {missing[0]}); nothing was marked")
-        emit_many(conn, [(scope.tenant_id, r["project_id"], "feedback", r["id"], "feedback.reviewed",
-                          {"generation_id": str(r["generation_id"]), "improved": improved}, by) for r in rows])
+        _emit_reviewed(conn, scope, rows, improved, by)
     order = {fid: i for i, fid in enumerate(ids)}
     return [Feedback.model_validate(r) for r in sorted(rows, key=lambda r: order[r["id"]])]
