@@ -296,3 +296,18 @@ def test_many_files_embedded_together_match_one_by_one(client, tmp_path):
             got = np.array([x["embedding"].to_numpy() for x in rows])
             assert np.allclose(got, want, atol=1e-4)
             assert _events(client, "document.ingested", r.document_id) == 1
+
+
+def test_unicode_text_decoded_in_process_keeps_the_sandbox_checks():
+    """UTF-8/16 text skips the child interpreter, not its limits; a guess still runs there."""
+    from learnloop.knowledge import extract
+
+    tight = extract.Limits(max_chars=10)
+    with pytest.raises(extract.Refused, match="10 character limit"):
+        extract.run("ünïcode text that is long".encode(), "txt", tight)
+    with pytest.raises(extract.Refused, match="NUL bytes"):
+        extract.run("a\x00b".encode("utf-16"), "md", extract.Limits())
+    md = extract.run("# Título\n\ncuerpo".encode("utf-16-le"), "md", extract.Limits())
+    assert md.text.startswith("# Título") and md.title == "Título"
+    latin1 = extract.run("Crédito vencido, señor".encode("cp1252"), "txt", extract.Limits())
+    assert latin1.text == "Crédito vencido, señor"  # charset-normalizer's guess, in the child

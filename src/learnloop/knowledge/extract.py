@@ -140,7 +140,8 @@ def _extract(data: bytes, kind: str, max_chars: int) -> Extracted:
     elif kind == "html":
         out = _html(data)
     elif kind in ("txt", "md"):
-        out = Extracted(_decode(data), title=_md_title(data) if kind == "md" else None)
+        text = _decode(data)
+        out = Extracted(text, title=_md_title(text) if kind == "md" else None)
     else:
         raise Refused(f"unsupported file type {kind!r}")
     if len(out.text) > max_chars:
@@ -156,7 +157,7 @@ def _inline_text(data: bytes, kind: str, max_chars: int) -> Extracted | None:
         raise Refused("the text contains NUL bytes; it looks like a binary file, not text")
     if len(text) > max_chars:
         raise Refused(f"extracted text is longer than the {max_chars:,} character limit")
-    return Extracted(text, title=_md_title(data) if kind == "md" else None)
+    return Extracted(text, title=_md_title(text) if kind == "md" else None)
 
 
 _BOMS = ((b"\x00\x00\xfe\xff", "utf-32-be"), (b"\xff\xfe\x00\x00", "utf-32-le"),  # before UTF-16's: FF FE 00 00
@@ -230,8 +231,9 @@ def _bomless_utf16_32(data: bytes) -> str | None:
     return None
 
 
-def _md_title(data: bytes) -> str | None:
-    for line in data.decode("utf-8", "replace").splitlines()[:50]:
+def _md_title(text: str) -> str | None:
+    # From the decoded text: a UTF-16 file read as UTF-8 had no title at all.
+    for line in text.splitlines()[:50]:
         if line.startswith("# "):
             return line[2:].strip()[:300] or None
     return None
