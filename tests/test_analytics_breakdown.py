@@ -259,8 +259,10 @@ def test_breakdown_matches_python(client, neighbour, gens, dims, audience, min_k
 
 
 def drivers_ref(gens: list[dict[str, Any]], min_rated: int) -> dict[str, dict[str, Any]]:
-    """Per source.key: differs and spread, following the documented rules."""
+    """Per source.key: differs and spread, following the documented rules (rated
+    generations only: keys, bins and groups are theirs)."""
     out = {}
+    gens = [g for g in gens if verdict(g)]
     for src in ("config", "context"):
         keys = sorted({k for g in gens for k, v in g[src].items() if v is not None})
         for key in keys:

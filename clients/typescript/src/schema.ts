@@ -1934,10 +1934,11 @@ export interface components {
              */
             spread: number | null;
         };
-        /** DriverGroup */
+        /**
+         * DriverGroup
+         * @description One value or bin of a key, over the rated generations that carry it.
+         */
         DriverGroup: {
-            /** Attempts */
-            attempts: number;
             bucket: components["schemas"]["Bucket"];
             /** Failure High */
             failure_high: number | null;

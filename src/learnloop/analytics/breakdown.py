@@ -277,14 +277,17 @@ class Plan:
         rows = float(row["n"]) if row else 0.0
         return 100.0 * EDGE_SAMPLE / rows if rows > 4 * EDGE_SAMPLE else None
 
-    def execute(self, q: Frag) -> psycopg.Cursor[Any]:
+    def execute(self, q: Frag, *, work_mem: str | None = None) -> psycopg.Cursor[Any]:
         """Run an analytics statement. Plans may use parallel workers: a group-by over a JSON
         key is estimated at thousands of groups, which makes the planner's default costs
-        shun the partial aggregates that halve these scans on two cores."""
+        shun the partial aggregates that halve these scans on two cores. ``work_mem`` (one
+        of this package's constants) raises the memory for this statement only."""
         try:
             if self.conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
                 with self.conn.transaction():
                     self.conn.execute(_PARALLEL)
+                    if work_mem is not None:
+                        self.conn.execute("SELECT set_config('work_mem', %s, true)", [work_mem])
                     return q.run(self.conn)
             return q.run(self.conn)
         except psycopg.errors.NumericValueOutOfRange:

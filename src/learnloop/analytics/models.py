@@ -112,8 +112,9 @@ class Corrections(BaseModel):
 
 
 class DriverGroup(BaseModel):
+    """One value or bin of a key, over the rated generations that carry it."""
+
     bucket: Bucket
-    attempts: int
     rated: int
     negative: int
     failure_rate: float | None
