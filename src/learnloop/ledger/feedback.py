@@ -28,11 +28,13 @@ from ..store.tenancy import Scope
 from .generations import _page, as_uuid
 from .models import Feedback, FeedbackIn, ReviewItem, parse
 
+# The generation is read for its existence and project only; its summary row exists since
+# it was logged (ledger m005: log, bulk_log and the migration's backfill each write it), so
+# the summary moves by a plain UPDATE. The upsert this replaces read the generation's whole
+# analytics row to build an insert that always conflicted.
 _ADD_SQL = """
 WITH gen AS (
-    SELECT g.tenant_id, g.id, g.project_id, g.parent_id, g.root_id, g.iteration, g.created_at, g.kind, g.model,
-        g.provider, g.tokens_in, g.tokens_out, g.latency_ms, g.cost, g.config, g.context, g.output_meta
-    FROM learnloop.generations g
+    SELECT g.id, g.project_id FROM learnloop.generations g
     WHERE g.tenant_id = %(tenant_id)s AND g.id = %(generation_id)s
 ),
 ins AS (
@@ -46,20 +48,15 @@ ins AS (
     RETURNING *
 ),
 verdict AS (
-    INSERT INTO learnloop.verdicts AS v (
-        tenant_id, generation_id, project_id, parent_id, root_id, iteration, generated_at,
-        feedback_count, sentiments, positives, negatives, rating_sum, rating_count, tags, sources,
-        last_feedback_at, kind, model, provider, tokens_in, tokens_out, latency_ms, cost, config, context,
-        output_meta)
-    SELECT %(tenant_id)s, i.generation_id, g.project_id, g.parent_id, g.root_id, g.iteration, g.created_at,
-        1, (i.sentiment IS NOT NULL)::int,
-        (i.sentiment IS NOT DISTINCT FROM 'POSITIVE')::int, (i.sentiment IS NOT DISTINCT FROM 'NEGATIVE')::int,
-        coalesce(i.rating, 0), (i.rating IS NOT NULL)::int, %(tag_set)s::text[], ARRAY[i.source], i.created_at,
-        g.kind, g.model, g.provider, g.tokens_in, g.tokens_out, g.latency_ms, g.cost, g.config, g.context,
-        g.output_meta
-    FROM ins i, gen g
-    ON CONFLICT (tenant_id, generation_id) DO UPDATE SET
+    UPDATE learnloop.verdicts AS v SET
 {VERDICT_DELTA}
+    FROM (SELECT i.generation_id, 1 AS feedback_count, (i.sentiment IS NOT NULL)::int AS sentiments,
+                 (i.sentiment IS NOT DISTINCT FROM 'POSITIVE')::int AS positives,
+                 (i.sentiment IS NOT DISTINCT FROM 'NEGATIVE')::int AS negatives,
+                 coalesce(i.rating, 0) AS rating_sum, (i.rating IS NOT NULL)::int AS rating_count,
+                 %(tag_set)s::text[] AS tags, ARRAY[i.source] AS sources, i.created_at AS last_feedback_at
+          FROM ins i) d
+    WHERE v.tenant_id = %(tenant_id)s AND v.generation_id = d.generation_id
 ),
 ev AS (
     INSERT INTO learnloop.events (tenant_id, project_id, entity_type, entity_id, event_type, payload, actor)
@@ -72,20 +69,20 @@ ev AS (
 )
 SELECT * FROM ins
 """
-# How an existing summary row absorbs new rows' deltas (shared by add and bulk_add). Sets
-# are rebuilt only when the new tags or source are not already in them.
+# How a summary row absorbs new rows' deltas ``d`` (shared by add and bulk_add). Sets are
+# rebuilt only when the new tags or source are not already in them.
 _VERDICT_DELTA = """
-        feedback_count = v.feedback_count + excluded.feedback_count,
-        sentiments = v.sentiments + excluded.sentiments,
-        positives = v.positives + excluded.positives,
-        negatives = v.negatives + excluded.negatives,
-        rating_sum = v.rating_sum + excluded.rating_sum,
-        rating_count = v.rating_count + excluded.rating_count,
-        tags = CASE WHEN excluded.tags <@ v.tags THEN v.tags
-                    ELSE ARRAY(SELECT DISTINCT t FROM unnest(v.tags || excluded.tags) t ORDER BY t) END,
-        sources = CASE WHEN excluded.sources <@ v.sources THEN v.sources
-                       ELSE ARRAY(SELECT DISTINCT s FROM unnest(v.sources || excluded.sources) s ORDER BY s) END,
-        last_feedback_at = greatest(v.last_feedback_at, excluded.last_feedback_at)
+        feedback_count = v.feedback_count + d.feedback_count,
+        sentiments = v.sentiments + d.sentiments,
+        positives = v.positives + d.positives,
+        negatives = v.negatives + d.negatives,
+        rating_sum = v.rating_sum + d.rating_sum,
+        rating_count = v.rating_count + d.rating_count,
+        tags = CASE WHEN d.tags <@ v.tags THEN v.tags
+                    ELSE ARRAY(SELECT DISTINCT t FROM unnest(v.tags || d.tags) t ORDER BY t) END,
+        sources = CASE WHEN d.sources <@ v.sources THEN v.sources
+                       ELSE ARRAY(SELECT DISTINCT s FROM unnest(v.sources || d.sources) s ORDER BY s) END,
+        last_feedback_at = greatest(v.last_feedback_at, d.last_feedback_at)
 """
 _ADD_SQL = _ADD_SQL.replace("{VERDICT_DELTA}", _VERDICT_DELTA)
 
@@ -95,7 +92,7 @@ _ADD_SQL = _ADD_SQL.replace("{VERDICT_DELTA}", _VERDICT_DELTA)
 # the upsert. Every generation has its row since it was logged (ledger m005): an UPDATE.
 _BULK_VERDICT_SQL = """
 UPDATE learnloop.verdicts AS v SET
-""" + _VERDICT_DELTA.replace("excluded.", "d.") + """
+""" + _VERDICT_DELTA + """
 FROM jsonb_to_recordset(%s::jsonb) AS d(generation_id uuid, feedback_count int, sentiments int, positives int,
     negatives int, rating_sum int, rating_count int, tags text[], sources text[], last_feedback_at timestamptz)
 WHERE v.tenant_id = %s AND v.generation_id = d.generation_id
