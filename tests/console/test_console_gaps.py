@@ -180,7 +180,7 @@ def test_retrieved_chunks_link_to_their_document(page: Any, server: Server, brow
     doc = ll.knowledge.ingest_bytes(b"Image guidelines: large plants need detailed reactors.\n\nNever use dark presets "
                                    b"for investors.", file_name="guia-de-estilo.txt", title="Style guide")
     chunk = ll.knowledge.document(doc.document_id, chunks=True)["chunks"][0]
-    g = ll.log(kind="image", prompt="Planta de 900 kW, estilo minimal", output_url="https://img.example.com/demo/minimal/x.png",
+    g = ll.log(kind="image", prompt="Planta de 900 kW, estilo minimal", output_url="/demo-images/minimal/9999.svg?kw=900",
                retrieved=[{"type": "chunk", "id": str(chunk["id"]), "score": 0.77},
                           {"type": "document", "id": "brand-wiki", "content": "external brand wiki page"}])
     sign_in(page, server)
@@ -225,3 +225,33 @@ def test_the_lineage_tree_is_drawn_as_a_tree(page: Any, server: Server) -> None:
     page.locator(f'[data-node="{a}"]').focus()
     page.keyboard.press("Enter")
     page.wait_for_url(f"**/generations/{a}**")
+
+
+LOADED = "i => i.complete && i.naturalWidth > 0"
+
+
+def test_demo_images_load_with_no_internet(page: Any, server: Server) -> None:
+    """The demo's outputs are pictures this server draws (relative /demo-images/ URLs): in
+    the golden gallery and on the generation page they actually load (no request leaves
+    for another host; a failed load would be a console error)."""
+    elsewhere: list[str] = []
+    page.on("request", lambda r: not r.url.startswith(server.url) and elsewhere.append(r.url))
+    sign_in(page, server)
+    page.goto(f"{server.url}/analytics?project=demo&gsource=context&where=demand_kw%3E0")
+    img = page.locator(".gallery img").first
+    img.wait_for()
+    img.scroll_into_view_if_needed()
+    page.wait_for_function("() => [...document.querySelectorAll('.gallery img')].slice(0, 4)"
+                           ".every(i => i.complete && i.naturalWidth > 0)")
+    assert img.evaluate(LOADED)
+    assert (img.get_attribute("src") or "").startswith(f"{server.url}/demo-images/")
+    # From the gallery to the generation page: the same picture, full size.
+    page.locator(".gallery li").first.get_by_role("link").click()
+    page.wait_for_url("**/generations/**")
+    out = page.locator("img.output-image")
+    out.wait_for()
+    page.wait_for_function("() => { const i = document.querySelector('img.output-image');"
+                           " return i && i.complete && i.naturalWidth > 0 }")
+    assert out.evaluate("i => i.naturalWidth") >= 240
+    assert page.get_by_text("output URL: /demo-images/").count() == 1
+    assert not elsewhere, elsewhere

@@ -2,7 +2,7 @@ import type { ComponentChildren } from "preact";
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { marked } from "marked";
 import DOMPurify from "dompurify";
-import { isHttpUrl, toCsv } from "../util";
+import { imageSrc, toCsv } from "../util";
 
 export function Page({ title, children, actions }: { title: string; children: ComponentChildren; actions?: ComponentChildren }) {
   useEffect(() => { document.title = `${title} · learnloop`; }, [title]);
@@ -70,8 +70,9 @@ export function Markdown({ text }: { text: string | null | undefined }) {
 }
 
 export function SafeImage({ url, alt, class: cls }: { url: unknown; alt: string; class?: string }) {
-  if (!isHttpUrl(url)) return null;
-  return <img src={url} alt={alt} class={cls} loading="lazy" referrerpolicy="no-referrer" />;
+  const src = imageSrc(url);
+  if (!src) return null;
+  return <img src={src} alt={alt} class={cls} loading="lazy" referrerpolicy="no-referrer" />;
 }
 
 export function Verdict({ v }: { v: string | null | undefined }) {
