@@ -103,6 +103,26 @@ def test_create_a_project_and_a_taken_name_says_so(page: Any, server: Server, wa
     assert page.get_by_label("Project").input_value() == "support-bot"
 
 
+def test_the_header_picker_lists_a_project_created_on_settings(page: Any, server: Server) -> None:
+    sign_in(page, server)
+    page.goto(f"{server.url}/settings?project=demo")
+    page.get_by_role("table").filter(has_text="Projects").get_by_role("link", name="demo").wait_for()
+    page.wait_for_load_state("networkidle")
+    picker = page.locator("#project-picker")
+    assert "from-settings" not in picker.locator("option").all_inner_texts()
+    form = page.get_by_role("form", name="Create a project")
+    form.get_by_label("Project name").fill("from-settings")
+    form.get_by_role("button", name="Create project").click()
+    form.get_by_role("status").filter(has_text="Project from-settings created.").wait_for()
+    # No page reload: the picker asked for the list again.
+    page.wait_for_function("() => [...document.querySelectorAll('#project-picker option')]"
+                           ".some(o => o.value === 'from-settings')")
+    picker.select_option("from-settings")
+    page.wait_for_url("**project=from-settings**")
+    page.get_by_role("heading", name="Projects of").wait_for()
+    assert picker.input_value() == "from-settings"
+
+
 def test_what_drives_failure(page: Any, server: Server, browser: Any) -> None:
     sign_in(page, server)
     page.goto(f"{server.url}/analytics?project=demo&dkind=image")
