@@ -4,6 +4,8 @@ as a tree — in the browser, on the demo's data (OpenAssistant trees + the imag
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -140,7 +142,15 @@ def test_what_drives_failure(page: Any, server: Server, browser: Any) -> None:
     with page.expect_download() as dl:
         table.get_by_role("button", name="Download CSV").click()
     text = open(dl.value.path()).read()
-    assert text.startswith("rank,key,kind,groups,spread,differs,worst,best,breakdown\n") and "config.style_preset" in text
+    assert text.startswith("rank,key,kind,groups,spread,differs,worst,best\n") and "config.style_preset" in text
+    # Every column carries data (the table's "Break down" buttons are not in the file).
+    records = list(csv.DictReader(io.StringIO(text)))
+    assert len(records) == len(keys)
+    for col in ("rank", "key", "kind", "groups", "spread", "differs", "worst", "best"):
+        assert any(r[col] for r in records), f"column {col} is empty in every row"
+    preset = next(r for r in records if r["key"] == "config.style_preset")
+    assert all(preset.values()), preset
+    assert preset["differs"] == "yes" and float(preset["spread"]) > 0.3 and int(preset["groups"]) == 5
     shot_of(page.locator("section[aria-labelledby=drivers-h]"), "drivers")
     # From a key to its chart, then crossed with the plant's demand band (seed 000's 2-D question).
     table.get_by_role("button", name="Break down by config.style_preset").click()

@@ -96,7 +96,8 @@ export function download(filename: string, text: string, type = "text/csv") {
   setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
 
-export type Column = { key: string; label?: string; render?: (row: Record<string, unknown>) => ComponentChildren };
+// csv: false leaves a column out of the CSV download (controls such as a button: no data).
+export type Column = { key: string; label?: string; render?: (row: Record<string, unknown>) => ComponentChildren; csv?: false };
 
 export function DataTable({ caption, columns, rows, csv }: {
   caption: string; columns: Column[]; rows: Record<string, unknown>[]; csv?: string;
@@ -107,7 +108,7 @@ export function DataTable({ caption, columns, rows, csv }: {
         <caption>
           {caption}
           {csv && (
-            <button type="button" class="small" onClick={() => download(`${csv}.csv`, toCsv(columns.map((c) => c.key), rows))}>
+            <button type="button" class="small" onClick={() => download(`${csv}.csv`, toCsv(columns.filter((c) => c.csv !== false).map((c) => c.key), rows))}>
               Download CSV
             </button>
           )}

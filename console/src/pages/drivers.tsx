@@ -60,7 +60,7 @@ export function Drivers() {
                 { key: "rank" }, { key: "key" }, { key: "kind", label: "grouped by" }, { key: "groups" },
                 { key: "spread", render: (r) => pct(r.spread) }, { key: "differs", label: "intervals differ" },
                 { key: "worst", label: "worst group" }, { key: "best", label: "best group" },
-                { key: "breakdown", label: "chart", render: (r) => (
+                { key: "breakdown", label: "chart", csv: false, render: (r) => (
                   <button type="button" class="small secondary" aria-label={`Break down by ${r.key}`}
                     onClick={() => breakDown(String(r.source), String(r.name), String(r.kind))}>Break down</button>) },
               ]} />
