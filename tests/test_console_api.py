@@ -178,3 +178,27 @@ def test_demo_image_engine_ledger_has_something_to_find(fresh_client: learnloop.
                          " AND parent_id IS NOT NULL GROUP BY parent_id HAVING count(*) > 1) t",
                          (ll.scope.tenant_id,)).fetchone()["n"]
     assert n >= 1
+
+
+def test_demo_images_are_pictures_served_here(env: dict[str, Any]) -> None:
+    """The demo's output URLs are relative and answered by this server: an SVG drawn from
+    the URL (preset colours, the plant's demand), scripts forbidden, unknown values 404."""
+    from learnloop.ledger import demo_images
+
+    gens, _ = demo_images.rows()
+    tc = env["tc"]
+    for g in gens[:3]:
+        url = g["output_url"]
+        assert url.startswith("/demo-images/") and "example.com" not in url
+        r = tc.get(url)  # no key: the picture holds nothing but what its URL says
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"] == "image/svg+xml"
+        assert "script-src 'none'" in r.headers["content-security-policy"] and "sandbox" in r.headers["content-security-policy"]
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert r.text.startswith("<svg") and f"{g['context']['demand_kw']} kW" in r.text and "<script" not in r.text
+        assert tc.get(url).content == r.content  # deterministic
+    for bad in ("/demo-images/evil/1.svg?kw=5", "/demo-images/minimal/1.png?kw=5", "/demo-images/minimal/x.svg",
+                "/demo-images/minimal/1.svg?lighting=%3Cscript%3E", "/demo-images/minimal/1.svg?kw=abc"):
+        r = tc.get(bad)
+        assert r.status_code in (404, 422), (bad, r.status_code)
+        assert "<svg" not in r.text

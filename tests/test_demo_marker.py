@@ -76,3 +76,36 @@ def test_the_marker_speaks_for_one_database(fresh_client: learnloop.Client, tmp_
     assert not demo_data.demo_complete(ll)
     marker.write_text("{half a marker")
     assert not demo_data.demo_complete(ll)
+
+
+def test_an_older_demos_image_urls_are_moved_by_the_next_serve(fresh_client: learnloop.Client, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Data of a demo from before the pictures (``https://img.example.com/demo/...``, a host
+    that does not answer): `make serve` does not re-run the demo, it points them at the
+    pictures `learnloop serve` draws; other rows keep their URLs."""
+    monkeypatch.setenv("LEARNLOOP_DATABASE_URL", fresh_client.db.url)
+    monkeypatch.setenv("LEARNLOOP_HOME", str(tmp_path))
+    ll = learnloop.connect(fresh_client.db.url, project="demo", home=tmp_path)
+    demo_images.load(ll)
+    ll.log(kind="image", prompt="not the demo's", output_url="https://img.example.com/demo/minimal/mine.png")
+    with ll.db.connection() as conn:  # what the older demo wrote
+        conn.execute("UPDATE learnloop.generations SET output_url = 'https://img.example.com/demo/'"
+                     " || lower(config->>'style_preset') || '/' || substr(external_id, 12) || '.png'"
+                     " WHERE tenant_id = %s AND external_id LIKE 'demo-image-%%'", (ll.scope.tenant_id,))
+    demo_data.mark_complete(ll)
+    monkeypatch.setattr(demo, "SECTIONS", [("later", _section("demo_must_not_run_2", fail=True))])
+    demo_data.main()
+    out = capsys.readouterr().out
+    assert f"{demo_images.N_IMAGES} output URLs now point at the pictures" in out and "already loaded" in out
+    gens, _ = demo_images.rows()
+    with ll.db.connection() as conn:
+        urls = {r["external_id"]: r["output_url"] for r in conn.execute(
+            "SELECT external_id, output_url FROM learnloop.generations WHERE tenant_id = %s AND kind = 'image'",
+            (ll.scope.tenant_id,)).fetchall()}
+    assert urls[None] == "https://img.example.com/demo/minimal/mine.png"
+    moved = {k: v for k, v in urls.items() if k}
+    assert len(moved) == demo_images.N_IMAGES and all(v.startswith("/demo-images/") for v in moved.values())
+    assert moved["demo-image-0"] == gens[0]["output_url"]
+    assert demo_images.relocate(ll) == 0  # nothing left to move
+    ll.close()

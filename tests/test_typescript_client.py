@@ -34,4 +34,4 @@ def test_generated_types_match_the_schema(tmp_path: Any) -> None:
 def test_typescript_client_against_a_live_server(live_server: dict[str, Any]) -> None:
     node_ready(TS_CLIENT)
     env = {**os.environ, "LEARNLOOP_URL": live_server["url"], "LEARNLOOP_INSTALLATION_KEY": live_server["installation_key"]}
-    run_node_tests(TS_CLIENT, env, at_least=6)
+    run_node_tests(TS_CLIENT, env, at_least=8)

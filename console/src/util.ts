@@ -55,13 +55,16 @@ export function pct(x: unknown): string {
   return typeof x === "number" ? `${(x * 100).toFixed(1)}%` : "–";
 }
 
-export function isHttpUrl(u: unknown): u is string {
-  if (typeof u !== "string") return false;
+// An output image's address, or null: absolute http(s) URLs, and relative ones (the demo's
+// pictures, /demo-images/...) resolved against this page's origin; the protocol is checked
+// after resolving, so javascript:, data: and the like never reach an <img>.
+export function imageSrc(u: unknown): string | null {
+  if (typeof u !== "string" || !u.trim()) return null;
   try {
-    const p = new URL(u);
-    return p.protocol === "http:" || p.protocol === "https:";
+    const p = new URL(u, location.origin);
+    return p.protocol === "http:" || p.protocol === "https:" ? p.href : null;
   } catch {
-    return false;
+    return null;
   }
 }
 

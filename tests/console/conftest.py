@@ -84,22 +84,6 @@ def load_demo(ll: learnloop.Client) -> None:
     demo_images.load(ll)
 
 
-# The demo's image URLs name img.example.com (a documentation domain, unreachable here):
-# the browser gets a small picture for them from the test instead, coloured by the preset
-# the path names, so pages and screenshots show images and no load error is logged.
-PRESET_COLORS = {"cyberpunk_dark": "#3b0764", "minimal": "#94a3b8", "blueprint": "#1e3a8a", "watercolor": "#7dd3fc",
-                 "photoreal": "#65a30d"}
-
-
-def _placeholder_image(route: Any) -> None:
-    preset = route.request.url.split("/demo/")[-1].split("/")[0]
-    fill = PRESET_COLORS.get(preset, "#9ca3af")
-    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="160" height="90" viewBox="0 0 160 90">'
-           f'<rect width="160" height="90" fill="{fill}"/><path d="M20 75 L50 35 L70 55 L95 25 L140 75 Z" fill="#fff" '
-           f'fill-opacity="0.55"/><rect x="104" y="12" width="14" height="30" fill="#fff" fill-opacity="0.7"/></svg>')
-    route.fulfill(status=200, content_type="image/svg+xml", body=svg)
-
-
 @pytest.fixture(scope="module")
 def server(db_url: str) -> Iterator[Server]:
     ll = learnloop.connect(db_url, project="demo")
@@ -153,7 +137,6 @@ def watch() -> Watch:
 @pytest.fixture()
 def context(browser: Any, watch: Watch) -> Iterator[Any]:
     ctx = browser.new_context(viewport={"width": 1360, "height": 900})
-    ctx.route("https://img.example.com/**", _placeholder_image)
     ctx.on("page", watch.attach)
     yield ctx
     ctx.close()

@@ -4,6 +4,8 @@ as a tree — in the browser, on the demo's data (OpenAssistant trees + the imag
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -103,6 +105,26 @@ def test_create_a_project_and_a_taken_name_says_so(page: Any, server: Server, wa
     assert page.get_by_label("Project").input_value() == "support-bot"
 
 
+def test_the_header_picker_lists_a_project_created_on_settings(page: Any, server: Server) -> None:
+    sign_in(page, server)
+    page.goto(f"{server.url}/settings?project=demo")
+    page.get_by_role("table").filter(has_text="Projects").get_by_role("link", name="demo").wait_for()
+    page.wait_for_load_state("networkidle")
+    picker = page.locator("#project-picker")
+    assert "from-settings" not in picker.locator("option").all_inner_texts()
+    form = page.get_by_role("form", name="Create a project")
+    form.get_by_label("Project name").fill("from-settings")
+    form.get_by_role("button", name="Create project").click()
+    form.get_by_role("status").filter(has_text="Project from-settings created.").wait_for()
+    # No page reload: the picker asked for the list again.
+    page.wait_for_function("() => [...document.querySelectorAll('#project-picker option')]"
+                           ".some(o => o.value === 'from-settings')")
+    picker.select_option("from-settings")
+    page.wait_for_url("**project=from-settings**")
+    page.get_by_role("heading", name="Projects of").wait_for()
+    assert picker.input_value() == "from-settings"
+
+
 def test_what_drives_failure(page: Any, server: Server, browser: Any) -> None:
     sign_in(page, server)
     page.goto(f"{server.url}/analytics?project=demo&dkind=image")
@@ -120,7 +142,15 @@ def test_what_drives_failure(page: Any, server: Server, browser: Any) -> None:
     with page.expect_download() as dl:
         table.get_by_role("button", name="Download CSV").click()
     text = open(dl.value.path()).read()
-    assert text.startswith("rank,key,kind,groups,spread,differs,worst,best,breakdown\n") and "config.style_preset" in text
+    assert text.startswith("rank,key,kind,groups,spread,differs,worst,best\n") and "config.style_preset" in text
+    # Every column carries data (the table's "Break down" buttons are not in the file).
+    records = list(csv.DictReader(io.StringIO(text)))
+    assert len(records) == len(keys)
+    for col in ("rank", "key", "kind", "groups", "spread", "differs", "worst", "best"):
+        assert any(r[col] for r in records), f"column {col} is empty in every row"
+    preset = next(r for r in records if r["key"] == "config.style_preset")
+    assert all(preset.values()), preset
+    assert preset["differs"] == "yes" and float(preset["spread"]) > 0.3 and int(preset["groups"]) == 5
     shot_of(page.locator("section[aria-labelledby=drivers-h]"), "drivers")
     # From a key to its chart, then crossed with the plant's demand band (seed 000's 2-D question).
     table.get_by_role("button", name="Break down by config.style_preset").click()
@@ -180,7 +210,7 @@ def test_retrieved_chunks_link_to_their_document(page: Any, server: Server, brow
     doc = ll.knowledge.ingest_bytes(b"Image guidelines: large plants need detailed reactors.\n\nNever use dark presets "
                                    b"for investors.", file_name="guia-de-estilo.txt", title="Style guide")
     chunk = ll.knowledge.document(doc.document_id, chunks=True)["chunks"][0]
-    g = ll.log(kind="image", prompt="Planta de 900 kW, estilo minimal", output_url="https://img.example.com/demo/minimal/x.png",
+    g = ll.log(kind="image", prompt="Planta de 900 kW, estilo minimal", output_url="/demo-images/minimal/9999.svg?kw=900",
                retrieved=[{"type": "chunk", "id": str(chunk["id"]), "score": 0.77},
                           {"type": "document", "id": "brand-wiki", "content": "external brand wiki page"}])
     sign_in(page, server)
@@ -225,3 +255,33 @@ def test_the_lineage_tree_is_drawn_as_a_tree(page: Any, server: Server) -> None:
     page.locator(f'[data-node="{a}"]').focus()
     page.keyboard.press("Enter")
     page.wait_for_url(f"**/generations/{a}**")
+
+
+LOADED = "i => i.complete && i.naturalWidth > 0"
+
+
+def test_demo_images_load_with_no_internet(page: Any, server: Server) -> None:
+    """The demo's outputs are pictures this server draws (relative /demo-images/ URLs): in
+    the golden gallery and on the generation page they actually load (no request leaves
+    for another host; a failed load would be a console error)."""
+    elsewhere: list[str] = []
+    page.on("request", lambda r: not r.url.startswith(server.url) and elsewhere.append(r.url))
+    sign_in(page, server)
+    page.goto(f"{server.url}/analytics?project=demo&gsource=context&where=demand_kw%3E0")
+    img = page.locator(".gallery img").first
+    img.wait_for()
+    img.scroll_into_view_if_needed()
+    page.wait_for_function("() => [...document.querySelectorAll('.gallery img')].slice(0, 4)"
+                           ".every(i => i.complete && i.naturalWidth > 0)")
+    assert img.evaluate(LOADED)
+    assert (img.get_attribute("src") or "").startswith(f"{server.url}/demo-images/")
+    # From the gallery to the generation page: the same picture, full size.
+    page.locator(".gallery li").first.get_by_role("link").click()
+    page.wait_for_url("**/generations/**")
+    out = page.locator("img.output-image")
+    out.wait_for()
+    page.wait_for_function("() => { const i = document.querySelector('img.output-image');"
+                           " return i && i.complete && i.naturalWidth > 0 }")
+    assert out.evaluate("i => i.naturalWidth") >= 240
+    assert page.get_by_text("output URL: /demo-images/").count() == 1
+    assert not elsewhere, elsewhere

@@ -34,6 +34,8 @@ def hostile(server: Server) -> dict[str, Any]:
                   config={XSS: XSS, "style_preset": XSS}, context={"efficiency": 0.05, XSS: XSS},
                   output_meta={"seed": XSS}, links={"client": XSS})
     child = ll.log(kind="chat", parent_id=root.id, prompt=XSS, output_text=XSS)
+    # A data: URL resolves to itself: never an image source, like javascript: above.
+    ll.log(kind="image", parent_id=root.id, prompt=XSS, output_url="data:image/svg+xml,<svg onload='alert(1)'/>")
     for gid in (root.id, child.id):
         ll.feedback(gid, sentiment="NEGATIVE", tags=[XSS[:100]], comment=XSS, instruction=XSS, corrected_output=XSS)
     ll.feedback(child.id, sentiment="POSITIVE", rating=5)
@@ -66,6 +68,8 @@ def test_stored_script_in_every_user_field_never_runs(page: Any, server: Server,
         assert page.locator('img[src="x"]').count() == 0
         assert page.locator("main script").count() == 0
         assert page.locator('a[href^="javascript:"]').count() == 0
+        assert page.locator('img[src^="javascript:"], img[src^="data:"], image[href^="javascript:"], '
+                            'image[href^="data:"]').count() == 0
     page.goto(f"{server.url}/generations/{hostile['root']}?project=hostile")
     page.get_by_text(XSS).first.wait_for()
     page.goto(f"{server.url}/patterns?project=hostile")

@@ -39,6 +39,13 @@ export function createClient(options: ClientOptions): LearnloopClient {
   });
 }
 
+/**
+ * One search hit: a union discriminated by `owner_type` ("chunk", "entity", "generation",
+ * "term"; "document" with `group_by: "document"`), so `if (hit.owner_type === "document")`
+ * narrows to the document's fields (`chunks`, `title`, ...).
+ */
+export type SearchHit = Schemas["SearchResults"]["items"][number];
+
 /** A problem+json answer (4xx/5xx) as an exception. */
 export class LearnloopApiError extends Error {
   readonly status: number;

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { before, test } from "node:test";
 
 import { createClient, EventStream, LearnloopApiError, unwrap, uploadDocument } from "../src/index.js";
-import type { LearnloopClient, StreamEvent } from "../src/index.js";
+import type { LearnloopClient, SearchHit, StreamEvent } from "../src/index.js";
 
 const baseUrl = process.env.LEARNLOOP_URL ?? "";
 const installationKey = process.env.LEARNLOOP_INSTALLATION_KEY ?? "";
@@ -108,4 +108,75 @@ test("search metrics and settings of the tenant over HTTP", async () => {
   assert.equal(settings.effective_slow_search_ms, 250);
   const stats = await unwrap(ll.GET("/v1/stats/search", { params: { query: { days: 1 } } }));
   assert.ok(stats.searches >= 1);
+});
+
+test("project settings: read, change the language (admin), a language PostgreSQL lacks is a 422", async () => {
+  // Its own project: the language re-stems this project's rows only, not "support"'s.
+  await unwrap(ll.POST("/v1/projects", { body: { name: "ajustes-es" } }));  // reads never create a project
+  const es = createClient({ baseUrl, apiKey: key, project: "ajustes-es" });
+  const before = await unwrap(es.GET("/v1/project/settings"));
+  assert.equal(before.project, "ajustes-es");
+  assert.ok(before.available_languages.includes("spanish"), before.available_languages.join(","));
+  assert.notEqual(before.language, "spanish");
+  assert.ok(before.model_in_use.length > 0);
+  const changed = await unwrap(es.PUT("/v1/project/settings", { body: { language: "spanish" } }));
+  assert.equal(changed.language, "spanish");
+  assert.equal(typeof changed.restemmed, "number");
+  const after = await unwrap(es.GET("/v1/project/settings"));
+  assert.equal(after.language, "spanish");
+  assert.equal(after.embedding_model, before.embedding_model);  // fields left out keep their value
+  await assert.rejects(unwrap(es.PUT("/v1/project/settings", { body: { language: "klingon" } })),
+    (err: unknown) => err instanceof LearnloopApiError && err.status === 422 && /klingon/.test(err.message));
+  assert.equal((await unwrap(es.GET("/v1/project/settings"))).language, "spanish");  // nothing changed
+  // Another project of the tenant keeps its own language.
+  assert.equal((await unwrap(ll.GET("/v1/project/settings"))).language, before.language);
+});
+
+// Every hit kind, narrowed by owner_type; `never` makes a new kind a compile error here.
+function describeHit(hit: SearchHit): string {
+  switch (hit.owner_type) {
+    case "chunk": return `chunk ${hit.chunk_index ?? "?"} of ${hit.document_id ?? "?"}`;
+    case "document": return `document ${hit.title ?? hit.document_id} (${hit.chunks.length} chunks)`;
+    case "entity": return `entity ${hit.owner_id}`;
+    case "generation": return `generation ${hit.owner_id}`;
+    case "term": return `term ${hit.owner_id}`;
+    default: {
+      const unknownKind: never = hit;
+      return String(unknownKind);
+    }
+  }
+}
+
+test("search hits narrow by owner_type: chunks, and documents with group_by", async () => {
+  const kb = createClient({ baseUrl, apiKey: key, project: "grouped" });
+  await uploadDocument(kb, "shipping.md", "# Shipping\n\nParcels ship within two days. Express parcels ship the same day."
+    + "\n\nInternational parcels take a week and pay customs at delivery.", { title: "Shipping policy" });
+  await uploadDocument(kb, "returns.md", "# Returns\n\nParcels can be returned within 30 days; the return label is free.",
+    { title: "Returns policy" });
+  const chunks = await unwrap(kb.POST("/v1/search", { body: { query: "how fast do parcels ship", k: 3 } }));
+  assert.ok(chunks.items.length >= 1);
+  for (const hit of chunks.items) {
+    assert.equal(hit.owner_type, "chunk");
+    if (hit.owner_type !== "chunk") continue;
+    assert.ok(hit.document_id && typeof hit.content === "string", describeHit(hit));  // ChunkHit's own fields
+  }
+  const docs = await unwrap(kb.POST("/v1/search", {
+    body: { query: "how fast do parcels ship", k: 5, group_by: "document", chunks_per_document: 2 },
+  }));
+  assert.equal(docs.items.length, 2);
+  const titles: string[] = [];
+  for (const hit of docs.items) {
+    assert.equal(hit.owner_type, "document");
+    if (hit.owner_type !== "document") continue;
+    // Narrowed: a DocumentHit, with its best chunks (ChunkHits) inside.
+    titles.push(String(hit.title));
+    assert.ok(hit.chunks.length >= 1 && hit.chunks.length <= 2, describeHit(hit));
+    for (const c of hit.chunks) {
+      assert.equal(c.owner_type, "chunk");
+      assert.equal(c.document_id, hit.document_id);
+    }
+  }
+  assert.equal(titles[0], "Shipping policy");
+  assert.deepEqual([...titles].sort(), ["Returns policy", "Shipping policy"]);
+  assert.match(describeHit(docs.items[0] as SearchHit), /^document Shipping policy \(\d chunks\)$/);
 });

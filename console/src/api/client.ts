@@ -18,6 +18,15 @@ export function setProject(name: string) { project = name; }
 export function currentProject() { return project; }
 export function whenSignedOut(fn: () => void) { onUnauthenticated = fn; }
 
+// The tenant's projects changed (one was created on Settings): whoever lists them (the
+// header's project picker) reloads. Returns the unsubscribe function, for useEffect.
+const projectEvents = new EventTarget();
+export function projectsChanged() { projectEvents.dispatchEvent(new Event("changed")); }
+export function onProjectsChanged(fn: () => void): () => void {
+  projectEvents.addEventListener("changed", fn);
+  return () => projectEvents.removeEventListener("changed", fn);
+}
+
 export function authHeaders(write: boolean): Record<string, string> {
   const h: Record<string, string> = { "X-Learnloop-Project": project };
   if (write && csrf) h["X-CSRF-Token"] = csrf;

@@ -1,6 +1,7 @@
 import type { ComponentChildren } from "preact";
+import { useEffect } from "preact/hooks";
 import { useLocation } from "preact-iso";
-import { client, currentProject, json, ok, setProject } from "../api/client";
+import { client, currentProject, json, ok, onProjectsChanged, setProject } from "../api/client";
 import { useSession } from "../session";
 import { href, useApi } from "../util";
 
@@ -14,6 +15,7 @@ export function Layout({ children, onSignedOut }: { children: ComponentChildren;
   const s = useSession();
   const loc = useLocation();
   const projects = useApi(() => ok(client.GET("/v1/projects")), []);
+  useEffect(() => onProjectsChanged(projects.reload), [projects.reload]);
   // A link to another project (shared URL) switches before the page's requests go out.
   const fromUrl = new URLSearchParams(loc.url.split("?")[1] || "").get("project");
   if (fromUrl && fromUrl !== currentProject()) setProject(fromUrl);

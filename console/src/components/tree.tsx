@@ -2,7 +2,7 @@
 // generation (click or Enter to move), coloured by verdict, with iteration, tags and a
 // thumbnail when its output is an http(s) image.
 import { hierarchy, tree as d3tree } from "d3-hierarchy";
-import { href, isHttpUrl, short } from "../util";
+import { href, imageSrc, short } from "../util";
 
 export type TreeNode = {
   id: string; iteration: number; verdict: string | null; output_text?: string | null; prompt?: string | null;
@@ -31,12 +31,12 @@ export function LineageTree({ root, current }: { root: TreeNode; current: string
           const d = n.data;
           const v = (d.verdict || "unrated").toLowerCase();
           const here = d.id === current;
-          const thumb = isHttpUrl(d.output_url);
+          const thumb = imageSrc(d.output_url);
           return (
             <a href={href(`/generations/${d.id}`)} class={`tree-node v-${v}${here ? " current" : ""}`}
               aria-current={here ? "page" : undefined} data-node={d.id}>
               <rect x={n.x - W / 2} y={n.y} width={W} height={H} rx={6} />
-              {thumb && <image href={d.output_url as string} x={n.x - W / 2 + 4} y={n.y + 4} width={40} height={40} preserveAspectRatio="xMidYMid slice" />}
+              {thumb && <image href={thumb} x={n.x - W / 2 + 4} y={n.y + 4} width={40} height={40} preserveAspectRatio="xMidYMid slice" />}
               <text x={n.x - W / 2 + (thumb ? 50 : 8)} y={n.y + 18} class="t-head">#{d.iteration} {d.verdict || "unrated"}</text>
               <text x={n.x - W / 2 + (thumb ? 50 : 8)} y={n.y + 36} class="t-body">{short(d.output_text, thumb ? 14 : 22)}</text>
               <text x={n.x - W / 2 + 8} y={n.y + 55} class="t-tags">{short((d.feedback_tags || []).join(" "), 24) || `+${d.positives ?? 0} −${d.negatives ?? 0}`}</text>

@@ -2,7 +2,7 @@ import type { ComponentChildren } from "preact";
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { marked } from "marked";
 import DOMPurify from "dompurify";
-import { isHttpUrl, toCsv } from "../util";
+import { imageSrc, toCsv } from "../util";
 
 export function Page({ title, children, actions }: { title: string; children: ComponentChildren; actions?: ComponentChildren }) {
   useEffect(() => { document.title = `${title} · learnloop`; }, [title]);
@@ -70,8 +70,9 @@ export function Markdown({ text }: { text: string | null | undefined }) {
 }
 
 export function SafeImage({ url, alt, class: cls }: { url: unknown; alt: string; class?: string }) {
-  if (!isHttpUrl(url)) return null;
-  return <img src={url} alt={alt} class={cls} loading="lazy" referrerpolicy="no-referrer" />;
+  const src = imageSrc(url);
+  if (!src) return null;
+  return <img src={src} alt={alt} class={cls} loading="lazy" referrerpolicy="no-referrer" />;
 }
 
 export function Verdict({ v }: { v: string | null | undefined }) {
@@ -95,7 +96,8 @@ export function download(filename: string, text: string, type = "text/csv") {
   setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
 
-export type Column = { key: string; label?: string; render?: (row: Record<string, unknown>) => ComponentChildren };
+// csv: false leaves a column out of the CSV download (controls such as a button: no data).
+export type Column = { key: string; label?: string; render?: (row: Record<string, unknown>) => ComponentChildren; csv?: false };
 
 export function DataTable({ caption, columns, rows, csv }: {
   caption: string; columns: Column[]; rows: Record<string, unknown>[]; csv?: string;
@@ -106,7 +108,7 @@ export function DataTable({ caption, columns, rows, csv }: {
         <caption>
           {caption}
           {csv && (
-            <button type="button" class="small" onClick={() => download(`${csv}.csv`, toCsv(columns.map((c) => c.key), rows))}>
+            <button type="button" class="small" onClick={() => download(`${csv}.csv`, toCsv(columns.filter((c) => c.csv !== false).map((c) => c.key), rows))}>
               Download CSV
             </button>
           )}

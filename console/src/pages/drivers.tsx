@@ -51,6 +51,9 @@ export function Drivers() {
       {d.loading && !d.data ? <Loading /> : d.data && (
         <>
           <p>{d.data.rated} rated generations, failure rate {pct(d.data.failure_rate)} overall.</p>
+          {!kind && <p class="muted">All generation kinds together: a key one kind never sets groups that kind's rows
+            as "(none)", so a key can look like it matters only because kinds fail at different rates. Name a kind
+            (e.g. <code>image</code>) to compare like with like.</p>}
           {!rows.length && <Empty>No config or context key has enough ratings to compare.</Empty>}
           {rows.length > 0 && (
             <>
@@ -60,7 +63,7 @@ export function Drivers() {
                 { key: "rank" }, { key: "key" }, { key: "kind", label: "grouped by" }, { key: "groups" },
                 { key: "spread", render: (r) => pct(r.spread) }, { key: "differs", label: "intervals differ" },
                 { key: "worst", label: "worst group" }, { key: "best", label: "best group" },
-                { key: "breakdown", label: "chart", render: (r) => (
+                { key: "breakdown", label: "chart", csv: false, render: (r) => (
                   <button type="button" class="small secondary" aria-label={`Break down by ${r.key}`}
                     onClick={() => breakDown(String(r.source), String(r.name), String(r.kind))}>Break down</button>) },
               ]} />

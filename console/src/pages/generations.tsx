@@ -70,17 +70,17 @@ export function Generations() {
           <div class="table-wrap">
             <table>
               <caption>{res.data.items.length} generations{after ? " (older page)" : ""}</caption>
-              <thead><tr><th scope="col">Created</th><th scope="col">Kind</th><th scope="col">Prompt</th>
-                <th scope="col">Output</th><th scope="col">Model</th><th scope="col">Iteration</th></tr></thead>
+              <thead><tr><th scope="col">Created</th><th scope="col" class="nowrap">Kind</th><th scope="col">Prompt</th>
+                <th scope="col">Output</th><th scope="col" class="nowrap">Model</th><th scope="col" class="nowrap">Iteration</th></tr></thead>
               <tbody>
                 {res.data.items.map((g) => (
                   <tr>
                     <td class="nowrap">{fmtDate(g.created_at)}</td>
-                    <td>{g.kind}</td>
+                    <td class="nowrap">{short(g.kind, 24)}</td>
                     <td><a href={href(`/generations/${g.id}`)}>{short(g.prompt ?? "(no prompt)", 90) || "(empty)"}</a></td>
                     <td>{short(g.output_text ?? g.output_url, 90)}</td>
-                    <td>{g.model ?? "–"}</td>
-                    <td>{g.iteration}</td>
+                    <td class="nowrap" title={g.model ?? undefined}>{short(g.model ?? "–", 28)}</td>
+                    <td class="nowrap">{g.iteration}</td>
                   </tr>
                 ))}
                 {!res.data.items.length && <tr><td colSpan={6} class="muted">No generation matches these filters.</td></tr>}

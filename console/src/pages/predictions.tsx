@@ -14,7 +14,9 @@ export function Predictions() {
   return (
     <Page title="Predictions">
       <ErrorBox error={vs.error} />
-      {vs.data && !rows.length && <Empty>No model predictions registered in this project.</Empty>}
+      {vs.data && !rows.length && <Empty>No model predictions registered in this project yet. An app registers each
+        prediction (<code>POST /v1/predictions</code>, <code>ll.predictions.log(...)</code> or <code>learnloop predict log</code>)
+        and later its outcome; each model version's report and reliability diagram then appear here.</Empty>}
       {rows.length > 0 && <DataTable caption="Model versions" csv="prediction-versions" rows={rows} columns={[
         { key: "model_name", label: "model", render: (r) => <a href={href("/predictions", { model: String(r.model_name), version: String(r.model_version) })}>{String(r.model_name)}</a> },
         { key: "model_version", label: "version" }, { key: "predictions" }, { key: "with_outcome", label: "with outcome" },

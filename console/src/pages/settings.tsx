@@ -1,5 +1,5 @@
 import { useState } from "preact/hooks";
-import { client, ok } from "../api/client";
+import { client, ok, projectsChanged } from "../api/client";
 import { ConfirmButton, DataTable, ErrorBox, Page } from "../components/ui";
 import { useSession } from "../session";
 import { fmtDate, useApi } from "../util";
@@ -22,7 +22,7 @@ export function Settings() {
           { key: "created_at", label: "created", render: (r) => fmtDate(r.created_at) },
         ]} />
         <p class="muted">A project is also created by its first write (the <code>X-Learnloop-Project</code> header of an API call).</p>
-        {s.is_admin && <NewProject onCreated={() => projects.reload()} />}
+        {s.is_admin && <NewProject onCreated={() => { projects.reload(); projectsChanged(); }} />}
       </section>
       {s.is_admin ? <Keys /> : <p class="muted">API keys are managed with an admin key.</p>}
     </Page>

@@ -60,10 +60,17 @@ def demo_complete(ll: Any) -> bool:
 def main() -> None:
     import learnloop
 
+    from ..ledger import demo_images
+
     with learnloop.connect(project="demo") as ll:
         complete = demo_complete(ll)
         started = bool(ll.find(limit=1))
+        # An older demo's image URLs named a host that does not answer; the pictures are
+        # served by `learnloop serve` now (no re-demo needed, the library moves the URLs).
+        moved = demo_images.relocate(ll) if complete else 0
     if complete:
+        if moved:
+            print(f"demo images: {moved} output URLs now point at the pictures learnloop serve draws")
         print("demo data already loaded: reusing it (delete .learnloop/ to start over)")
         return
     if started:

@@ -28,7 +28,10 @@ _API_PREFIXES = ("v1/", "docs", "redoc", "openapi.json", "healthz", "readyz", "m
 
 
 def mount(app: FastAPI, static: Path = STATIC) -> None:
+    from .demo_pictures import mount as mount_demo_pictures
+
     root = static.resolve()
+    mount_demo_pictures(app)  # before the catch-all below: /demo-images/... are pictures
 
     @app.get("/{path:path}", include_in_schema=False)
     def console(path: str, request: Request) -> Response:

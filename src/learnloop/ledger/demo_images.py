@@ -11,8 +11,11 @@ difference, and the drivers view says so. About one rejected image in six is reg
 (a lineage tree, sometimes branching), so the corrections funnel and the trees have
 content.
 
-Image URLs point at ``img.example.com`` (a documentation domain): the console shows them
-as images where that host answers (the browser tests serve placeholders for it).
+Image URLs are relative (``/demo-images/<preset>/<i>.svg?kw=...``): ``learnloop serve``
+draws each one as a small SVG of the plant in the preset's colours
+(``learnloop.console.demo_pictures``), so the console shows them with no internet access.
+Data written by an older demo named ``https://img.example.com/demo/...`` (a documentation
+domain that does not answer); ``relocate`` points those rows at the pictures.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from typing import Any
 N_IMAGES = 600
 RATED_SHARE = 0.65
 NAMESPACE = uuid.UUID("5b1f2c55-7a43-4f2e-9a51-0d1e3c2b9a00")
-IMAGE_HOST = "https://img.example.com/demo"
+IMAGE_PATH = "/demo-images"  # served by learnloop.console.demo_pictures
+OLD_IMAGE_HOST = "https://img.example.com/demo/"  # what demos before it wrote
 
 PRESETS = ["CYBERPUNK_DARK", "MINIMAL", "BLUEPRINT", "WATERCOLOR", "PHOTOREAL"]
 BASE_FAIL = {"CYBERPUNK_DARK": 0.55, "MINIMAL": 0.15, "BLUEPRINT": 0.3, "WATERCOLOR": 0.25, "PHOTOREAL": 0.12}
@@ -70,6 +74,13 @@ COMMENTS = {
 }
 
 
+def image_url(i: int, config: dict[str, Any], context: dict[str, Any]) -> str:
+    """Where the picture of the demo's image ``i`` is served (relative to the console)."""
+    aspect = "16x9" if config.get("aspect") == "16:9" else "1x1"
+    return (f"{IMAGE_PATH}/{str(config['style_preset']).lower()}/{i}.svg?kw={int(context['demand_kw'])}"
+            f"&lighting={config.get('lighting', 'normal')}&aspect={aspect}")
+
+
 def _generation(i: int, config: dict[str, Any], context: dict[str, Any], at: datetime,
                 parent: dict[str, Any] | None, rnd: random.Random) -> dict[str, Any]:
     preset = config["style_preset"]
@@ -83,7 +94,7 @@ def _generation(i: int, config: dict[str, Any], context: dict[str, Any], at: dat
         "negative_prompt": "borroso, texto, marca de agua",
         "config": config,
         "context": context,
-        "output_url": f"{IMAGE_HOST}/{preset.lower()}/{i}.png",
+        "output_url": image_url(i, config, context),
         "output_meta": {"seed": rnd.getrandbits(31), "width": 1024, "height": 576 if config["aspect"] == "16:9" else 1024},
         "model": "dall-e-3" if config["quality"] == "hd" else "sdxl-1.0",
         "provider": "openai" if config["quality"] == "hd" else "replicate",
@@ -171,11 +182,31 @@ def load(ll: Any) -> dict[str, int]:
             "SELECT count(*) AS n FROM learnloop.generations WHERE tenant_id = %s AND id = %s",
             (ll.scope.tenant_id, gens[0]["id"])).fetchone()["n"]
     if present:
+        relocate(ll)
         return {"generations": 0, "feedback": 0, "already_present": len(gens)}
     with ll.db.transaction() as conn:
         _gen.bulk_log(conn, ll.scope, gens)
         n_fb = _feedback_db.bulk_add(conn, ll.scope, fbs)
     return {"generations": len(gens), "feedback": n_fb, "already_present": 0}
+
+
+def relocate(ll: Any) -> int:
+    """Point the demo images an older demo wrote at ``img.example.com`` (which does not
+    answer) at the pictures ``learnloop serve`` draws; returns how many rows changed. Only
+    this project's ``demo-image-*`` rows are touched; running it again changes nothing."""
+    with ll.db.transaction() as conn:
+        old = conn.execute(
+            "SELECT id, external_id, config, context FROM learnloop.generations"
+            " WHERE tenant_id = %s AND project_id = %s AND external_id LIKE 'demo-image-%%'"
+            " AND starts_with(output_url, %s)",
+            (ll.scope.tenant_id, ll.scope.project_id, OLD_IMAGE_HOST)).fetchall()
+        moved = [(image_url(int(r["external_id"].removeprefix("demo-image-")), r["config"], r["context"]),
+                  ll.scope.tenant_id, r["id"]) for r in old]
+        if moved:
+            with conn.cursor() as cur:
+                cur.executemany("UPDATE learnloop.generations SET output_url = %s WHERE tenant_id = %s AND id = %s",
+                                moved)
+    return len(moved)
 
 
 def run(ll: Any, console: Any) -> None:
