@@ -11,6 +11,10 @@ Pages and the calls a browser makes for them:
   sends them at once)
 * review queue: ``GET /v1/review-queue?limit=100``
 * overview: ``GET /v1/overview`` (analytics target: 1 s)
+* analytics page (target 1 s): the keys for the picker, failure rate by ``style_preset``,
+  preset x demand band, failure rate by day, tags, corrections, golden gallery (each timed;
+  the page total is their sum, though the browser sends them at once)
+* what drives failure: ``GET /v1/analytics/drivers?kind=image`` (target 1 s)
 
 Baseline in the same process: the raw SQL of the first list page (same columns, same
 order, psycopg), so the ratio says what the API layers cost. Target (issue 12): p95 at
@@ -99,6 +103,15 @@ def run_size(n: int, repeat: int) -> dict[str, Any]:
                 "generation training": get(f"/v1/generations/{node}/training"),
                 "review queue": get("/v1/review-queue", limit=100),
                 "overview": get("/v1/overview"),
+                "analytics keys": get("/v1/analytics/keys", source="config"),
+                "analytics by preset": get("/v1/analytics/breakdown", by=["style_preset"]),
+                "analytics preset x demand band": get("/v1/analytics/breakdown",
+                                                      by=["style_preset", "demand_kw:bands=100,500"]),
+                "analytics by day": get("/v1/analytics/breakdown", by=["day"]),
+                "analytics tags": get("/v1/analytics/tags"),
+                "analytics corrections": get("/v1/analytics/corrections"),
+                "analytics golden": get("/v1/analytics/golden", where=["efficiency<0.08"], limit=24),
+                "drivers": get("/v1/analytics/drivers", kind=["image"]),
             }
             assert len(calls["generation tree (50 nodes)"]().json()["children"]) == 3
             samples: dict[str, list[float]] = {k: [] for k in [*calls, "raw SQL first page"]}
@@ -114,6 +127,8 @@ def run_size(n: int, repeat: int) -> dict[str, Any]:
                 samples["raw SQL first page"].append(time.perf_counter() - t0)
         page_total = [sum(samples[k][i] for k in calls if k.startswith("generation")) for i in range(repeat)]
         samples["generation page (4 calls, summed)"] = page_total
+        samples["analytics page (7 calls, summed)"] = [
+            sum(samples[k][i] for k in calls if k.startswith("analytics ")) for i in range(repeat)]
         for name, s in samples.items():
             out[name] = {**percentiles(s), "p95_ms": p95(s)}
             print(f"  {name:<36} p50 {out[name]['p50_ms']:>7.1f} ms  p95 {out[name]['p95_ms']:>7.1f} ms", flush=True)
