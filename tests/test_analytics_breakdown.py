@@ -266,6 +266,7 @@ def drivers_ref(gens: list[dict[str, Any]], min_rated: int) -> dict[str, dict[st
     for src in ("config", "context"):
         keys = sorted({k for g in gens for k, v in g[src].items() if v is not None})
         for key in keys:
+            kinds = {g["kind"] for g in gens if g[src].get(key) is not None}  # compared among these
             vals = [g[src][key] for g in gens if g[src].get(key) is not None]
             distinct = {(type(v).__name__ if not is_number(v) else "n", v) for v in vals}
             nums = [v for v in vals if is_number(v)]
@@ -276,6 +277,8 @@ def drivers_ref(gens: list[dict[str, Any]], min_rated: int) -> dict[str, dict[st
             if numeric:
                 e = sorted({pct_cont([float(x) for x in nums], f) for f in (0.25, 0.5, 0.75)})
             for g in gens:
+                if g["kind"] not in kinds:
+                    continue
                 v = g[src].get(key)
                 if numeric:
                     b = bisect.bisect_right(e, v) if is_number(v) else None
@@ -314,3 +317,31 @@ def test_drivers_match_python(client, neighbour, gens, min_rated):
     assert ranked == sorted(ranked, reverse=True)  # keys that differ come first
     rated = [verdict(g) for g in stored if verdict(g)]
     assert d.rated == len(rated)
+
+
+def test_drivers_compare_a_key_among_the_kinds_that_carry_it(client):
+    """Chats have no style preset and fail twice as often as images; the presets make no
+    difference among images. Counting chats as the preset's "missing" group would rank
+    style_preset as a driver; among images it is not."""
+    ll = client.scoped(tenant=f"t{uuid.uuid4().hex[:10]}", project="hub")
+    rows, fb = [], []
+    for i in range(400):
+        gid = uuid.uuid4()
+        if i % 2:
+            rows.append({"id": gid, "kind": "chat", "config": {"temperature_band": "low"}})
+            bad = i % 10 < 6  # 60% of chats fail
+        else:
+            rows.append({"id": gid, "kind": "image", "config": {"style_preset": STYLES[i % 3]}})
+            bad = i % 10 < 2 or (i % 10 == 4 and i % 3 == 0)  # ~20-27% whatever the preset
+        fb.append({"generation_id": gid, "sentiment": "NEGATIVE" if bad else "POSITIVE"})
+    ll.bulk_log(rows)
+    ll.bulk_feedback(fb)
+    d = ll.analytics.drivers(min_rated=20)
+    preset = next(x for x in d.drivers if x.key == "style_preset")
+    assert {g.bucket.value for g in preset.groups} == set(STYLES)  # no "(none)" group of chats
+    assert sum(g.rated for g in preset.groups) == 200
+    assert not preset.differs and "config.style_preset" in d.no_difference
+    assert d.rated == 400  # the totals still count every rated generation
+    images = ll.analytics.drivers(min_rated=20, kind=["image"])
+    same = next(x for x in images.drivers if x.key == "style_preset")
+    assert [g.model_dump() for g in same.groups] == [g.model_dump() for g in preset.groups]

@@ -51,9 +51,9 @@ export function Drivers() {
       {d.loading && !d.data ? <Loading /> : d.data && (
         <>
           <p>{d.data.rated} rated generations, failure rate {pct(d.data.failure_rate)} overall.</p>
-          {!kind && <p class="muted">All generation kinds together: a key one kind never sets groups that kind's rows
-            as "(none)", so a key can look like it matters only because kinds fail at different rates. Name a kind
-            (e.g. <code>image</code>) to compare like with like.</p>}
+          {!kind && <p class="muted">All generation kinds together: a key is compared among the kinds that set it
+            (a chat's missing style preset is not counted as a value), but kinds that share a key still mix. Name a
+            kind (e.g. <code>image</code>) to compare like with like.</p>}
           {!rows.length && <Empty>No config or context key has enough ratings to compare.</Empty>}
           {rows.length > 0 && (
             <>

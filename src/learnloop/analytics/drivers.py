@@ -14,7 +14,10 @@ its ratings. Which keys there are, and whether a key holds numbers, is read from
 ``MAX_VALUES`` distinct values; then it is cut in ``bins`` bins holding equal numbers of
 rated generations. Other keys with at most ``MAX_CATEGORIES`` distinct sampled values are
 compared value by value (missing keys as their own group); keys with more (ids, seeds) are
-skipped. Counts are then exact, from one scan: a GROUPING SETS aggregate with one set per
+skipped. A key that only some kinds carry in the sample (an image's ``style_preset``, which
+a chat never has) is compared among the generations of those kinds only: otherwise the
+other kinds would form its "missing" group and a key would seem to matter only because
+kinds fail at different rates. Counts are then exact, from one scan: a GROUPING SETS aggregate with one set per
 key, given the memory to hash every set in one pass (``WORK_MEM``) instead of sorting the
 rows once per key.
 """
@@ -42,12 +45,15 @@ NUMERIC_SHARE = 0.9
 WORK_MEM = "64MB"  # per hash table; 12 keys at 1M generations hash in ~3 MB, sorting spilled
 
 _KEYS_SQL = """
+WITH s AS MATERIALIZED (SELECT g.config, g.context, g.kind FROM {from_} WHERE {where} ORDER BY {created} DESC LIMIT %s)
 SELECT x.src, x.key, count(*) AS n, count(DISTINCT x.val) AS distinct_values,
-       count(*) FILTER (WHERE jsonb_typeof(x.val) = 'number') AS numbers
-FROM (SELECT g.config, g.context FROM {from_} WHERE {where} ORDER BY {created} DESC LIMIT %s) s,
-     LATERAL (SELECT 'config' AS src, e.key, e.value AS val FROM jsonb_each(s.config) e
+       count(*) FILTER (WHERE jsonb_typeof(x.val) = 'number') AS numbers,
+       array_agg(DISTINCT x.kind ORDER BY x.kind) AS kinds,
+       (SELECT array_agg(DISTINCT s.kind ORDER BY s.kind) FROM s) AS all_kinds
+FROM s,
+     LATERAL (SELECT 'config' AS src, e.key, e.value AS val, s.kind FROM jsonb_each(s.config) e
               UNION ALL
-              SELECT 'context', e.key, e.value FROM jsonb_each(s.context) e) x
+              SELECT 'context', e.key, e.value, s.kind FROM jsonb_each(s.context) e) x
 WHERE jsonb_typeof(x.val) <> 'null'
 GROUP BY 1, 2
 ORDER BY 1, 2
@@ -74,6 +80,7 @@ def drivers(conn: Conn, scope: Scope, where: Any = None, *, filters: Any = None,
     found = plan.execute(keys_q).fetchall()
     frm = plan.from_()
     dims: list[Dimension] = []
+    kinds: list[list[str] | None] = []  # per key: the kinds it is compared among (None: all)
     skipped: list[str] = []
     for r in found:
         numeric = r["numbers"] >= NUMERIC_SHARE * r["n"] and r["distinct_values"] > MAX_VALUES
@@ -83,12 +90,14 @@ def drivers(conn: Conn, scope: Scope, where: Any = None, *, filters: Any = None,
             dims.append(Dimension(kind="key", key=r["key"], source=r["src"]))
         else:
             skipped.append(f"{r['src']}.{r['key']}")
+            continue
+        kinds.append(None if r["kinds"] == r["all_kinds"] else list(r["kinds"]))
     skipped += [f"{d.source}.{d.key}" for d in dims[MAX_KEYS:]]
-    dims = dims[:MAX_KEYS]
+    dims, kinds = dims[:MAX_KEYS], kinds[:MAX_KEYS]
 
     binned = [i for i, d in enumerate(dims) if d.kind == "bins"]
     edges = dict(zip(binned, plan.bin_edges([dims[i] for i in binned]), strict=True))
-    rows = _scan(plan, dims, edges) if dims else []
+    rows = _scan(plan, dims, edges, kinds) if dims else []
     if dims:  # the groups of any one key partition the rows (a missing key is a group too)
         first = [r for r in rows if r["g0"] == 0]
         total = {"rated": sum(r["rated"] for r in first), "negative": sum(r["negative"] for r in first)}
@@ -101,7 +110,8 @@ def drivers(conn: Conn, scope: Scope, where: Any = None, *, filters: Any = None,
     out: list[Driver] = []
     no_difference: list[str] = []
     for i, d in enumerate(dims):
-        groups = [_group(d, edges.get(i), r[f"k{i}"], r) for r in rows if r[f"g{i}"] == 0]
+        groups = [_group(d, edges.get(i), r[f"k{i}"], r) for r in rows
+                  if r[f"g{i}"] == 0 and r.get(f"a{i}") is not False]  # a{i} false: kinds without the key
         groups.sort(key=lambda g: (g.bucket.value is None, g.bucket.band if g.bucket.band is not None else 0,
                                    -g.rated if g.bucket.band is None else 0, g.bucket.value or ""))
         enough = [g for g in groups if g.rated >= min_rated]
@@ -137,16 +147,32 @@ def _expr(plan: Plan, d: Dimension, edges: Sequence[float] | None) -> Frag:
                            Frag(", %s::float8[]) END", [list(edges)])])
 
 
-def _scan(plan: Plan, dims: Sequence[Dimension], edges: dict[int, list[float]]) -> list[dict[str, Any]]:
+def _scan(plan: Plan, dims: Sequence[Dimension], edges: dict[int, list[float]],
+          kinds: Sequence[list[str] | None]) -> list[dict[str, Any]]:
+    """One GROUPING SETS pass, a set per key. A key only some kinds use (a chat has no style
+    preset) is compared among those kinds: the others' rows get ``a{i}`` false and are left
+    out of its groups, so their absence does not read as a value that fails."""
     names = [sql.Identifier(f"k{i}") for i in range(len(dims))]
-    inner = Frag.join(", ", [*(Frag.join(" ", [_expr(plan, d, edges.get(i)), Frag(sql.SQL("AS {}").format(names[i]))])
-                               for i, d in enumerate(dims)), Frag(sql.SQL("{}.verdict").format(plan.v))])
+    cols: list[Frag] = []
+    sets: list[sql.Composable] = []
+    for i, d in enumerate(dims):
+        expr = _expr(plan, d, edges.get(i))
+        if kinds[i] is None:
+            cols.append(Frag.join(" ", [expr, Frag(sql.SQL("AS {}").format(names[i]))]))
+            sets.append(sql.SQL("({})").format(names[i]))
+            continue
+        a = sql.Identifier(f"a{i}")
+        cols.append(Frag.join(" ", [Frag("CASE WHEN g.kind = ANY(%s) THEN", [kinds[i]]), expr,
+                                    Frag(sql.SQL("END AS {}, g.kind = ANY(%s) AS {}").format(names[i], a), [kinds[i]])]))
+        sets.append(sql.SQL("({}, {})").format(names[i], a))
+    inner = Frag.join(", ", [*cols, Frag(sql.SQL("{}.verdict").format(plan.v))])
+    extra = [sql.Identifier(f"a{i}") for i in range(len(dims)) if kinds[i] is not None]
     head = sql.SQL("SELECT {keys}, {groupings}, count(*) AS rated,"
                    " count(*) FILTER (WHERE verdict = 'NEGATIVE') AS negative FROM (").format(
-        keys=sql.SQL(", ").join(names),
+        keys=sql.SQL(", ").join([*names, *extra]),
         groupings=sql.SQL(", ").join(sql.SQL("GROUPING({}) AS {}").format(n, sql.Identifier(f"g{i}"))
                                      for i, n in enumerate(names)))
-    tail = sql.SQL(") x GROUP BY GROUPING SETS ({})").format(sql.SQL(", ").join(sql.SQL("({})").format(n) for n in names))
+    tail = sql.SQL(") x GROUP BY GROUPING SETS ({})").format(sql.SQL(", ").join(sets))
     q = Frag.join(" ", [Frag(head), Frag("SELECT"), inner, Frag("FROM"), plan.from_(), Frag("WHERE"), plan.where,
                         Frag(tail)])
     return plan.execute(q, work_mem=WORK_MEM).fetchall()
