@@ -134,3 +134,42 @@ def test_migration_m005_gives_every_existing_generation_its_analytics_row(fresh_
     assert_summary_is_a_recount(ll)
     rows = a.analytics.breakdown(["kind"]).groups
     assert {g.by[0].value: (g.attempts, g.rated, g.negative) for g in rows} == {"image": (2, 1, 1), "chat": (20, 0, 0)}
+
+
+@pytest.mark.parametrize("by", [["day"], ["week"], ["month"], ["style_preset", "demand_kw:bands=100,500"]])
+def test_the_planner_expects_few_groups_for_time_buckets_and_json_keys(fresh_client, by):
+    """Ledger m006's statistics must match the expressions breakdowns write: if they drift
+    apart the planner takes a day-by-day count for a million groups and sorts every row in
+    one process again. The estimate of the grouped rows is read from EXPLAIN."""
+    import importlib
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    bd = importlib.import_module("learnloop.analytics.breakdown")  # the module, not the function
+
+    ll = fresh_client
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    ll.bulk_log([{"kind": "image", "created_at": start + timedelta(minutes=37 * i),
+                  "config": {"style_preset": f"P{i % 4}"}, "context": {"demand_kw": i % 900}} for i in range(3000)])
+    with ll.db.connection() as conn:
+        conn.execute("ANALYZE learnloop.verdicts")
+    plans: list[Any] = []
+    run = bd.Frag.run
+
+    def explain(self: Any, conn: Any) -> Any:
+        if "GROUP BY" in self.sql.as_string(conn):
+            cur = conn.execute(bd.sql.SQL("EXPLAIN (FORMAT JSON) ") + self.sql, self.params)
+            plans.append(cur.fetchone())
+        return run(self, conn)
+
+    bd.Frag.run = explain  # type: ignore[method-assign]
+    try:
+        out = ll.analytics.breakdown(by, latency=False)
+    finally:
+        bd.Frag.run = run  # type: ignore[method-assign]
+    assert plans, "the breakdown ran no GROUP BY"
+    doc = plans[0]
+    top = (json.loads(doc) if isinstance(doc, str) else list(doc.values())[0] if isinstance(doc, dict) else doc[0])
+    estimated = top[0]["Plan"]["Plan Rows"]
+    assert len(out.groups) <= 200
+    assert estimated <= 1000, f"planner expects {estimated} groups for {by} (3,000 rows)"

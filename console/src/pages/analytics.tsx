@@ -23,8 +23,10 @@ export function Analytics() {
   const dim = !by ? "" : COLUMNS.includes(by) || by.includes(".") || by.includes(":") ? by : `${source}.${by}`;
   const by2 = params.get("by2") || "";
   const [draft2, setDraft2] = useState(by2);
-  const fr = useApi(() => dim ? ok(client.GET("/v1/analytics/breakdown", { params: { query: { by: by2 ? [dim, by2] : [dim] } } })) : Promise.resolve(null), [dim, by2]);
-  const time = useApi(() => ok(client.GET("/v1/analytics/breakdown", { params: { query: { by: ["day"] } } })), []);
+  // latency: false: these charts show failure rates, and latency percentiles are ordered-set
+  // aggregates PostgreSQL cannot split across workers (1.0-1.5 s instead of ~0.4 s at 1M).
+  const fr = useApi(() => dim ? ok(client.GET("/v1/analytics/breakdown", { params: { query: { by: by2 ? [dim, by2] : [dim], latency: false } } })) : Promise.resolve(null), [dim, by2]);
+  const time = useApi(() => ok(client.GET("/v1/analytics/breakdown", { params: { query: { by: ["day"], latency: false } } })), []);
   const tags = useApi(() => ok(client.GET("/v1/analytics/tags", {})), []);
   const corr = useApi(() => ok(client.GET("/v1/analytics/corrections", {})), []);
   const frRows: Row[] = (fr.data?.groups || []).map((g) => ({

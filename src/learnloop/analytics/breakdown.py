@@ -323,11 +323,18 @@ def _dim_expr(plan: Plan, d: Dimension, edges: list[float] | None) -> Frag:
     if d.kind == "tag":
         return Frag("tg.tag")
     if d.kind == "time":
+        # UTC buckets are written as literals (from this module's fixed table, never the
+        # caller's text) so that they match the statistics objects of ledger m006 in every
+        # plan, generic ones included: with them the planner knows a day-by-day breakdown
+        # has tens of groups, not a million, and lets each worker hash its part.
         if d.tz in _UTC and d.unit in _UTC_BINS:
             # The same buckets by arithmetic: date_trunc with a zone looks the zone up on
             # every row (1.3 us a row, most of a day-by-day count).
             step, origin = _UTC_BINS[d.unit]
-            return Frag(sql.SQL("date_bin(%s::interval, {}, %s::timestamptz)").format(plan.created), [step, origin])
+            return Frag(sql.SQL("date_bin({}::interval, {}, {}::timestamptz)").format(
+                sql.Literal(step), plan.created, sql.Literal(origin)))
+        if d.tz in _UTC and d.unit == "month":
+            return Frag(sql.SQL("date_trunc('month'::text, {}, 'UTC'::text)").format(plan.created))
         return Frag(sql.SQL("date_trunc(%s, {}, %s)").format(plan.created), [d.unit, d.tz])
     is_num, val = plan.number(d)
     if not edges:  # bins over no numbers at all: everything is "not a number"

@@ -18,6 +18,8 @@ Invariants kept by the tables themselves:
   lists only generations with feedback.
 """
 
+import psycopg
+
 from ..store.migrations import (
     Migration,
     MigrationSet,
@@ -321,6 +323,45 @@ FROM learnloop.verdicts
 WHERE feedback_count > 0;
 """
 
+# Group estimates the planner can trust. Without them a breakdown by a JSON key takes the
+# document column's distinct count (every config differs: ~1M), and a breakdown by day the
+# timestamp's: it then sorts every row and aggregates in one process instead of letting
+# each parallel worker hash its part (a 2-D breakdown at 1M rows: 1.2 s -> 0.65 s; by day
+# 0.62 s -> 0.35 s). n_distinct = 200 (PostgreSQL's own default for an unknown
+# expression) stands for "a key of these documents has a few hundred values at most"; no
+# query compares whole documents for equality, the only use of a column's own count. The
+# time buckets get expression statistics, written exactly as breakdown.py's UTC buckets.
+M006_GROUPING_STATISTICS = """
+CREATE STATISTICS learnloop.verdicts_hour_stats ON (date_bin('1 hour'::interval, generated_at, '2000-01-01 00:00:00+00'::timestamptz)) FROM learnloop.verdicts;
+CREATE STATISTICS learnloop.verdicts_day_stats ON (date_bin('1 day'::interval, generated_at, '2000-01-01 00:00:00+00'::timestamptz)) FROM learnloop.verdicts;
+CREATE STATISTICS learnloop.verdicts_week_stats ON (date_bin('7 days'::interval, generated_at, '2000-01-03 00:00:00+00'::timestamptz)) FROM learnloop.verdicts;
+CREATE STATISTICS learnloop.verdicts_month_stats ON (date_trunc('month'::text, generated_at, 'UTC'::text)) FROM learnloop.verdicts;
+CREATE STATISTICS learnloop.generations_hour_stats ON (date_bin('1 hour'::interval, created_at, '2000-01-01 00:00:00+00'::timestamptz)) FROM learnloop.generations;
+CREATE STATISTICS learnloop.generations_day_stats ON (date_bin('1 day'::interval, created_at, '2000-01-01 00:00:00+00'::timestamptz)) FROM learnloop.generations;
+CREATE STATISTICS learnloop.generations_week_stats ON (date_bin('7 days'::interval, created_at, '2000-01-03 00:00:00+00'::timestamptz)) FROM learnloop.generations;
+CREATE STATISTICS learnloop.generations_month_stats ON (date_trunc('month'::text, created_at, 'UTC'::text)) FROM learnloop.generations;
+"""
+# Citus refuses ALTER COLUMN ... SET (attribute options) on a distributed table, and a
+# router query is planned on the worker's shard anyway: the column option is for a single
+# server (statistics objects are propagated to the shards by Citus itself).
+M006_DOCUMENT_NDISTINCT = """
+ALTER TABLE learnloop.verdicts ALTER COLUMN config SET (n_distinct = 200), ALTER COLUMN context SET (n_distinct = 200), ALTER COLUMN output_meta SET (n_distinct = 200);
+ALTER TABLE learnloop.generations ALTER COLUMN config SET (n_distinct = 200), ALTER COLUMN context SET (n_distinct = 200), ALTER COLUMN output_meta SET (n_distinct = 200);
+"""
+
+
+def _m006_grouping_statistics(conn: psycopg.Connection) -> None:
+    on_citus = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'citus'").fetchone() is not None
+    text = M006_GROUPING_STATISTICS + ("" if on_citus else M006_DOCUMENT_NDISTINCT)
+    # A database with data gets the estimates now; an empty one when autovacuum first
+    # analyses it (an ANALYZE of nothing would only drop the seeded tenant statistics).
+    row = conn.execute("SELECT (reltuples > 0) AS populated FROM pg_class"
+                       " WHERE oid = 'learnloop.verdicts'::regclass").fetchone()
+    if row is not None and (row["populated"] if isinstance(row, dict) else row[0]):
+        text += "ANALYZE learnloop.verdicts;\nANALYZE learnloop.generations;\n"
+    one_statement_at_a_time(text)(conn)
+
+
 MIGRATIONS = MigrationSet(
     "ledger",
     [
@@ -329,5 +370,6 @@ MIGRATIONS = MigrationSet(
         Migration("m003_young_table_statistics", M003_YOUNG_TABLE_STATISTICS),
         Migration("m004_verdicts", M004_VERDICTS),
         Migration("m005_analytics_rows", one_statement_at_a_time(M005_ANALYTICS_ROWS)),
+        Migration("m006_grouping_statistics", _m006_grouping_statistics),
     ],
 )
