@@ -7,7 +7,7 @@ paused projects still show their last stretch of activity.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from ..errors import InvalidInput
@@ -15,19 +15,21 @@ from ..store.database import Conn
 from ..store.tenancy import Scope
 
 # UTC days by date_bin from a UTC midnight: plain arithmetic, where date_trunc with a time
-# zone looks the zone up on every row (0.43 s of 1.2 s over 333k generations).
+# zone looks the zone up on every row (0.43 s of 1.2 s over 333k generations). Written as
+# literals, the expressions match ledger m006's statistics objects: the planner then knows
+# there are tens of days, not a group per row.
 _DAILY_SQL = """
 WITH last AS (
     SELECT max(created_at) AS at FROM learnloop.generations WHERE tenant_id = %(t)s AND project_id = %(p)s
 ),
 g AS (
-    SELECT date_bin('1 day', g.created_at, %(epoch)s) AS day, count(*) AS generations
+    SELECT date_bin('1 day'::interval, g.created_at, '2000-01-01 00:00:00+00'::timestamptz) AS day, count(*) AS generations
     FROM learnloop.generations g, last
     WHERE g.tenant_id = %(t)s AND g.project_id = %(p)s AND g.created_at > last.at - make_interval(days => %(days)s)
     GROUP BY 1
 ),
 f AS (
-    SELECT date_bin('1 day', f.created_at, %(epoch)s) AS day, count(*) AS feedback,
+    SELECT date_bin('1 day'::interval, f.created_at, '2000-01-01 00:00:00+00'::timestamptz) AS day, count(*) AS feedback,
            count(*) FILTER (WHERE f.sentiment = 'NEGATIVE') AS negative,
            count(*) FILTER (WHERE f.sentiment = 'POSITIVE') AS positive
     FROM learnloop.feedback f, last
@@ -62,13 +64,10 @@ SELECT (SELECT count(*) FROM (SELECT 1 FROM learnloop.events e, w
 """
 
 
-_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-
-
 def overview(conn: Conn, scope: Scope, *, days: int = 30) -> dict[str, Any]:
     if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 3660:
         raise InvalidInput("days must be a whole number from 1 to 3660", field="days")
-    args = {"t": scope.tenant_id, "p": scope.project_id, "days": days, "epoch": _EPOCH}
+    args = {"t": scope.tenant_id, "p": scope.project_id, "days": days}
     daily = []
     for r in conn.execute(_DAILY_SQL, args).fetchall():
         rated = r["negative"] + r["positive"]

@@ -340,6 +340,7 @@ CREATE STATISTICS learnloop.generations_hour_stats ON (date_bin('1 hour'::interv
 CREATE STATISTICS learnloop.generations_day_stats ON (date_bin('1 day'::interval, created_at, '2000-01-01 00:00:00+00'::timestamptz)) FROM learnloop.generations;
 CREATE STATISTICS learnloop.generations_week_stats ON (date_bin('7 days'::interval, created_at, '2000-01-03 00:00:00+00'::timestamptz)) FROM learnloop.generations;
 CREATE STATISTICS learnloop.generations_month_stats ON (date_trunc('month'::text, created_at, 'UTC'::text)) FROM learnloop.generations;
+CREATE STATISTICS learnloop.feedback_day_stats ON (date_bin('1 day'::interval, created_at, '2000-01-01 00:00:00+00'::timestamptz)) FROM learnloop.feedback;
 """
 # Citus refuses ALTER COLUMN ... SET (attribute options) on a distributed table, and a
 # router query is planned on the worker's shard anyway: the column option is for a single
