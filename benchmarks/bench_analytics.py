@@ -97,8 +97,9 @@ def library_calls(ll: Any) -> dict[str, Callable[[], Any]]:
 
 
 def duck_drivers(d: Any) -> str:
-    """DuckDB's version of the drivers scan for the keys and edges the library chose: the
-    quantile edges in one pass, then one GROUPING SETS pass."""
+    """DuckDB's version of the drivers scan for the keys and edges the library chose, over
+    the rated generations as the library reads them: the quantile edges in one pass, then
+    one GROUPING SETS pass."""
     exprs, qs = [], []
     for i, x in enumerate(d.drivers):
         path = f"'$.{x.key}'"
@@ -114,10 +115,11 @@ def duck_drivers(d: Any) -> str:
             exprs.append(f"json_extract_string({col}, {path}) AS k{i}")
     sets = ", ".join(f"(k{i})" for i in range(len(exprs)))
     # DuckDB text built from the library's own result (keys found in our generated data).
-    edges_sql = f"SELECT {', '.join(qs)} FROM g" if qs else "SELECT 1"  # noqa: S608
+    rated = "FROM g JOIN vd ON vd.generation_id = g.id WHERE vd.verdict IS NOT NULL"
+    edges_sql = f"SELECT {', '.join(qs)} {rated}" if qs else "SELECT 1"  # noqa: S608
     keys = ", ".join(f"k{i}" for i in range(len(exprs)))
     scan = (f"SELECT {keys}, count(*), count(verdict), count(*) FILTER (WHERE verdict = 'NEGATIVE')"  # noqa: S608
-            f" FROM (SELECT {', '.join(exprs)}, vd.verdict FROM g LEFT JOIN vd ON vd.generation_id = g.id)"
+            f" FROM (SELECT {', '.join(exprs)}, vd.verdict {rated})"
             f" GROUP BY GROUPING SETS ({sets})")
     return edges_sql + ";\n" + scan
 
