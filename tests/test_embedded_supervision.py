@@ -107,9 +107,15 @@ def test_writes_resume_by_themselves_after_the_postmaster_is_killed(home: Path, 
 
 
 def _holder(home: Path, body: str = "") -> subprocess.Popen[str]:
-    """A process that opens a client on ``home`` and waits; prints READY."""
+    """A process that opens a client on ``home`` and waits; prints READY.
+
+    It starts with Python's own SIGINT handler, as a program started from a terminal does:
+    a child inherits ignored signals, and in the full suite the pytest worker had SIGINT
+    ignored by the time this file ran (seen: disposition SIG_IGN in the child, which then
+    slept through the SIGINT case)."""
     code = textwrap.dedent(f"""
-        import sys, time, learnloop
+        import signal, sys, time, learnloop
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         ll = learnloop.connect(home={str(home)!r}, shared_buffers="128MB")
         print("READY", flush=True)
         {body}
