@@ -109,13 +109,15 @@ def test_writes_resume_by_themselves_after_the_postmaster_is_killed(home: Path, 
 def _holder(home: Path, body: str = "") -> subprocess.Popen[str]:
     """A process that opens a client on ``home`` and waits; prints READY.
 
-    It starts with Python's own SIGINT handler, as a program started from a terminal does:
-    a child inherits ignored signals, and in the full suite the pytest worker had SIGINT
-    ignored by the time this file ran (seen: disposition SIG_IGN in the child, which then
-    slept through the SIGINT case)."""
+    It starts with the signal dispositions of a program started from a terminal. A child
+    inherits ignored signals, and a suite launched in the background ignores some: a
+    non-interactive shell's ``&`` ignores SIGINT, ``nohup`` ignores SIGHUP (seen: the
+    SIGINT and then the SIGHUP case slept for 60 s under ``nohup make test &``, leaving a
+    server behind for the next tests). The library rightly leaves an ignored signal alone."""
     code = textwrap.dedent(f"""
         import signal, sys, time, learnloop
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
         ll = learnloop.connect(home={str(home)!r}, shared_buffers="128MB")
         print("READY", flush=True)
         {body}
