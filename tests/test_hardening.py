@@ -280,10 +280,11 @@ TEXT = "Le café coûte 3 € — « très » cher, dit-il. Ça déçoit un peu.
 @pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be", "utf-16", "utf-32",
                                       "cp1252", "latin-1", "utf-8", "utf-8-sig"])
 def test_text_files_in_other_encodings_are_decoded(live: dict[str, Any], encoding: str) -> None:
-    from learnloop.knowledge.extract import _decode
+    from learnloop.knowledge.extract import _text_file
 
     text = TEXT if encoding != "latin-1" else TEXT.replace("€", "EUR").replace("—", "-")
-    assert _decode(text.encode(encoding)) == text
+    decoded = _text_file(text.encode(encoding), "txt", guess=True)
+    assert decoded is not None and decoded.text == text
     r = live["ll"].knowledge.ingest_bytes(text.encode(encoding), file_name=f"note-{encoding}.txt")
     assert r.status == "processed", r
 

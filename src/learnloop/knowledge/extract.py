@@ -58,9 +58,9 @@ def run(data: bytes, kind: str, limits: Limits) -> Extracted:
     parser, and a fresh interpreter per file cost ~45 ms of CPU, more than embedding a short
     file. Everything that needs a parser or an encoding guess still goes to the child."""
     if kind in ("txt", "md"):
-        inline = _inline_text(data, kind, limits.max_chars)
+        inline = _text_file(data, kind, guess=False)
         if inline is not None:
-            return inline
+            return _capped(inline, limits.max_chars)
     header = json.dumps({"kind": kind, "cpu": limits.cpu_seconds, "memory_mb": limits.memory_mb,
                          "max_chars": limits.max_chars}).encode() + b"\n"
     proc = subprocess.Popen(
@@ -140,39 +140,36 @@ def _extract(data: bytes, kind: str, max_chars: int) -> Extracted:
     elif kind == "html":
         out = _html(data)
     elif kind in ("txt", "md"):
-        text = _decode(data)
-        out = Extracted(text, title=_md_title(text) if kind == "md" else None)
+        out = _text_file(data, kind, guess=True)
+        assert out is not None  # with guess=True every file decodes or is refused
     else:
         raise Refused(f"unsupported file type {kind!r}")
+    return _capped(out, max_chars)
+
+
+def _capped(out: Extracted, max_chars: int) -> Extracted:
     if len(out.text) > max_chars:
         raise Refused(f"extracted text is longer than the {max_chars:,} character limit")
     return out
 
 
-def _inline_text(data: bytes, kind: str, max_chars: int) -> Extracted | None:
+def _text_file(data: bytes, kind: str, *, guess: bool) -> Extracted | None:
+    """A .txt/.md file in whatever encoding it came: a BOM's, UTF-8, UTF-16/32 without a
+    BOM (told by where the zero bytes fall), else (``guess``) what charset-normalizer finds
+    (Latin-1, Windows-1252, ...); None when it needs that guess and ``guess`` is off. Text
+    that decodes to nothing sensible, or holds NUL bytes, is refused."""
     text = _decode_known(data)
-    if text is None:  # needs charset-normalizer's guess: the sandboxed child does that
-        return None
+    if text is None:
+        if not guess:
+            return None
+        text = _decode_guess(data)
     if "\x00" in text:
         raise Refused("the text contains NUL bytes; it looks like a binary file, not text")
-    if len(text) > max_chars:
-        raise Refused(f"extracted text is longer than the {max_chars:,} character limit")
     return Extracted(text, title=_md_title(text) if kind == "md" else None)
 
 
 _BOMS = ((b"\x00\x00\xfe\xff", "utf-32-be"), (b"\xff\xfe\x00\x00", "utf-32-le"),  # before UTF-16's: FF FE 00 00
          (b"\xef\xbb\xbf", "utf-8-sig"), (b"\xfe\xff", "utf-16-be"), (b"\xff\xfe", "utf-16-le"))
-
-
-def _decode(data: bytes) -> str:
-    """Text of a .txt/.md file in whatever encoding it came: a BOM's, UTF-8, UTF-16/32
-    without a BOM (told by where the zero bytes fall), else what charset-normalizer
-    finds (Latin-1, Windows-1252, ...). A file that decodes to nothing sensible is refused."""
-    known = _decode_known(data)
-    text = known if known is not None else _decode_guess(data)
-    if "\x00" in text:
-        raise Refused("the text contains NUL bytes; it looks like a binary file, not text")
-    return text
 
 
 def _decode_known(data: bytes) -> str | None:
