@@ -17,9 +17,9 @@ compared value by value (missing keys as their own group); keys with more (ids, 
 skipped. A key that only some kinds carry in the sample (an image's ``style_preset``, which
 a chat never has) is compared among the generations of those kinds only: otherwise the
 other kinds would form its "missing" group and a key would seem to matter only because
-kinds fail at different rates. Counts are then exact, from one scan: a GROUPING SETS aggregate with one set per
-key, given the memory to hash every set in one pass (``WORK_MEM``) instead of sorting the
-rows once per key.
+kinds fail at different rates. Counts are then exact, from one scan: a GROUPING SETS
+aggregate with one set per key, given the memory to hash every set in one pass
+(``WORK_MEM``) instead of sorting the rows once per key.
 """
 
 from __future__ import annotations
@@ -150,20 +150,18 @@ def _expr(plan: Plan, d: Dimension, edges: Sequence[float] | None) -> Frag:
 def _scan(plan: Plan, dims: Sequence[Dimension], edges: dict[int, list[float]],
           kinds: Sequence[list[str] | None]) -> list[dict[str, Any]]:
     """One GROUPING SETS pass, a set per key. A key only some kinds use (a chat has no style
-    preset) is compared among those kinds: the others' rows get ``a{i}`` false and are left
-    out of its groups, so their absence does not read as a value that fails."""
+    preset) is compared among those kinds: its set also groups by ``a{i}`` (the row is of
+    one of them), and the groups where that is false are dropped, whatever their value."""
     names = [sql.Identifier(f"k{i}") for i in range(len(dims))]
     cols: list[Frag] = []
     sets: list[sql.Composable] = []
     for i, d in enumerate(dims):
-        expr = _expr(plan, d, edges.get(i))
+        cols.append(Frag.join(" ", [_expr(plan, d, edges.get(i)), Frag(sql.SQL("AS {}").format(names[i]))]))
         if kinds[i] is None:
-            cols.append(Frag.join(" ", [expr, Frag(sql.SQL("AS {}").format(names[i]))]))
             sets.append(sql.SQL("({})").format(names[i]))
             continue
         a = sql.Identifier(f"a{i}")
-        cols.append(Frag.join(" ", [Frag("CASE WHEN g.kind = ANY(%s) THEN", [kinds[i]]), expr,
-                                    Frag(sql.SQL("END AS {}, g.kind = ANY(%s) AS {}").format(names[i], a), [kinds[i]])]))
+        cols.append(Frag(sql.SQL("g.kind = ANY(%s) AS {}").format(a), [kinds[i]]))
         sets.append(sql.SQL("({}, {})").format(names[i], a))
     inner = Frag.join(", ", [*cols, Frag(sql.SQL("{}.verdict").format(plan.v))])
     extra = [sql.Identifier(f"a{i}") for i in range(len(dims)) if kinds[i] is not None]
