@@ -140,8 +140,9 @@ def _extract(data: bytes, kind: str, max_chars: int) -> Extracted:
     elif kind == "html":
         out = _html(data)
     elif kind in ("txt", "md"):
-        out = _text_file(data, kind, guess=True)
-        assert out is not None  # with guess=True every file decodes or is refused
+        decoded = _text_file(data, kind, guess=True)
+        assert decoded is not None  # with guess=True every file decodes or is refused
+        out = decoded
     else:
         raise Refused(f"unsupported file type {kind!r}")
     return _capped(out, max_chars)
