@@ -22,8 +22,8 @@ from fastapi import FastAPI, Query
 from fastapi.responses import Response
 
 from ..errors import NotFound
+from ..ledger.demo_images import IMAGE_PATH as PATH  # where the demo's URLs point
 
-PATH = "/demo-images"
 # (sky, ground, plant, accent) per preset, lower-case as in the URL.
 PALETTES = {
     "cyberpunk_dark": ("#1e1b4b", "#3b0764", "#a21caf", "#22d3ee"),

@@ -28,7 +28,7 @@ from typing import Any
 N_IMAGES = 600
 RATED_SHARE = 0.65
 NAMESPACE = uuid.UUID("5b1f2c55-7a43-4f2e-9a51-0d1e3c2b9a00")
-IMAGE_PATH = "/demo-images"  # served by learnloop.console.demo_pictures
+IMAGE_PATH = "/demo-images"  # served by learnloop.console.demo_pictures, which reads it here
 OLD_IMAGE_HOST = "https://img.example.com/demo/"  # what demos before it wrote
 
 PRESETS = ["CYBERPUNK_DARK", "MINIMAL", "BLUEPRINT", "WATERCOLOR", "PHOTOREAL"]

@@ -19,6 +19,7 @@ Invariants kept by the tables themselves:
 """
 
 import psycopg
+from psycopg.rows import tuple_row
 
 from ..store.migrations import (
     Migration,
@@ -352,13 +353,15 @@ ALTER TABLE learnloop.generations ALTER COLUMN config SET (n_distinct = 200), AL
 
 
 def _m006_grouping_statistics(conn: psycopg.Connection) -> None:
-    on_citus = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'citus'").fetchone() is not None
-    text = M006_GROUPING_STATISTICS + ("" if on_citus else M006_DOCUMENT_NDISTINCT)
     # A database with data gets the estimates now; an empty one when autovacuum first
     # analyses it (an ANALYZE of nothing would only drop the seeded tenant statistics).
-    row = conn.execute("SELECT (reltuples > 0) AS populated FROM pg_class"
-                       " WHERE oid = 'learnloop.verdicts'::regclass").fetchone()
-    if row is not None and (row["populated"] if isinstance(row, dict) else row[0]):
+    with conn.cursor(row_factory=tuple_row) as cur:  # the migration runner's rows may be dicts
+        on_citus, populated = cur.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus'),"
+            " (SELECT reltuples > 0 FROM pg_class WHERE oid = 'learnloop.verdicts'::regclass)").fetchone() or (
+                False, False)
+    text = M006_GROUPING_STATISTICS + ("" if on_citus else M006_DOCUMENT_NDISTINCT)
+    if populated:
         text += "ANALYZE learnloop.verdicts;\nANALYZE learnloop.generations;\n"
     one_statement_at_a_time(text)(conn)
 
