@@ -281,7 +281,8 @@ class Plan:
         """Run an analytics statement. Plans may use parallel workers: a group-by over a JSON
         key is estimated at thousands of groups, which makes the planner's default costs
         shun the partial aggregates that halve these scans on two cores. ``work_mem`` (one
-        of this package's constants) raises the memory for this statement only."""
+        of this package's constants) raises the memory for this statement only. Inside a
+        caller's transaction neither is set: the caller's settings stand."""
         try:
             if self.conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
                 with self.conn.transaction():
