@@ -257,6 +257,15 @@ class Analytics:
         with self._c.db.connection() as conn:
             return a.corrections(conn, self._c.scope, **opts)
 
+    def refresh(self, *, max_days: int | None = None) -> Any:
+        """Bring the daily rollup up to date with this tenant's changed days (see
+        analytics.rollup): breakdowns by a key, tag, column or UTC day then read one row per
+        day and value instead of every generation. Answers are exact either way."""
+        from .analytics.rollup import refresh
+
+        with self._c.db.connection() as conn:
+            return refresh(conn, self._c.scope, max_days=max_days)
+
 
 def connect(
     url: str | None = None,

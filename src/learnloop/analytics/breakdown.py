@@ -19,6 +19,7 @@ so each statement routes to one Citus shard.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -34,6 +35,7 @@ from ..knowledge.filters import LOGIC_OPS, compile_filter
 from ..ledger.models import GenerationIn, parse
 from ..store.database import Conn
 from ..store.tenancy import Scope
+from . import rollup
 from .models import Breakdown, Bucket, DimensionInfo, Group, Measures
 from .spec import SOURCES, Dimension, Filters, check_analytics_key, dimensions, split_source
 from .spec import filters as make_filters
@@ -416,6 +418,41 @@ def breakdown(conn: Conn, scope: Scope, by: Any = (), where: Any = None, *, filt
     binned = iter(plan.bin_edges([d for d in plan.dims if d.kind == "bins"]))
     edges: list[list[float] | None] = [
         list(d.edges or ()) if d.kind == "bands" else next(binned) if d.kind == "bins" else None for d in plan.dims]
+    rows: list[dict[str, Any]] | None = None
+    total_row: Mapping[str, Any] | None = None
+    if rollup.eligible(f, plan.dims, latency, plan.ledger) and rollup.available(conn):
+        via = _from_rollup(plan, edges)
+        if via is not None:
+            rows, total_row = via
+    if rows is None:
+        rows, total_row = _grouped(plan, edges, latency)
+    n = len(plan.dims)
+    projects: dict[UUID, str] = {}
+    if any(d.kind == "column" and d.key == "project" for d in plan.dims):
+        projects = {r["id"]: r["name"] for r in conn.execute(
+            "SELECT id, name FROM learnloop.projects WHERE tenant_id = %s", (scope.tenant_id,)).fetchall()}
+    found: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in rows:
+        found[tuple(r[f"d{i}"] for i in range(n))] = measures(r)
+    keys = _with_empty_bands(plan.dims, edges, list(found))
+    if len(keys) > MAX_GROUPS:
+        keys = sorted(keys, key=lambda k: -(found[k]["attempts"] if k in found else 0))[:MAX_GROUPS]
+    weight: list[dict[Any, int]] = [{} for _ in range(n)]
+    for k, got in found.items():
+        for i in range(n):
+            weight[i][k[i]] = weight[i].get(k[i], 0) + got["attempts"]
+    keys.sort(key=lambda k: tuple(_order(d, k[i], weight[i]) for i, d in enumerate(plan.dims)))
+    groups = [Group(by=[_bucket(d, edges[i], k[i], projects) for i, d in enumerate(plan.dims)],
+                    **(found.get(k) or _empty())) for k in keys]
+    assert total_row is not None
+    total = Measures(**measures(total_row))
+    info = [DimensionInfo(label=d.label, kind=d.kind, key=d.key, source=d.source, edges=e,
+                          unit=d.unit, tz=d.tz if d.kind == "time" else None) for d, e in zip(plan.dims, edges, strict=True)]
+    return Breakdown(dimensions=info, groups=groups if n else [], total=total)
+
+
+def _grouped(plan: Plan, edges: Sequence[list[float] | None], latency: bool) -> tuple[list[dict[str, Any]], Mapping[str, Any]]:
+    """The groups (``d0``, ``d1`` and measures) and the total, read from the ledger."""
     has_tag = any(d.kind == "tag" for d in plan.dims)
     measure_sql = _MEASURES + (_LATENCY if latency else "")
     n = len(plan.dims)
@@ -443,24 +480,6 @@ def breakdown(conn: Conn, scope: Scope, by: Any = (), where: Any = None, *, filt
     rows = [r for r in rows if not r["grp"]]
     if total_row is None and n and not has_tag and not latency:
         total_row = _summed(rows)
-
-    projects: dict[UUID, str] = {}
-    if any(d.kind == "column" and d.key == "project" for d in plan.dims):
-        projects = {r["id"]: r["name"] for r in conn.execute(
-            "SELECT id, name FROM learnloop.projects WHERE tenant_id = %s", (scope.tenant_id,)).fetchall()}
-    found: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for r in rows:
-        found[tuple(r[f"d{i}"] for i in range(n))] = measures(r)
-    keys = _with_empty_bands(plan.dims, edges, list(found))
-    if len(keys) > MAX_GROUPS:
-        keys = sorted(keys, key=lambda k: -(found[k]["attempts"] if k in found else 0))[:MAX_GROUPS]
-    weight: list[dict[Any, int]] = [{} for _ in range(n)]
-    for k, got in found.items():
-        for i in range(n):
-            weight[i][k[i]] = weight[i].get(k[i], 0) + got["attempts"]
-    keys.sort(key=lambda k: tuple(_order(d, k[i], weight[i]) for i, d in enumerate(plan.dims)))
-    groups = [Group(by=[_bucket(d, edges[i], k[i], projects) for i, d in enumerate(plan.dims)],
-                    **(found.get(k) or _empty())) for k in keys]
     if total_row is None:
         total_row = plan.execute(Frag.join(" ", [Frag(sql.SQL("SELECT {} FROM (").format(m)),
                                                  Frag.join(" ", [Frag("SELECT"), plan.inner(), Frag("FROM"),
@@ -468,10 +487,58 @@ def breakdown(conn: Conn, scope: Scope, by: Any = (), where: Any = None, *, filt
                                                                  Frag("WHERE"), plan.where]),
                                                  Frag(") x")])).fetchone()
     assert total_row is not None  # an aggregate over no GROUP BY returns one row
-    total = Measures(**measures(total_row))
-    info = [DimensionInfo(label=d.label, kind=d.kind, key=d.key, source=d.source, edges=e,
-                          unit=d.unit, tz=d.tz if d.kind == "time" else None) for d, e in zip(plan.dims, edges, strict=True)]
-    return Breakdown(dimensions=info, groups=groups if n else [], total=total)
+    return rows, total_row
+
+
+def _project_ids(plan: Plan) -> list[UUID]:
+    f, s = plan.f, plan.scope
+    if f.projects:
+        rows = plan.conn.execute("SELECT id FROM learnloop.projects WHERE tenant_id = %s AND name = ANY(%s)",
+                                 (s.tenant_id, f.projects)).fetchall()
+    elif f.all_projects:
+        rows = plan.conn.execute("SELECT id FROM learnloop.projects WHERE tenant_id = %s", (s.tenant_id,)).fetchall()
+    else:
+        return [s.project_id]
+    return [r["id"] for r in rows]
+
+
+def _from_rollup(plan: Plan, edges: Sequence[list[float] | None]
+                 ) -> tuple[list[dict[str, Any]], Mapping[str, Any]] | None:
+    """The breakdown from the daily rollup for built, unchanged days and from the ledger for
+    the rest of the period, in one repeatable-read snapshot (see ``rollup``); None when
+    the rollup cannot help (a wide key, or too many unbuilt stretches)."""
+    conn, tenant = plan.conn, plan.scope.tenant_id
+    own = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    with conn.transaction():
+        if own:
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            conn.execute(_PARALLEL)
+        if rollup.is_wide(conn, tenant, plan.dims):
+            return None
+        projects = _project_ids(plan)
+        days_p, days_d, ranges = rollup.plan_days(conn, tenant, projects, plan.f.since, plan.f.until)
+        # Nothing built (a ledger never refreshed): the ordinary scan of the analytics rows
+        # beats reading the whole period through the ledger's time index.
+        if not days_p or len(ranges) > rollup.MAX_RANGES:
+            return None
+        groups: list[dict[str, Any]] = []
+        total: Mapping[str, Any] = rollup.add_up([])
+        if days_p:
+            groups, total = rollup.read(conn, tenant, plan.f, plan.dims, edges, days_p, days_d)
+        if ranges:
+            raw = copy.copy(plan)
+            raw.ledger, raw.v, raw.created = True, sql.Identifier("v"), sql.SQL("g.created_at")
+            text, params = rollup.ranges_frag(ranges)
+            raw.where = Frag.join(" AND ", [raw._where(), Frag(text, params)])
+            more, more_total = _grouped(raw, edges, latency=False)
+            groups = [*groups, *more]
+            total = rollup.add_up([total, more_total])
+    n = len(plan.dims)
+    merged: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
+    for g in groups:
+        merged.setdefault(tuple(g[f"d{i}"] for i in range(n)), []).append(g)
+    rows = [{**{f"d{i}": k[i] for i in range(n)}, **rollup.add_up(gs)} for k, gs in merged.items()]
+    return rows, total
 
 
 def _with_empty_bands(dims: Sequence[Dimension], edges: Sequence[list[float] | None],

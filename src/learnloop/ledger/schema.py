@@ -366,6 +366,99 @@ def _m006_grouping_statistics(conn: psycopg.Connection) -> None:
     one_statement_at_a_time(text)(conn)
 
 
+# Daily rollups of the analytics rows (learnloop.analytics.rollup). A breakdown that needs
+# only counts by a key, a tag, a column or a UTC day reads one row per (day, kind, model,
+# provider, key, value) instead of every generation's row; days not built yet, or changed
+# since, are read from the ledger as before, so an answer is exact whatever the rollup's
+# state. Writers never touch the rollup: a statement trigger on verdicts appends the days a
+# statement changed to ``analytics_dirty`` (no unique key, so no writer waits on another),
+# and ``refresh`` rebuilds those days in a repeatable-read transaction, deleting only the
+# marks its snapshot saw: a write committed meanwhile leaves its mark, and its day stays
+# read from the ledger until the next refresh.
+M007_ANALYTICS_ROLLUP = """
+CREATE TABLE learnloop.analytics_days (
+    tenant_id    uuid NOT NULL,
+    project_id   uuid NOT NULL,
+    day          date NOT NULL,
+    kind         text NOT NULL,
+    model        text,
+    provider     text,
+    dim          text NOT NULL,
+    key          text NOT NULL,
+    value        text,
+    num          double precision,
+    attempts     bigint NOT NULL,
+    rated        bigint NOT NULL,
+    negative     bigint NOT NULL,
+    positive     bigint NOT NULL,
+    rating_sum   bigint NOT NULL,
+    rating_count bigint NOT NULL,
+    tokens_in    bigint,
+    tokens_out   bigint,
+    cost         numeric,
+    costs        bigint NOT NULL
+);
+COMMENT ON TABLE learnloop.analytics_days IS
+    'Daily rollup of verdicts per (UTC day, kind, model, provider) and per JSON key value or tag (dim/key/value); dim = empty for the day''s totals. Built by learnloop.analytics.rollup.refresh.';
+CREATE INDEX analytics_days_lookup_idx ON learnloop.analytics_days (tenant_id, project_id, dim, key, day);
+
+CREATE TABLE learnloop.analytics_built (
+    tenant_id  uuid NOT NULL,
+    project_id uuid NOT NULL,
+    day        date NOT NULL,
+    built_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, project_id, day)
+);
+COMMENT ON TABLE learnloop.analytics_built IS 'Days whose rollup rows were built (current unless analytics_dirty marks them).';
+
+CREATE TABLE learnloop.analytics_dirty (
+    tenant_id  uuid NOT NULL,
+    project_id uuid NOT NULL,
+    day        date NOT NULL
+);
+COMMENT ON TABLE learnloop.analytics_dirty IS 'Days changed since their rollup was built: one row per writing statement and day.';
+CREATE INDEX analytics_dirty_idx ON learnloop.analytics_dirty (tenant_id, project_id, day);
+
+CREATE INDEX analytics_days_day_idx ON learnloop.analytics_days (tenant_id, project_id, day);
+
+CREATE TABLE learnloop.analytics_wide_keys (
+    tenant_id  uuid NOT NULL,
+    dim        text NOT NULL,
+    key        text NOT NULL,
+    PRIMARY KEY (tenant_id, dim, key)
+);
+COMMENT ON TABLE learnloop.analytics_wide_keys IS
+    'Keys with too many values a day to roll up (ids, seeds, measurements): breakdowns by them read the ledger.';
+
+CREATE FUNCTION learnloop.analytics_mark_days() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO learnloop.analytics_dirty (tenant_id, project_id, day)
+    SELECT DISTINCT c.tenant_id, c.project_id, (c.generated_at AT TIME ZONE 'UTC')::date FROM changed c;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER verdicts_analytics_insert AFTER INSERT ON learnloop.verdicts
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION learnloop.analytics_mark_days();
+CREATE TRIGGER verdicts_analytics_update AFTER UPDATE ON learnloop.verdicts
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION learnloop.analytics_mark_days();
+CREATE TRIGGER verdicts_analytics_delete AFTER DELETE ON learnloop.verdicts
+    REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION learnloop.analytics_mark_days();
+
+-- Every day already in the ledger is unbuilt (read from the ledger) until a refresh.
+INSERT INTO learnloop.analytics_dirty (tenant_id, project_id, day)
+SELECT DISTINCT tenant_id, project_id, (generated_at AT TIME ZONE 'UTC')::date FROM learnloop.verdicts;
+"""
+
+
+def _m007_analytics_rollup(conn: psycopg.Connection) -> None:
+    # On a Citus cluster the rollup is not kept: a statement trigger with a transition table
+    # cannot run on a shard (see store/distribute.py), and the workers scan in parallel.
+    with conn.cursor(row_factory=tuple_row) as cur:
+        (on_citus,) = cur.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')").fetchone() or (False,)
+    if not on_citus:
+        conn.execute(M007_ANALYTICS_ROLLUP)  # type: ignore[call-overload]  # constant DDL text owned by us
+
+
 MIGRATIONS = MigrationSet(
     "ledger",
     [
@@ -375,5 +468,6 @@ MIGRATIONS = MigrationSet(
         Migration("m004_verdicts", M004_VERDICTS),
         Migration("m005_analytics_rows", one_statement_at_a_time(M005_ANALYTICS_ROWS)),
         Migration("m006_grouping_statistics", _m006_grouping_statistics),
+        Migration("m007_analytics_rollup", _m007_analytics_rollup),
     ],
 )

@@ -1,0 +1,402 @@
+"""Daily rollups behind the breakdowns that need only counts (ledger m007).
+
+``learnloop.analytics_days`` holds, per tenant, project and UTC day, one row per (kind,
+model, provider) with the day's totals (``dim = ''``), one per value of every JSON key of
+config/context/output_meta (``dim`` = the document, ``key``, ``value`` as ``->>`` text and
+``num`` when it is a JSON number), and one per feedback tag (``dim = 'tag'``, NULL for
+generations without tags). Each row carries the breakdown's additive measures: attempts,
+rated, negative, positive, rating sums, tokens, cost.
+
+**Exact whatever its state.** A day is read from the rollup only when it was built
+(``analytics_built``) and not changed since (no mark in ``analytics_dirty``); every other
+day in the period is read from the ledger by the ordinary breakdown, restricted to those
+days' time ranges through the ledger's (project, time) index, and the two parts are added
+up. Both reads share one repeatable-read snapshot, so a row is counted once. A key whose
+values a day exceed ``MAX_VALUES_A_DAY`` (ids, seeds, measurements) is *wide*: it is not
+rolled up and a breakdown by it reads the ledger.
+
+**Writers never wait for it.** A statement trigger on ``verdicts`` appends the (project,
+day) pairs each writing statement touched to ``analytics_dirty``, which has no unique key.
+``refresh`` rebuilds marked days in repeatable-read transactions and deletes only the
+marks its snapshot saw: a write that commits meanwhile leaves its mark, and its day is read
+from the ledger until the next refresh. Refreshers of one tenant take turns (an advisory
+lock, never held by writers).
+
+Who refreshes: ``learnloop serve`` every ``REFRESH_EVERY`` seconds, ``learnloop stats
+refresh``, ``ll.analytics.refresh()`` and the demo. Nothing is wrong without a refresh, only
+slower: every day then comes from the ledger as before the rollup existed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg import sql
+from pydantic import BaseModel, Field
+
+from ..errors import InvalidInput
+from ..store.database import Conn
+from ..store.distribute import on_citus
+from ..store.tenancy import Scope
+
+MAX_VALUES_A_DAY = 100  # distinct values of one key in one project-day, else the key is wide
+BATCH_DAYS = 14  # project-days rebuilt per transaction
+MAX_RANGES = 200  # unbuilt stretches a read may fetch from the ledger, else it reads all of it
+REFRESH_EVERY = 30.0  # seconds between the server's refresh passes
+LOCK_CLASS = 7007  # advisory lock (class, tenant hash): one refresher per tenant
+ROLLUP_COLUMNS = ("kind", "model", "provider", "project")
+MEASURES = ("attempts", "rated", "negative", "positive", "rating_sum", "rating_count", "tokens_in",
+            "tokens_out", "cost", "costs")
+
+
+class RefreshReport(BaseModel):
+    """What one refresh did."""
+
+    days: int = Field(default=0, description="Project-days rebuilt.")
+    rows: int = Field(default=0, description="Rollup rows written.")
+    wide_keys: list[str] = Field(default_factory=list, description="Keys found too varied to roll up, this pass.")
+    pending: int = Field(default=0, description="Project-days still marked changed after this pass.")
+    seconds: float = 0.0
+    busy: bool = Field(default=False, description="Another refresher held this tenant: nothing done.")
+    available: bool = Field(default=True, description="False on a Citus cluster, where no rollup is kept.")
+
+
+def available(conn: Conn) -> bool:
+    return not on_citus(conn)
+
+
+def _lock_key(tenant_id: UUID) -> int:
+    return int.from_bytes(tenant_id.bytes[:4], "big", signed=True)
+
+
+# One row per (project, day, kind, model, provider) and dimension value. The ledger's
+# (project, created_at) index finds each day's generations; their analytics rows come by
+# primary key. JSON nulls are left out: a breakdown puts them with the missing keys, which
+# a read derives as the day's total less the values present.
+_AGGREGATE = """
+INSERT INTO pg_temp.rollup_batch
+WITH days AS (SELECT * FROM unnest(%(projects)s::uuid[], %(days)s::date[]) AS d(project_id, day)),
+src AS (
+    SELECT v.project_id, (v.generated_at AT TIME ZONE 'UTC')::date AS day, v.kind, v.model, v.provider, v.verdict,
+           v.rating_sum, v.rating_count, v.tokens_in, v.tokens_out, v.cost, v.config, v.context, v.output_meta,
+           v.tags
+    FROM days d
+    JOIN learnloop.generations g ON g.tenant_id = %(tenant)s AND g.project_id = d.project_id
+         AND g.created_at >= (d.day::timestamp AT TIME ZONE 'UTC')
+         AND g.created_at < ((d.day + 1)::timestamp AT TIME ZONE 'UTC')
+    JOIN learnloop.verdicts v ON v.tenant_id = %(tenant)s AND v.generation_id = g.id
+)
+SELECT s.project_id, s.day, s.kind, s.model, s.provider, x.dim, x.key, x.value, x.num,
+       count(*), count(s.verdict), count(*) FILTER (WHERE s.verdict = 'NEGATIVE'),
+       count(*) FILTER (WHERE s.verdict = 'POSITIVE'), coalesce(sum(s.rating_sum), 0),
+       coalesce(sum(s.rating_count), 0), sum(s.tokens_in), sum(s.tokens_out), sum(s.cost), count(s.cost)
+FROM src s CROSS JOIN LATERAL (
+    SELECT ''::text AS dim, ''::text AS key, NULL::text AS value, NULL::float8 AS num
+    UNION ALL
+    SELECT d.dim, e.key, e.value #>> '{}',
+           CASE WHEN jsonb_typeof(e.value) = 'number' THEN
+                CASE WHEN abs(e.value::numeric) < 1e300 THEN (e.value #>> '{}')::float8 ELSE 'Infinity' END END
+    FROM (VALUES ('config', s.config), ('context', s.context), ('output_meta', s.output_meta)) AS d(dim, doc),
+         jsonb_each(d.doc) AS e
+    WHERE jsonb_typeof(e.value) <> 'null' AND NOT (d.dim || '.' || e.key = ANY(%(wide)s::text[]))
+    UNION ALL
+    SELECT 'tag', '', t, NULL FROM unnest(CASE WHEN s.tags = '{}' THEN ARRAY[NULL::text] ELSE s.tags END) AS t
+    WHERE NOT ('tag.' = ANY(%(wide)s::text[]))
+) AS x
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+"""
+
+_BATCH_TABLE = """
+CREATE TEMP TABLE rollup_batch (
+    project_id uuid, day date, kind text, model text, provider text, dim text, key text, value text,
+    num float8, attempts bigint, rated bigint, negative bigint, positive bigint, rating_sum bigint,
+    rating_count bigint, tokens_in bigint, tokens_out bigint, cost numeric, costs bigint
+) ON COMMIT DROP
+"""
+
+
+def refresh(conn: Conn, scope: Scope, *, max_days: int | None = None) -> RefreshReport:
+    """Rebuild the tenant's changed days (all projects), ``BATCH_DAYS`` per transaction;
+    ``max_days`` stops after about that many. Returns at once (``busy``) when another
+    refresher holds the tenant."""
+    t0 = time.perf_counter()
+    if max_days is not None and (not isinstance(max_days, int) or isinstance(max_days, bool) or max_days < 0):
+        raise InvalidInput("max_days must be a whole number >= 0", field="max_days")
+    if not available(conn):
+        return RefreshReport(available=False)
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        raise InvalidInput("refresh runs its own transactions: call it outside a transaction")
+    tenant = scope.tenant_id
+    key = _lock_key(tenant)
+    got = conn.execute("SELECT pg_try_advisory_lock(%s, %s) AS ok", (LOCK_CLASS, key)).fetchone()
+    if not got or not got["ok"]:
+        return RefreshReport(busy=True, seconds=time.perf_counter() - t0)
+    report = RefreshReport()
+    wide_found: list[str] = []
+    try:
+        while max_days is None or report.days < max_days:
+            with conn.transaction():
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                marked = conn.execute(
+                    "SELECT DISTINCT project_id, day FROM learnloop.analytics_dirty WHERE tenant_id = %s"
+                    " ORDER BY day, project_id LIMIT %s", (tenant, BATCH_DAYS)).fetchall()
+                if not marked:
+                    break
+                rows, wide = _build(conn, tenant, [r["project_id"] for r in marked], [r["day"] for r in marked])
+            report.days += len(marked)
+            report.rows += rows
+            wide_found += wide
+        if report.days:
+            # Days between built days that hold no generations are built too (as empty):
+            # a write to one later marks it changed like any other, and a read then finds
+            # one unbuilt stretch per changed day instead of one per empty day.
+            conn.execute(
+                "INSERT INTO learnloop.analytics_built (tenant_id, project_id, day)"
+                " SELECT %s, b.project_id, s.day::date FROM (SELECT project_id, min(day) AS lo, max(day) AS hi"
+                " FROM learnloop.analytics_built WHERE tenant_id = %s GROUP BY project_id) b,"
+                " generate_series(b.lo, b.hi, interval '1 day') AS s(day) ON CONFLICT DO NOTHING", (tenant, tenant))
+        row = conn.execute("SELECT count(*) AS n FROM (SELECT DISTINCT project_id, day FROM learnloop.analytics_dirty"
+                           " WHERE tenant_id = %s) x", (tenant,)).fetchone()
+        report.pending = int(row["n"]) if row else 0
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_CLASS, key))
+    report.wide_keys = sorted(set(wide_found))
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _build(conn: Conn, tenant: UUID, projects: list[UUID], days: list[date]) -> tuple[int, list[str]]:
+    """Rebuild these project-days (inside the caller's repeatable-read transaction)."""
+    wide = [f"{r['dim']}.{r['key']}" for r in conn.execute(
+        "SELECT dim, key FROM learnloop.analytics_wide_keys WHERE tenant_id = %s", (tenant,)).fetchall()]
+    conn.execute(_BATCH_TABLE)
+    conn.execute("SET LOCAL work_mem = '64MB'")
+    conn.execute(_AGGREGATE, {"tenant": tenant, "projects": projects, "days": days, "wide": wide})
+    # Keys too varied to roll up (or holding numbers beyond float8, which a banded read
+    # must refuse as the ledger read does): wide from now on, in every project.
+    new = conn.execute(
+        "SELECT DISTINCT dim, key FROM (SELECT dim, key FROM pg_temp.rollup_batch WHERE dim <> ''"
+        " GROUP BY project_id, day, dim, key"
+        " HAVING count(DISTINCT value) > %s OR bool_or(num = 'Infinity')) x", (MAX_VALUES_A_DAY,)).fetchall()
+    if new:
+        dims, keys = [r["dim"] for r in new], [r["key"] for r in new]
+        conn.execute("INSERT INTO learnloop.analytics_wide_keys (tenant_id, dim, key)"
+                     " SELECT %s, d, k FROM unnest(%s::text[], %s::text[]) AS w(d, k) ON CONFLICT DO NOTHING",
+                     (tenant, dims, keys))
+        conn.execute("DELETE FROM learnloop.analytics_days r USING unnest(%s::text[], %s::text[]) AS w(d, k)"
+                     " WHERE r.tenant_id = %s AND r.dim = w.d AND r.key = w.k", (dims, keys, tenant))
+        conn.execute("DELETE FROM pg_temp.rollup_batch b USING unnest(%s::text[], %s::text[]) AS w(d, k)"
+                     " WHERE b.dim = w.d AND b.key = w.k", (dims, keys))
+    conn.execute("DELETE FROM learnloop.analytics_days r USING unnest(%s::uuid[], %s::date[]) AS x(p, d)"
+                 " WHERE r.tenant_id = %s AND r.project_id = x.p AND r.day = x.d", (projects, days, tenant))
+    cur = conn.execute("INSERT INTO learnloop.analytics_days (tenant_id, project_id, day, kind, model, provider, dim,"
+                       " key, value, num, attempts, rated, negative, positive, rating_sum, rating_count, tokens_in,"
+                       " tokens_out, cost, costs) SELECT %s, b.* FROM pg_temp.rollup_batch b", (tenant,))
+    written = cur.rowcount
+    conn.execute("INSERT INTO learnloop.analytics_built (tenant_id, project_id, day)"
+                 " SELECT %s, p, d FROM unnest(%s::uuid[], %s::date[]) AS x(p, d)"
+                 " ON CONFLICT (tenant_id, project_id, day) DO UPDATE SET built_at = excluded.built_at",
+                 (tenant, projects, days))
+    # Only the marks this snapshot sees: a later write's mark stays, and so does its day.
+    conn.execute("DELETE FROM learnloop.analytics_dirty x USING unnest(%s::uuid[], %s::date[]) AS y(p, d)"
+                 " WHERE x.tenant_id = %s AND x.project_id = y.p AND x.day = y.d", (projects, days, tenant))
+    return written, [f"{r['dim']}.{r['key']}" for r in new]
+
+
+# -- reading ----------------------------------------------------------------------------
+
+def _day_start(d: date) -> datetime:
+    return datetime(d.year, d.month, d.day, tzinfo=UTC)
+
+
+def _first_full_day(t: datetime) -> date:
+    t = t.astimezone(UTC)
+    d = t.date()
+    return d if t == _day_start(d) else d + timedelta(days=1)
+
+
+def plan_days(conn: Conn, tenant: UUID, projects: Sequence[UUID], since: datetime | None,
+              until: datetime | None) -> tuple[list[UUID], list[date], list[tuple[UUID, datetime | None, datetime | None]]]:
+    """(projects, days) read from the rollup, and the time ranges per project read from the
+    ledger: everything in [since, until) that is not a built, unchanged whole day."""
+    lo = _first_full_day(since) if since is not None else None
+    hi = until.astimezone(UTC).date() if until is not None else None  # days before hi are whole
+    q = ("SELECT b.project_id, b.day FROM learnloop.analytics_built b WHERE b.tenant_id = %s"
+         " AND b.project_id = ANY(%s)"
+         " AND NOT EXISTS (SELECT 1 FROM learnloop.analytics_dirty x WHERE x.tenant_id = %s"
+         " AND x.project_id = b.project_id AND x.day = b.day)")
+    params: list[Any] = [tenant, list(projects), tenant]
+    if lo is not None:
+        q += " AND b.day >= %s"
+        params.append(lo)
+    if hi is not None:
+        q += " AND b.day < %s"
+        params.append(hi)
+    rows = conn.execute(q + " ORDER BY b.project_id, b.day", params).fetchall()
+    clean: dict[UUID, list[date]] = {p: [] for p in projects}
+    for r in rows:
+        clean[r["project_id"]].append(r["day"])
+    ranges: list[tuple[UUID, datetime | None, datetime | None]] = []
+    for p, ds in clean.items():
+        start: datetime | None = since
+        for d in ds:  # ascending: each built day closes the stretch before it
+            if start is None or start < _day_start(d):
+                ranges.append((p, start, _day_start(d)))
+            start = _day_start(d + timedelta(days=1))
+        if until is None or start is None or start < until:
+            ranges.append((p, start, until))
+    return [r["project_id"] for r in rows], [r["day"] for r in rows], ranges
+
+
+def eligible(f: Any, dims: Sequence[Any], latency: bool, ledger: bool) -> bool:
+    """Whether the rollup can answer: additive measures, no per-generation filter, at
+    most one dimension that splits a document (key, bands, bins, tag), the others columns
+    or UTC days, weeks or months."""
+    if latency or ledger:
+        return False
+    if f.where or f.config or f.context or f.output_meta or f.verdict or f.tags or f.feedback_source or f.links:
+        return False
+    if f.user_ref or f.session_ref:
+        return False
+    split = 0
+    for d in dims:
+        if d.kind in ("key", "bands", "bins", "tag"):
+            split += 1
+        elif d.kind == "column":
+            if d.key not in ROLLUP_COLUMNS:
+                return False
+        elif d.kind == "time":
+            if d.tz not in ("UTC", "Etc/UTC") or d.unit not in ("day", "week", "month"):
+                return False
+        else:
+            return False
+    return split <= 1
+
+
+def is_wide(conn: Conn, tenant: UUID, dims: Sequence[Any]) -> bool:
+    names = [("tag", "") if d.kind == "tag" else (str(d.source), str(d.key))
+             for d in dims if d.kind in ("key", "bands", "bins", "tag")]
+    if not names:
+        return False
+    row = conn.execute("SELECT EXISTS (SELECT 1 FROM learnloop.analytics_wide_keys w"
+                       " JOIN unnest(%s::text[], %s::text[]) AS n(d, k) ON w.dim = n.d AND w.key = n.k"
+                       " WHERE w.tenant_id = %s) AS wide",
+                       ([n[0] for n in names], [n[1] for n in names], tenant)).fetchone()
+    return bool(row and row["wide"])
+
+
+_DAY_TS = "(r.day::timestamp AT TIME ZONE 'UTC')"
+
+
+def _expr(d: Any, edges: list[float] | None) -> tuple[sql.Composable, list[Any]]:
+    if d.kind in ("key", "tag"):
+        return sql.SQL("r.value"), []
+    if d.kind in ("bands", "bins"):
+        if not edges:
+            return sql.SQL("NULL::int"), []
+        return sql.SQL("CASE WHEN r.num IS NOT NULL THEN width_bucket(r.num, %s::float8[]) END"), [edges]
+    if d.kind == "column":
+        return sql.SQL("r.{}").format(sql.Identifier("project_id" if d.key == "project" else str(d.key))), []
+    if d.unit == "day":
+        return sql.SQL(_DAY_TS), []
+    if d.unit == "week":
+        return sql.SQL("date_bin('7 days'::interval, " + _DAY_TS + ", '2000-01-03 00:00+00'::timestamptz)"), []
+    return sql.SQL("date_trunc('month'::text, " + _DAY_TS + ", 'UTC'::text)"), []
+
+
+def read(conn: Conn, tenant: UUID, f: Any, dims: Sequence[Any], edges: Sequence[list[float] | None],
+         projects: list[UUID], days: list[date]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The rollup's groups (as the ledger breakdown's rows: d0, d1 and measures) and total
+    over the given project-days."""
+    split = next((i for i, d in enumerate(dims) if d.kind in ("key", "bands", "bins", "tag")), None)
+    cols: list[sql.Composable] = []
+    params: list[Any] = []
+    for i, (d, e) in enumerate(zip(dims, edges, strict=True)):
+        expr, p = _expr(d, e)
+        cols.append(sql.SQL("{} AS {}").format(expr, sql.Identifier(f"d{i}")))
+        params += p
+    conds: list[sql.Composable] = [sql.SQL("r.tenant_id = %s"), sql.SQL("(r.project_id, r.day) IN (SELECT * FROM unnest(%s::uuid[], %s::date[]))")]
+    params += [tenant, projects, days]
+    for col in ("kind", "model", "provider"):
+        vals = getattr(f, col)
+        if vals:
+            conds.append(sql.SQL("r.{} = ANY(%s)").format(sql.Identifier(col)))
+            params.append(vals)
+    if split is None:
+        conds.append(sql.SQL("r.dim = ''"))
+    elif dims[split].kind == "tag":
+        conds.append(sql.SQL("(r.dim = '' OR r.dim = 'tag')"))
+    else:
+        conds.append(sql.SQL("(r.dim = '' OR (r.dim = %s AND r.key = %s))"))
+        params += [dims[split].source, dims[split].key]
+    names = [sql.Identifier(f"d{i}") for i in range(len(dims))]
+    q = sql.SQL("SELECT {cols}{comma} r.dim = '' AS tot, sum(r.attempts) AS attempts, sum(r.rated) AS rated,"
+                " sum(r.negative) AS negative, sum(r.positive) AS positive, sum(r.rating_sum) AS rating_sum,"
+                " sum(r.rating_count) AS rating_count, sum(r.tokens_in) AS tokens_in,"
+                " sum(r.tokens_out) AS tokens_out, sum(r.cost) AS cost, sum(r.costs) AS costs"
+                " FROM learnloop.analytics_days r WHERE {conds} GROUP BY {groups}").format(
+        cols=sql.SQL(", ").join(cols), comma=sql.SQL(",") if cols else sql.SQL(""),
+        conds=sql.SQL(" AND ").join(conds),
+        groups=sql.SQL(", ").join([*names, sql.SQL("r.dim = ''")]))
+    rows = conn.execute(q, params).fetchall()
+    tot = [r for r in rows if r["tot"]]
+    total = add_up(tot)
+    if split is None:
+        return [dict(r) for r in tot], total
+    groups = [dict(r) for r in rows if not r["tot"]]
+    if dims[split].kind != "tag":
+        # Missing keys (and non-numbers under a band): the day's totals less the values present.
+        key = f"d{split}"
+        other = [f"d{i}" for i in range(len(dims)) if i != split]
+        present: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
+        for g in groups:
+            if g[key] is not None:
+                present.setdefault(tuple(g[o] for o in other), []).append(g)
+        by_other: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
+        for t in tot:
+            by_other.setdefault(tuple(t[o] for o in other), []).append(t)
+        out = [g for g in groups if g[key] is not None]
+        for o, ts in by_other.items():
+            missing = subtract(add_up(ts), add_up(present.get(o, [])))
+            if missing["attempts"]:
+                out.append({**missing, key: None, **dict(zip(other, o, strict=True))})
+        groups = out
+    return groups, total
+
+
+def add_up(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Measures of groups taken together. ``cost`` is None when no generation had one
+    (``costs``, the number that had, is 0), as a SQL sum over no values."""
+    out: dict[str, Any] = {m: sum(int(r.get(m) or 0) for r in rows) for m in MEASURES if m != "cost"}
+    costs = [float(r["cost"]) for r in rows if r.get("cost") is not None]
+    out["cost"] = sum(costs) if costs else None
+    return out
+
+
+def subtract(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {m: int(a.get(m) or 0) - int(b.get(m) or 0) for m in MEASURES if m != "cost"}
+    out["cost"] = float(a.get("cost") or 0) - float(b.get("cost") or 0) if out["costs"] else None
+    return out
+
+
+def ranges_frag(ranges: Sequence[tuple[UUID, datetime | None, datetime | None]]) -> tuple[sql.Composable, list[Any]]:
+    """``(project = p AND created_at >= a AND created_at < b) OR ...`` over the ledger."""
+    parts: list[sql.Composable] = []
+    params: list[Any] = []
+    for p, a, b in ranges:
+        conds = [sql.SQL("g.project_id = %s")]
+        params.append(p)
+        if a is not None:
+            conds.append(sql.SQL("g.created_at >= %s"))
+            params.append(a)
+        if b is not None:
+            conds.append(sql.SQL("g.created_at < %s"))
+            params.append(b)
+        parts.append(sql.SQL("({})").format(sql.SQL(" AND ").join(conds)))
+    return sql.SQL("({})").format(sql.SQL(" OR ").join(parts)), params
+
