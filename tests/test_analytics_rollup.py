@@ -20,6 +20,7 @@ from .test_analytics_breakdown import (
     BASE,
     DIMS,
     check_group,
+    drivers_ref,
     expected,
     generation,
     is_number,
@@ -188,3 +189,64 @@ def test_refresh_max_days_must_be_a_count(client, bad):
 
     with pytest.raises(InvalidInput):
         client.analytics.refresh(max_days=bad)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                 HealthCheck.too_slow])
+@given(before=st.lists(generation, min_size=1, max_size=40), after=st.lists(generation, max_size=20),
+       min_rated=st.sampled_from([1, 2]), wide=st.booleans())
+def test_drivers_through_the_rollup_match_python_and_the_ledger(client, neighbour, monkeypatch, before, after,  # noqa: F811
+                                                                min_rated, wide):
+    ll = client.scoped(tenant=f"r{uuid.uuid4().hex[:10]}", project="hub")
+    stored: list[dict[str, Any]] = []
+    _store(ll, before, stored)
+    if wide:  # demand_kw read by a scan of the rated rows, the rest from the rollup
+        monkeypatch.setattr(rollup, "MAX_VALUES_A_DAY", 2)
+    ll.analytics.refresh()
+    monkeypatch.undo()
+    _store(ll, after, stored)
+    _read_back(ll, stored)
+    got = ll.analytics.drivers(min_rated=min_rated)
+    want = drivers_ref(stored, min_rated)
+    assert {f"{x.source}.{x.key}": len(x.groups) for x in got.drivers} == {k: w["groups"] for k, w in want.items()}
+    for x in got.drivers:
+        w = want[f"{x.source}.{x.key}"]
+        assert x.differs == w["differs"]
+        assert x.spread == (pytest.approx(w["spread"]) if w["spread"] is not None else None)
+    with monkeypatch.context() as m:
+        m.setattr(rollup, "available", lambda conn: False)
+        assert ll.analytics.drivers(min_rated=min_rated) == got
+
+
+def test_binned_numbers_through_the_rollup_equal_the_ledger_scan(client, monkeypatch):
+    """A numeric key with 40 values (cut in bins), some non-numbers and missing ones,
+    some of it logged after the refresh: the rollup's drivers equal the ledger scan's."""
+    ll = client.scoped(tenant=f"r{uuid.uuid4().hex[:10]}", project="hub")
+
+    def rows(start: int, n: int) -> list[dict[str, Any]]:
+        out = []
+        for i in range(start, start + n):
+            config: dict[str, Any] = {"style_preset": ["MINIMAL", "BLUEPRINT"][i % 2], "guidance": (i % 40) * 0.5}
+            if i % 17 == 0:
+                config["guidance"] = "n/a"
+            if i % 23 == 0:
+                del config["guidance"]
+            out.append({"kind": "image", "config": config, "created_at": BASE + timedelta(hours=i)})
+        return out
+
+    def rate(ids: list[Any], start: int) -> None:
+        ll.bulk_feedback([{"generation_id": gid, "sentiment": "NEGATIVE" if (start + j) % 40 < 12 or (start + j) % 5 == 0
+                           else "POSITIVE"} for j, gid in enumerate(ids)])
+
+    first = ll.bulk_log(rows(0, 160))
+    rate(first, 0)
+    assert ll.analytics.refresh().days >= 6
+    later = ll.bulk_log(rows(160, 30))
+    rate(later, 160)
+    got = ll.analytics.drivers()
+    guidance = next(x for x in got.drivers if x.key == "guidance")
+    assert guidance.kind == "bins" and guidance.differs
+    assert sum(g.rated for g in guidance.groups) == 190
+    with monkeypatch.context() as m:
+        m.setattr(rollup, "available", lambda conn: False)
+        assert ll.analytics.drivers() == got

@@ -24,15 +24,19 @@ aggregate with one set per key, given the memory to hash every set in one pass
 
 from __future__ import annotations
 
+import bisect
+import copy
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg
 from psycopg import sql
 
 from ..errors import InvalidInput
 from ..store.database import Conn
 from ..store.tenancy import Scope
-from .breakdown import Frag, Plan, band_label, wilson
+from . import rollup
+from .breakdown import _PARALLEL, Frag, Plan, _project_ids, band_label, wilson
 from .models import Bucket, Driver, DriverGroup, Drivers
 from .spec import Dimension
 from .spec import filters as make_filters
@@ -97,11 +101,13 @@ def drivers(conn: Conn, scope: Scope, where: Any = None, *, filters: Any = None,
 
     binned = [i for i, d in enumerate(dims) if d.kind == "bins"]
     edges = dict(zip(binned, plan.bin_edges([dims[i] for i in binned]), strict=True))
-    rows = _scan(plan, dims, edges, kinds) if dims else []
-    if dims:  # the groups of any one key partition the rows (a missing key is a group too)
-        first = [r for r in rows if r["g0"] == 0]
-        total = {"rated": sum(r["rated"] for r in first), "negative": sum(r["negative"] for r in first)}
-    else:
+    counted = None
+    if dims and rollup.eligible(f, [], False, plan.ledger) and rollup.available(conn):
+        counted = _counts_via_rollup(plan, dims, edges, kinds)
+    if counted is None:
+        counted = _counts(plan, dims, edges, kinds) if dims else ([], None)
+    per_key, total = counted
+    if total is None:
         total = plan.execute(Frag.join(" ", [
             Frag(sql.SQL("SELECT count({v}.verdict) AS rated, count(*) FILTER (WHERE {v}.verdict = 'NEGATIVE')"
                          " AS negative FROM").format(v=plan.v)),
@@ -110,8 +116,8 @@ def drivers(conn: Conn, scope: Scope, where: Any = None, *, filters: Any = None,
     out: list[Driver] = []
     no_difference: list[str] = []
     for i, d in enumerate(dims):
-        groups = [_group(d, edges.get(i), r[f"k{i}"], r) for r in rows
-                  if r[f"g{i}"] == 0 and r.get(f"a{i}") is not False]  # a{i} false: kinds without the key
+        groups = [_group(d, edges.get(i), value, {"rated": n[0], "negative": n[1]})
+                  for value, n in per_key[i].items() if n[0] > 0]
         groups.sort(key=lambda g: (g.bucket.value is None, g.bucket.band if g.bucket.band is not None else 0,
                                    -g.rated if g.bucket.band is None else 0, g.bucket.value or ""))
         enough = [g for g in groups if g.rated >= min_rated]
@@ -174,6 +180,111 @@ def _scan(plan: Plan, dims: Sequence[Dimension], edges: dict[int, list[float]],
     q = Frag.join(" ", [Frag(head), Frag("SELECT"), inner, Frag("FROM"), plan.from_(), Frag("WHERE"), plan.where,
                         Frag(tail)])
     return plan.execute(q, work_mem=WORK_MEM).fetchall()
+
+
+Counts = dict[Any, list[int]]  # group value -> [rated, negative]
+
+
+def _counts(plan: Plan, dims: Sequence[Dimension], edges: dict[int, list[float]],
+            kinds: Sequence[list[str] | None]) -> tuple[list[Counts], dict[str, int] | None]:
+    """Per key, its groups' counts from one scan of the rated rows; and the total (the
+    groups of any one key partition the rows: a missing key is a group too)."""
+    rows = _scan(plan, dims, edges, kinds)
+    per_key: list[Counts] = [{} for _ in dims]
+    for i in range(len(dims)):
+        for r in rows:
+            if r[f"g{i}"] == 0 and r.get(f"a{i}") is not False:  # a{i} false: kinds without the key
+                n = per_key[i].setdefault(r[f"k{i}"], [0, 0])
+                n[0] += int(r["rated"])
+                n[1] += int(r["negative"])
+    first = [r for r in rows if r["g0"] == 0]
+    return per_key, {"rated": sum(int(r["rated"]) for r in first), "negative": sum(int(r["negative"]) for r in first)}
+
+
+def _add(into: list[Counts], more: list[Counts], at: Sequence[int]) -> None:
+    for j, i in enumerate(at):
+        for value, (rated, neg) in more[j].items():
+            n = into[i].setdefault(value, [0, 0])
+            n[0] += rated
+            n[1] += neg
+
+
+def _counts_via_rollup(plan: Plan, dims: Sequence[Dimension], edges: dict[int, list[float]],
+                       kinds: Sequence[list[str] | None]) -> tuple[list[Counts], dict[str, int] | None] | None:
+    """The same counts with the keys the daily rollup holds read from it for built,
+    unchanged days (and from the ledger for the other days); keys too varied to roll up
+    from one scan of the rated rows. One repeatable-read snapshot; None when the rollup
+    has nothing built for this scope."""
+    conn, tenant = plan.conn, plan.scope.tenant_id
+    own = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    per_key: list[Counts] = [{} for _ in dims]
+    with conn.transaction():
+        if own:
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            conn.execute(_PARALLEL)
+        wide = {(r["dim"], r["key"]) for r in conn.execute(
+            "SELECT dim, key FROM learnloop.analytics_wide_keys WHERE tenant_id = %s", (tenant,)).fetchall()}
+        rolled = [i for i, d in enumerate(dims) if (d.source, d.key) not in wide]
+        scanned = [i for i, d in enumerate(dims) if (d.source, d.key) in wide]
+        days_p, days_d, ranges = rollup.plan_days(conn, tenant, _project_ids(plan), plan.f.since, plan.f.until)
+        if not days_p or not rolled or len(ranges) > rollup.MAX_RANGES:
+            return None
+        narrow = [c for c in ("kind", "model", "provider") if getattr(plan.f, c)]
+        q = sql.SQL(
+            "SELECT r.dim, r.key, r.value, r.num, r.kind, sum(r.rated) AS rated, sum(r.negative) AS negative"
+            " FROM learnloop.analytics_days r WHERE r.tenant_id = %s"
+            " AND (r.project_id, r.day) IN (SELECT * FROM unnest(%s::uuid[], %s::date[]))"
+            " AND (r.dim = '' OR (r.dim, r.key) IN (SELECT * FROM unnest(%s::text[], %s::text[]))){narrow}"
+            " GROUP BY 1, 2, 3, 4, 5").format(narrow=sql.SQL("").join(
+                sql.SQL(" AND r.{} = ANY(%s)").format(sql.Identifier(c)) for c in narrow))
+        rows = conn.execute(q, [tenant, days_p, days_d, [dims[i].source for i in rolled], [dims[i].key for i in rolled],
+                                *(getattr(plan.f, c) for c in narrow)]).fetchall()
+        totals = [r for r in rows if r["dim"] == ""]
+        for i in rolled:
+            d, among = dims[i], kinds[i]
+            mine = [r for r in rows if r["dim"] == d.source and r["key"] == d.key
+                    and (among is None or r["kind"] in among)]
+            present = [0, 0]
+            for r in mine:
+                value = r["value"] if d.kind == "key" else _bin(edges.get(i), r["num"])
+                if value is None:
+                    continue  # a non-number under a binned key: with the missing ones below
+                n = per_key[i].setdefault(value, [0, 0])
+                n[0] += int(r["rated"])
+                n[1] += int(r["negative"])
+                present[0] += int(r["rated"])
+                present[1] += int(r["negative"])
+            base = [r for r in totals if among is None or r["kind"] in among]
+            missing = [sum(int(r["rated"]) for r in base) - present[0], sum(int(r["negative"]) for r in base) - present[1]]
+            if missing[0]:
+                n = per_key[i].setdefault(None, [0, 0])
+                n[0] += missing[0]
+                n[1] += missing[1]
+        total = {"rated": sum(int(r["rated"]) for r in totals), "negative": sum(int(r["negative"]) for r in totals)}
+        if ranges:
+            raw = copy.copy(plan)
+            raw.ledger, raw.v, raw.created = True, sql.Identifier("v"), sql.SQL("g.created_at")
+            text, params = rollup.ranges_frag(ranges)
+            raw.where = raw._where()
+            raw.where = Frag.join(" AND ", [_rated(raw).where, Frag(text, params)])
+            more, more_total = _counts(raw, [dims[i] for i in rolled], {j: edges[i] for j, i in enumerate(rolled)
+                                                                       if i in edges},
+                                       [kinds[i] for i in rolled])
+            _add(per_key, more, rolled)
+            assert more_total is not None
+            total = {k: total[k] + more_total[k] for k in total}
+        if scanned:
+            more, _ = _counts(plan, [dims[i] for i in scanned], {j: edges[i] for j, i in enumerate(scanned) if i in edges},
+                              [kinds[i] for i in scanned])
+            _add(per_key, more, scanned)
+    return per_key, total
+
+
+def _bin(edges: Sequence[float] | None, num: float | None) -> int | None:
+    """width_bucket(num, edges): how many edges are <= num."""
+    if num is None or not edges:
+        return None
+    return bisect.bisect_right(list(edges), num)
 
 
 def _group(d: Dimension, edges: Sequence[float] | None, raw: Any, r: dict[str, Any]) -> DriverGroup:
