@@ -9,6 +9,10 @@ times (default 7), taking turns with the DuckDB query that computes the same ans
 (DuckDB 2 threads, the machine's cores). Reported: p50/p99 per call, the ratio
 learnloop/DuckDB of the p50s, and the growth factor from one size to the next.
 
+Before the calls the daily rollup is built (``ll.analytics.refresh()``, timed and reported);
+the calls then read it wherever it can answer. Last, one day is changed (a new rating) and
+failure rate and drivers are timed again: that day is read from the ledger.
+
 Targets (issue 13, this 2-core machine): p50 <= 300 ms at 1M and <= 3 s at 10M for every
 call, within x2 of DuckDB, growing no faster than the rows.
 
@@ -168,6 +172,14 @@ def run_size(n: int, repeat: int) -> dict[str, Any]:
         out["export_s"] = time.perf_counter() - t0
         print(f"  {n:,} generations ({out['rated']:,} rated, {out['regenerations']:,} regenerations, {fbs:,} feedback"
               f" rows): loaded in {out['load_s']:.0f} s, exported in {out['export_s']:.0f} s", flush=True)
+        # The daily rollup (analytics/rollup.py), built once over the loaded days as the
+        # server's refresher would: its cost is reported, then every call reads it.
+        t0 = time.perf_counter()
+        built = ll.analytics.refresh()
+        out["refresh_s"] = time.perf_counter() - t0
+        out["rollup"] = {"days": built.days, "rows": built.rows, "wide_keys": built.wide_keys}
+        print(f"  rollup: {built.days} days, {built.rows:,} rows in {out['refresh_s']:.1f} s"
+              f" (too varied to roll up: {', '.join(built.wide_keys) or 'none'})", flush=True)
         calls = library_calls(ll)
         sample = calls["drivers"]()
         duck_sql = {**DUCK, "drivers": duck_drivers(sample)}
@@ -189,6 +201,22 @@ def run_size(n: int, repeat: int) -> dict[str, Any]:
             print(f"  {name:<22} p50 {lib['p50_ms']:>8.1f} ms  p99 {lib['p99_ms']:>8.1f} ms   DuckDB p50"
                   f" {dk['p50_ms']:>8.1f} ms   x{out[name]['ratio_p50']:.2f}", flush=True)
         duck.close()
+        # A live ledger: one day changed since the refresh (a new rating on one of its
+        # generations). That day is read from the ledger, the others from the rollup.
+        with ll.db.connection() as conn:
+            gid = conn.execute("SELECT generation_id AS id FROM learnloop.verdicts WHERE tenant_id = %s"
+                               " ORDER BY generated_at LIMIT 1 OFFSET %s", (ll.scope.tenant_id, n // 2)).fetchone()["id"]  # type: ignore[index]
+        ll.feedback(gid, sentiment="NEGATIVE", tags=["TOO_DARK"])
+        for name in ("failure_rate", "drivers"):
+            fn = calls[name]
+            fn()
+            times = []
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - t0)
+            out[f"{name}_one_day_changed"] = percentiles(times)
+            print(f"  {name + ' (a day changed)':<22} p50 {out[f'{name}_one_day_changed']['p50_ms']:>8.1f} ms", flush=True)
     return out
 
 

@@ -44,6 +44,7 @@ CROSS_TENANT: dict[tuple[str, str], str] = {
     ("events/stream.py", "unregister"): "a live-stream hub leaving: its rows of every tenant",
     ("store/migrations.py", "_run"): "a migration backfilling a table reads every tenant once",
     ("store/migrations.py", "run_statements"): "the same, for a migration sent one statement at a time",
+    ("analytics/rollup.py", "tenants_to_refresh"): "the server's rollup refresher: which tenants changed",
     ("ledger/schema.py", "_m007_analytics_rollup"): "the rollup migration marks every tenant's days unbuilt once",
 }
 

@@ -250,3 +250,34 @@ def test_binned_numbers_through_the_rollup_equal_the_ledger_scan(client, monkeyp
     with monkeypatch.context() as m:
         m.setattr(rollup, "available", lambda conn: False)
         assert ll.analytics.drivers() == got
+
+
+def test_refresh_from_the_cli_and_the_api(client, db_url):
+    """One line from the CLI; a typed report from the API, refused to a read-only key."""
+    import os
+    import subprocess
+    import sys
+
+    from fastapi.testclient import TestClient
+
+    from learnloop.api.app import create_app
+
+    tenant = f"r{uuid.uuid4().hex[:10]}"
+    ll = client.scoped(tenant=tenant, project="hub")
+    ll.log(kind="chat", config={"temperature": 0.2}, created_at=BASE)
+    ll.log(kind="chat", config={"temperature": 0.4}, created_at=BASE + timedelta(days=2))
+    _, rw = ll.events.create_key("rw", ["read", "ingest"])
+    _, ro = ll.events.create_key("ro", ["read"])
+    with TestClient(create_app(client=client, archive=False)) as tc:
+        refused = tc.post("/v1/analytics/refresh", headers={"Authorization": f"Bearer {ro}"})
+        assert refused.status_code == 403
+        r = tc.post("/v1/analytics/refresh", headers={"Authorization": f"Bearer {rw}"})
+        assert r.status_code == 200 and r.json()["days"] == 2 and r.json()["pending"] == 0, r.text
+        bad = tc.post("/v1/analytics/refresh?max_days=-1", headers={"Authorization": f"Bearer {rw}"})
+        assert bad.status_code == 422
+    ll.log(kind="chat", config={"temperature": 0.2}, created_at=BASE)
+    env = {**os.environ, "LEARNLOOP_DATABASE_URL": db_url, "LEARNLOOP_TENANT": tenant, "LEARNLOOP_PROJECT": "hub"}
+    p = subprocess.run([sys.executable, "-m", "learnloop.cli.main", "stats", "refresh"], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("rebuilt 1 days") and "0 days still changed" in p.stdout

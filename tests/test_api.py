@@ -114,6 +114,7 @@ def _bodies(b_ids: dict[str, str]) -> dict[tuple[str, str], dict[str, Any]]:
         ("post", "/v1/span_annotations"): {"data": [{"span_id": "b" * 16, "name": MARK}]},
         ("post", "/v1/analytics/breakdown"): {"by": ["style_preset", "tag"], "where": {"audience": {"exists": True}}},
         ("post", "/v1/analytics/drivers"): {"min_rated": 1},
+        ("post", "/v1/analytics/refresh"): {},
         ("post", "/v1/feedback/review"): {"ids": [b_ids["feedback_id"]], "notes": "n", "improved": True},
         ("post", "/v1/projects"): {"name": "a-own-project"},
     }
@@ -128,6 +129,7 @@ FILES = {("post", "/v1/documents"): {"file": ("a-notes.txt", b"A's own notes abo
 OWN_DATA = {("post", "/v1/search/similar-successes"), ("post", "/v1/documents"), ("post", "/v1/generations/embed"),
             ("put", "/v1/entities/{entity_type}/{entity_id}"), ("post", "/v1/predictions"),
             ("post", "/v1/analytics/breakdown"), ("post", "/v1/analytics/drivers"),
+            ("post", "/v1/analytics/refresh"),  # rebuilds the caller's own tenant's rollup
             ("post", "/v1/projects"),  # a project of the caller's own tenant, whatever its name
             # PATCH runs after the PUT above, so it patches the caller's own entity of that key.
             ("patch", "/v1/entities/{entity_type}/{entity_id}"), ("post", "/v1/events")}

@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     # Service (events/api): archive location (folder or pyarrow URI), broker, HTTP limits.
     archive_root: str | None = None
     archive_interval: float = 60.0
+    rollup_interval: float = Field(default=30.0, description="Seconds between the server's passes that rebuild the "
+                                   "analytics rollup's changed days (0: never; see docs/analytics.md).")
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
     api_max_body_bytes: int = 10_000_000
     api_db_timeout: float = 5.0

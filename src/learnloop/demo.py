@@ -38,6 +38,10 @@ def main() -> None:
                 raise
             console.rule(f"[bold]{name}")
             mod.run(ll, console)
+        # The analytics rollup over what the sections wrote (the server keeps it current).
+        r = ll.analytics.refresh()
+        if r.available:
+            console.print(f"analytics rollup: {r.days} days rebuilt in {r.seconds:.1f}s")
         home, project = ll.settings.home, ll.scope.project
         # Last: an interrupted run leaves no marker, and `make serve` finishes it.
         from .console.demo_data import mark_complete

@@ -159,6 +159,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/analytics/refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rebuild the analytics rollup's changed days
+         * @description Breakdowns by a key, tag, column or UTC day read built days from the daily rollup and
+         *     every other day from the ledger: answers are exact either way, this makes them fast.
+         *     The server also runs it every ``rollup_interval`` seconds.
+         */
+        post: operations["refresh_v1_analytics_refresh_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/analytics/tags": {
         parameters: {
             query?: never;
@@ -3796,6 +3818,52 @@ export interface components {
             status: "ready";
         };
         /**
+         * RefreshReport
+         * @description What one refresh did.
+         */
+        RefreshReport: {
+            /**
+             * Available
+             * @description False on a Citus cluster, where no rollup is kept.
+             * @default true
+             */
+            available?: boolean;
+            /**
+             * Busy
+             * @description Another refresher held this tenant: nothing done.
+             * @default false
+             */
+            busy?: boolean;
+            /**
+             * Days
+             * @description Project-days rebuilt.
+             * @default 0
+             */
+            days?: number;
+            /**
+             * Pending
+             * @description Project-days still marked changed after this pass.
+             * @default 0
+             */
+            pending?: number;
+            /**
+             * Rows
+             * @description Rollup rows written.
+             * @default 0
+             */
+            rows?: number;
+            /**
+             * Seconds
+             * @default 0
+             */
+            seconds?: number;
+            /**
+             * Wide Keys
+             * @description Keys found too varied to roll up, this pass.
+             */
+            wide_keys?: string[];
+        };
+        /**
          * Report
          * @description A model version's quality against the outcomes recorded so far (nulls: no outcome yet).
          */
@@ -5753,6 +5821,117 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["KeyCount"][];
+                };
+            };
+            /** @description The request could not be read (e.g. a malformed form body) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No API key, or a malformed, unknown or revoked one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key lacks the scope this operation needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown id or project, or one of another tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The change conflicts with stored data */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than LEARNLOOP_API_MAX_BODY_BYTES */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests of this kind at once; retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database (or a configured provider) is unavailable; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    refresh_v1_analytics_refresh_post: {
+        parameters: {
+            query?: {
+                /** @description Stop after about this many project-days (default: all) */
+                max_days?: number | null;
+            };
+            header?: {
+                /** @description Project name inside your tenant. */
+                "X-Learnloop-Project"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RefreshReport"];
                 };
             };
             /** @description The request could not be read (e.g. a malformed form body) */

@@ -120,10 +120,23 @@ CREATE TEMP TABLE rollup_batch (
 """
 
 
+def tenants_to_refresh(conn: Conn) -> list[UUID]:
+    """Tenants with changed days (the server's refresher walks them)."""
+    if not available(conn):
+        return []
+    return [r["id"] for r in conn.execute(
+        "SELECT t.id FROM learnloop.tenants t WHERE EXISTS"
+        " (SELECT 1 FROM learnloop.analytics_dirty d WHERE d.tenant_id = t.id) ORDER BY t.id").fetchall()]
+
+
 def refresh(conn: Conn, scope: Scope, *, max_days: int | None = None) -> RefreshReport:
     """Rebuild the tenant's changed days (all projects), ``BATCH_DAYS`` per transaction;
     ``max_days`` stops after about that many. Returns at once (``busy``) when another
     refresher holds the tenant."""
+    return refresh_tenant(conn, scope.tenant_id, max_days=max_days)
+
+
+def refresh_tenant(conn: Conn, tenant: UUID, *, max_days: int | None = None) -> RefreshReport:
     t0 = time.perf_counter()
     if max_days is not None and (not isinstance(max_days, int) or isinstance(max_days, bool) or max_days < 0):
         raise InvalidInput("max_days must be a whole number >= 0", field="max_days")
@@ -131,7 +144,6 @@ def refresh(conn: Conn, scope: Scope, *, max_days: int | None = None) -> Refresh
         return RefreshReport(available=False)
     if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         raise InvalidInput("refresh runs its own transactions: call it outside a transaction")
-    tenant = scope.tenant_id
     key = _lock_key(tenant)
     got = conn.execute("SELECT pg_try_advisory_lock(%s, %s) AS ok", (LOCK_CLASS, key)).fetchone()
     if not got or not got["ok"]:

@@ -72,6 +72,11 @@ def create_app(settings: Settings | None = None, *, client: Any = None, archive:
             worker = threading.Thread(target=_archive_loop, args=(ll, app.state.archive_root, s.archive_interval, stop),
                                       name="learnloop-archiver", daemon=True)
             worker.start()
+        roller = None
+        if s.rollup_interval > 0 and own:
+            roller = threading.Thread(target=_rollup_loop, args=(ll, s.rollup_interval, stop),
+                                      name="learnloop-rollup", daemon=True)
+            roller.start()
         try:
             yield
         finally:
@@ -79,6 +84,8 @@ def create_app(settings: Settings | None = None, *, client: Any = None, archive:
             hub.stop()
             if worker is not None:
                 worker.join(timeout=30)
+            if roller is not None:
+                roller.join(timeout=30)
             if own:
                 ll.close()
 
@@ -153,6 +160,25 @@ def _preload_model(ll: Any) -> None:
     except LearnloopError as exc:
         log.warning("the embedding model could not be loaded at start (%s); search will fail until it can",
                     exc.message)
+
+
+def _rollup_loop(ll: Any, interval: float, stop: threading.Event) -> None:
+    """Rebuild the analytics rollup's changed days of every tenant (analytics/rollup.py)."""
+    from ..analytics import rollup
+
+    while not stop.wait(interval):
+        try:
+            with ll.db.connection() as conn:
+                for tenant in rollup.tenants_to_refresh(conn):
+                    res = rollup.refresh_tenant(conn, tenant)
+                    if res.days:
+                        log.info("analytics rollup: rebuilt %d days in %.1f s", res.days, res.seconds)
+                    if stop.is_set():
+                        break
+        except LearnloopError as exc:  # database away: try next time
+            log.warning("rollup pass skipped: %s", exc.message)
+        except Exception:  # noqa: BLE001 - the server must outlive a failing pass
+            log.exception("rollup pass failed")
 
 
 def _archive_loop(ll: Any, root: str, interval: float, stop: threading.Event) -> None:

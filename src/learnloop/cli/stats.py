@@ -187,6 +187,26 @@ def corrections(ctx: click.Context, since: str | None, until: str | None, all_pr
     rows.append({"first positive at iteration": "never", "trees": r["never"]})
     table(rows, ["first positive at iteration", "trees"], title="iterations needed")
 
+@stats.command()
+@click.option("--max-days", type=click.IntRange(min=0), help="Stop after about this many project-days.")
+@json_flag
+@click.pass_context
+def refresh(ctx: click.Context, max_days: int | None, as_json: bool) -> None:
+    """Rebuild the analytics rollup's changed days (answers are exact without it; faster with it)."""
+    r = get_client(ctx).analytics.refresh(max_days=max_days)
+    if as_json:
+        echo_json(r)
+        return
+    if not r.available:
+        click.echo("no rollup on a Citus cluster: analytics read the shards in parallel")
+        return
+    if r.busy:
+        click.echo("another refresh is running for this tenant: nothing done")
+        return
+    wide = f"; too varied to roll up: {', '.join(r.wide_keys)}" if r.wide_keys else ""
+    click.echo(f"rebuilt {r.days} days ({r.rows} rollup rows) in {r.seconds:.1f} s; {r.pending} days still changed{wide}")
+
+
 from .search import stats_search  # noqa: E402  (learnloop stats search lives with search)
 
 stats.add_command(stats_search, "search")

@@ -13,8 +13,9 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...analytics.models import Breakdown, Corrections, Drivers, FailureRateRow, GoldenRow, TagRow
+from ...analytics.rollup import RefreshReport
 from ...analytics.spec import Dimension, Filters
-from ..deps import Read
+from ..deps import Read, Write
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
 Source = Literal["config", "context", "output_meta"]
@@ -123,3 +124,12 @@ def tags(ctx: Read, sentiment: Literal["POSITIVE", "NEGATIVE", "NEUTRAL"] | None
 @router.get("/corrections", response_model=Corrections, summary="Did corrections fix it?")
 def corrections(ctx: Read, since: datetime | None = None, until: datetime | None = None) -> Any:
     return ctx.client.analytics.corrections(since=since, until=until)
+
+
+@router.post("/refresh", response_model=RefreshReport, summary="Rebuild the analytics rollup's changed days")
+def refresh(ctx: Write, max_days: Annotated[int | None, Query(ge=0, description="Stop after about this many "
+                                                               "project-days (default: all)")] = None) -> Any:
+    """Breakdowns by a key, tag, column or UTC day read built days from the daily rollup and
+    every other day from the ledger: answers are exact either way, this makes them fast.
+    The server also runs it every ``rollup_interval`` seconds."""
+    return ctx.client.analytics.refresh(max_days=max_days)
