@@ -30,8 +30,9 @@ from .test_analytics_breakdown import (
 )
 
 
-def _store(ll, gens: list[dict[str, Any]], stored: list[dict[str, Any]]) -> None:
-    """Log ``gens`` (parents among everything stored so far) and their feedback."""
+def _store(ll, gens: list[dict[str, Any]], stored: list[dict[str, Any]], single: bool = False) -> None:
+    """Log ``gens`` (parents among everything stored so far) and their feedback; by
+    ``bulk_log`` or, with ``single``, every other generation by ``log``."""
     rows, new = [], []
     for g in gens:
         config = {"audience": g["audience"]}
@@ -45,8 +46,17 @@ def _store(ll, gens: list[dict[str, Any]], stored: list[dict[str, Any]]) -> None
                "created_at": BASE + timedelta(minutes=g["minutes"])}
         rows.append(row)
         new.append({**g, **row})
-    if rows:
-        ll.bulk_log(rows)
+    pending: list[dict[str, Any]] = []
+    for i, r in enumerate(rows):  # in order: a parent is stored before its children
+        if single and i % 2 == 0:
+            if pending:
+                ll.bulk_log(pending)
+                pending = []
+            ll.log(**r)
+        else:
+            pending.append(r)
+    if pending:
+        ll.bulk_log(pending)
     stored += new
     for g in new:
         for fb in g["feedback"]:
@@ -116,9 +126,12 @@ def test_breakdowns_through_the_rollup_match_python(client, neighbour, before, a
     assert built.days >= 1 and built.pending == 0
     # Then the ledger moves on: new generations (in built days and new ones), feedback on
     # generations whose days are built.
-    _store(ll, after, stored)
-    for i, fb in late:
+    _store(ll, after, stored, single=True)
+    for i, fb in late[::2]:
         _feedback(ll, stored[i % len(stored)], fb)
+    if late[1::2]:
+        ll.bulk_feedback([{"generation_id": stored[i % len(stored)]["id"], **{k: v for k, v in fb.items() if v}}
+                          for i, fb in late[1::2]])
     _read_back(ll, stored)
     _compare(ll, stored, dims)
     ll.analytics.refresh()
@@ -281,3 +294,17 @@ def test_refresh_from_the_cli_and_the_api(client, db_url):
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     assert p.stdout.startswith("rebuilt 1 days") and "0 days still changed" in p.stdout
+
+
+def test_a_deleted_generation_leaves_the_rollup(client):
+    ll = client.scoped(tenant=f"r{uuid.uuid4().hex[:10]}", project="hub")
+    keep = ll.log(kind="image", config={"style_preset": "MINIMAL"}, created_at=BASE)
+    gone = ll.log(kind="image", config={"style_preset": "BLUEPRINT"}, created_at=BASE + timedelta(hours=1))
+    ll.analytics.refresh()
+    with client.db.connection() as conn:  # learnloop never deletes a generation; an operator may
+        conn.execute("DELETE FROM learnloop.generations WHERE tenant_id = %s AND id = %s", (ll.scope.tenant_id, gone.id))
+    for _ in range(2):  # before and after the refresh
+        b = ll.analytics.breakdown(["style_preset"], latency=False)
+        assert [(x.by[0].value, x.attempts) for x in b.groups] == [("MINIMAL", 1)]
+        ll.analytics.refresh()
+    assert keep.id

@@ -183,3 +183,14 @@ def test_bulk_events_carry_the_same_payload_as_single_logs(fresh_client):
     assert ev[str(b_child)]["payload"] == {**ev[str(child.id)]["payload"], "bulk": True}
     assert {e["actor"] for e in ev.values()} == {"ana"}
     assert {e["project_id"] for e in ev.values()} == {ll.scope.project_id}
+
+
+def test_a_time_without_a_zone_is_utc_in_log_and_bulk_log(client):
+    """bulk_log once failed with a TypeError on a naive datetime (its binary COPY needs a
+    zone) while log() left it to the server session's zone: both now read it as UTC."""
+    ll = client.scoped(tenant=f"t{uuid.uuid4().hex[:10]}", project="p")
+    naive = datetime(2026, 3, 1, 23, 30)
+    [bulk_id] = ll.bulk_log([{"kind": "chat", "created_at": naive}])
+    single = ll.log(kind="chat", created_at=naive)
+    want = naive.replace(tzinfo=UTC)
+    assert ll.get(bulk_id).created_at == want == ll.get(single.id).created_at

@@ -15,8 +15,9 @@ up. Both reads share one repeatable-read snapshot, so a row is counted once. A k
 values a day exceed ``MAX_VALUES_A_DAY`` (ids, seeds, measurements) is *wide*: it is not
 rolled up and a breakdown by it reads the ledger.
 
-**Writers never wait for it.** A statement trigger on ``verdicts`` appends the (project,
-day) pairs each writing statement touched to ``analytics_dirty``, which has no unique key.
+**Writers never wait for it.** Each statement that writes an analytics row appends the
+(project, day) pairs it touched to ``analytics_dirty`` (ledger/daymarks.py), which has no
+unique key.
 ``refresh`` rebuilds marked days in repeatable-read transactions and deletes only the
 marks its snapshot saw: a write that commits meanwhile leaves its mark, and its day is read
 from the ledger until the next refresh. Refreshers of one tenant take turns (an advisory
@@ -40,8 +41,8 @@ from psycopg import sql
 from pydantic import BaseModel, Field
 
 from ..errors import InvalidInput
+from ..ledger import daymarks
 from ..store.database import Conn
-from ..store.distribute import on_citus
 from ..store.tenancy import Scope
 
 MAX_VALUES_A_DAY = 100  # distinct values of one key in one project-day, else the key is wide
@@ -67,7 +68,7 @@ class RefreshReport(BaseModel):
 
 
 def available(conn: Conn) -> bool:
-    return not on_citus(conn)
+    return daymarks.kept(conn)
 
 
 def _lock_key(tenant_id: UUID) -> int:

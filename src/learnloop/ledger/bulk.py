@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -37,6 +37,7 @@ from ..store.memory import gc_paused
 from ..store.tenancy import Scope
 from ..store.unique import violated_unique
 from ..store.validation import json_bytes
+from . import daymarks
 from .models import MAX_TEXT, GenerationIn, parse
 
 COLUMNS = (
@@ -76,6 +77,8 @@ _FACTS_TYPES = ["uuid", "uuid", "uuid", "uuid", "uuid", "int4", "timestamptz", "
                 "int4", "int4", "text[]", "text[]", "text", "text", "text", "int4", "int4", "float8", "numeric",
                 "bytea", "bytea", "bytea"]
 _NO_FEEDBACK: tuple[Any, ...] = (0, 0, 0, 0, 0, 0, [], [])
+_MARK_SQL = ("INSERT INTO learnloop.analytics_dirty (tenant_id, project_id, day)"
+             " SELECT %s, p, d FROM unnest(%s::uuid[], %s::date[]) AS x(p, d)")
 
 
 def _facts(rec: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -158,7 +161,7 @@ def _canonical(d: Any) -> Row | None:
     v = d.get("created_at")
     if v is not None and type(v) is not datetime:
         return None
-    f["created_at"] = v
+    f["created_at"] = v.replace(tzinfo=UTC) if v is not None and v.tzinfo is None else v  # as GenerationIn
 
     json: dict[str, bytes | None] = {}
     try:
@@ -262,6 +265,12 @@ class _Writer:
             copy.set_types(_FACTS_TYPES)
             for rec in records:
                 copy.write_row(_facts(rec))
+        if records and daymarks.kept(cur.connection):
+            # The analytics rollup's day marks (ledger/daymarks.py): one per (project, UTC day).
+            days = {(rec[0], rec[2], rec[26].astimezone(UTC).date()) for rec in records}
+            for tenant in {d[0] for d in days}:
+                mine = sorted((p, d) for t, p, d in days if t == tenant)
+                cur.execute(_MARK_SQL, (tenant, [p for p, _ in mine], [d for _, d in mine]))
 
     def _write(self, records: list[tuple[Any, ...]], events: list[tuple[Any, ...]]) -> None:
         try:

@@ -25,6 +25,7 @@ from ..store.database import Conn
 from ..store.ids import uuid7
 from ..store.memory import gc_paused
 from ..store.tenancy import Scope
+from . import daymarks
 from .generations import _page, as_uuid
 from .models import Feedback, FeedbackIn, ReviewItem, parse
 
@@ -57,8 +58,9 @@ verdict AS (
                  %(tag_set)s::text[] AS tags, ARRAY[i.source] AS sources, i.created_at AS last_feedback_at
           FROM ins i) d
     WHERE v.tenant_id = %(tenant_id)s AND v.generation_id = d.generation_id
+    RETURNING v.project_id, v.generated_at
 ),
-ev AS (
+{MARK}ev AS (
     INSERT INTO learnloop.events (tenant_id, project_id, entity_type, entity_id, event_type, payload, actor)
     SELECT %(tenant_id)s, project_id, 'feedback', id::text, 'feedback.added',
         jsonb_build_object('generation_id', generation_id, 'sentiment', sentiment,
@@ -85,18 +87,28 @@ _VERDICT_DELTA = """
         last_feedback_at = greatest(v.last_feedback_at, d.last_feedback_at)
 """
 _ADD_SQL = _ADD_SQL.replace("{VERDICT_DELTA}", _VERDICT_DELTA)
+# With and without the analytics rollup's day mark (ledger m007).
+_ADD = {True: _ADD_SQL.replace("{MARK}", daymarks.mark_cte("verdict", "generated_at") + "\n"),
+        False: _ADD_SQL.replace("{MARK}", "")}
 
 # Bulk: the deltas are summed per generation here and sent as one JSON document (orjson,
 # in C), so the statement joins nothing. Fifteen parallel arrays cost more to dump in
 # psycopg (0.3-0.5 s per 2,000 generations, element by element) than the server spent on
 # the upsert. Every generation has its row since it was logged (ledger m005): an UPDATE.
 _BULK_VERDICT_SQL = """
+WITH u AS (
 UPDATE learnloop.verdicts AS v SET
 """ + _VERDICT_DELTA + """
-FROM jsonb_to_recordset(%s::jsonb) AS d(generation_id uuid, feedback_count int, sentiments int, positives int,
-    negatives int, rating_sum int, rating_count int, tags text[], sources text[], last_feedback_at timestamptz)
-WHERE v.tenant_id = %s AND v.generation_id = d.generation_id
+FROM jsonb_to_recordset(%(deltas)s::jsonb) AS d(generation_id uuid, feedback_count int, sentiments int,
+    positives int, negatives int, rating_sum int, rating_count int, tags text[], sources text[],
+    last_feedback_at timestamptz)
+WHERE v.tenant_id = %(tenant_id)s AND v.generation_id = d.generation_id
+RETURNING v.project_id, v.generated_at
+){MARK}
+SELECT count(*) AS n FROM u
 """
+_BULK_VERDICT = {True: _BULK_VERDICT_SQL.replace("{MARK}", ", " + daymarks.mark_cte("u", "generated_at").rstrip(",")),
+                 False: _BULK_VERDICT_SQL.replace("{MARK}", "")}
 
 
 def _params(scope: Scope, f: FeedbackIn, fid: UUID) -> dict[str, Any]:
@@ -113,7 +125,7 @@ def _params(scope: Scope, f: FeedbackIn, fid: UUID) -> dict[str, Any]:
 def add(conn: Conn, scope: Scope, data: FeedbackIn | dict[str, Any]) -> Feedback:
     f = parse(FeedbackIn, data)
     try:
-        row = conn.execute(_ADD_SQL, _params(scope, f, f.id or uuid7())).fetchone()
+        row = conn.execute(_ADD[daymarks.kept(conn)], _params(scope, f, f.id or uuid7())).fetchone()
     except psycopg.errors.UniqueViolation:
         raise Conflict(f"feedback {f.id} already exists") from None
     if row is None:
@@ -215,9 +227,11 @@ def _bulk_verdicts(conn: Conn, scope: Scope, items: list[FeedbackIn], now: datet
     deltas = [{"generation_id": gid, "feedback_count": a[0], "sentiments": a[1], "positives": a[2], "negatives": a[3],
                "rating_sum": a[4], "rating_count": a[5], "tags": sorted(a[6]), "sources": sorted(a[7]),
                "last_feedback_at": a[8]} for gid, a in acc.items()]
-    cur = conn.execute(_BULK_VERDICT_SQL, [orjson.dumps(deltas).decode(), scope.tenant_id])
-    if cur.rowcount != len(deltas):  # every logged generation has its row (ledger m005)
-        raise RuntimeError(f"{len(deltas) - cur.rowcount} generations have no analytics row; run learnloop migrate")
+    row = conn.execute(_BULK_VERDICT[daymarks.kept(conn)],
+                       {"deltas": orjson.dumps(deltas).decode(), "tenant_id": scope.tenant_id}).fetchone()
+    updated = int(row["n"]) if row else 0
+    if updated != len(deltas):  # every logged generation has its row (ledger m005)
+        raise RuntimeError(f"{len(deltas) - updated} generations have no analytics row; run learnloop migrate")
 
 
 # -- review queue --------------------------------------------------------------------------

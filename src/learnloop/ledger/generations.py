@@ -22,6 +22,7 @@ from ..store.database import Conn
 from ..store.ids import uuid7
 from ..store.tenancy import Scope, ensure_project
 from ..store.unique import violated_unique
+from . import daymarks
 from .bulk import bulk_log
 from .models import Generation, GenerationIn, parse
 
@@ -61,7 +62,7 @@ facts AS (
         %(config)s, %(context)s, %(output_meta)s
     FROM ins
 ),
-ev AS (
+{mark}ev AS (
     INSERT INTO learnloop.events (tenant_id, project_id, entity_type, entity_id, event_type, payload, actor)
     SELECT %(tenant_id)s, project_id, 'generation', id::text, 'generation.logged',
         jsonb_build_object('kind', kind, 'model', model, 'parent_id', parent_id,
@@ -72,11 +73,15 @@ ev AS (
 )
 SELECT root_id, iteration, created_at FROM ins
 """
-_LOG_ROOT_SQL = _LOG_TEMPLATE.format(parent_id="NULL::uuid", root_id="%(id)s", iteration="1", source="")
-_LOG_CHILD_SQL = _LOG_TEMPLATE.format(
-    parent_id="p.id", root_id="p.root_id", iteration="p.iteration + 1",
-    source="FROM learnloop.generations p WHERE p.tenant_id = %(tenant_id)s AND p.id = %(parent_id)s",
-)
+_ROOT = {"parent_id": "NULL::uuid", "root_id": "%(id)s", "iteration": "1", "source": ""}
+_CHILD = {"parent_id": "p.id", "root_id": "p.root_id", "iteration": "p.iteration + 1",
+          "source": "FROM learnloop.generations p WHERE p.tenant_id = %(tenant_id)s AND p.id = %(parent_id)s"}
+_MARK = daymarks.mark_cte("ins", "created_at").replace("{", "{{").replace("}", "}}") + "\n"
+# (root, child) statements, with and without the analytics rollup's day mark (ledger m007).
+_LOG_SQL = {
+    True: (_LOG_TEMPLATE.format(mark=_MARK, **_ROOT), _LOG_TEMPLATE.format(mark=_MARK, **_CHILD)),
+    False: (_LOG_TEMPLATE.format(mark="", **_ROOT), _LOG_TEMPLATE.format(mark="", **_CHILD)),
+}
 
 
 def _params(scope: Scope, project_id: UUID, g: GenerationIn, gid: UUID) -> dict[str, Any]:
@@ -116,10 +121,8 @@ def log(conn: Conn, scope: Scope, data: GenerationIn | dict[str, Any], *, projec
     gid = g.id or uuid7()
     try:
         params = _params(scope, project_id, g, gid)
-        if g.parent_id is None:
-            row = conn.execute(_LOG_ROOT_SQL, params).fetchone()
-        else:
-            row = conn.execute(_LOG_CHILD_SQL, params).fetchone()
+        root_sql, child_sql = _LOG_SQL[daymarks.kept(conn)]
+        row = conn.execute(root_sql if g.parent_id is None else child_sql, params).fetchone()
     except psycopg.errors.UniqueViolation as exc:
         raise _duplicate(exc, g) from None
     if row is None:

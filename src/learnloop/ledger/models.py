@@ -7,7 +7,7 @@ NUL characters. ``ValidationError`` from pydantic never escapes: ``parse`` turns
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
 from uuid import UUID
@@ -70,7 +70,15 @@ class GenerationIn(_In):
     cost: Decimal | None = Field(None, ge=0, max_digits=18, decimal_places=8, allow_inf_nan=False)
     retrieved: list[Any] = Field(default_factory=list, description="Documents/chunks used as context.")
     links: dict[str, str] = Field(default_factory=dict, examples=[{"client": "123", "loan": "456"}])
-    created_at: datetime | None = Field(None, description="When it happened (defaults to now; for imports).")
+    created_at: datetime | None = Field(None, description="When it happened (defaults to now; for imports). "
+                                        "A time without a zone is read as UTC.")
+
+    @field_validator("created_at")
+    @classmethod
+    def _utc(cls, v: datetime | None) -> datetime | None:
+        # Not the server session's zone: the same import must land on the same instants
+        # whatever database it goes to (and bulk_log's binary COPY needs a zone).
+        return v.replace(tzinfo=UTC) if v is not None and v.tzinfo is None else v
 
     @field_validator("context", "config", "output_meta", mode="before")
     @classmethod

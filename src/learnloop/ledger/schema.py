@@ -370,9 +370,9 @@ def _m006_grouping_statistics(conn: psycopg.Connection) -> None:
 # only counts by a key, a tag, a column or a UTC day reads one row per (day, kind, model,
 # provider, key, value) instead of every generation's row; days not built yet, or changed
 # since, are read from the ledger as before, so an answer is exact whatever the rollup's
-# state. Writers never touch the rollup: a statement trigger on verdicts appends the days a
-# statement changed to ``analytics_dirty`` (no unique key, so no writer waits on another),
-# and ``refresh`` rebuilds those days in a repeatable-read transaction, deleting only the
+# state. Writers never touch the rollup: each statement that writes an analytics row
+# appends the days it changed to ``analytics_dirty`` (ledger/daymarks.py; no unique key, so
+# no writer waits on another), and ``refresh`` rebuilds those days in a repeatable-read transaction, deleting only the
 # marks its snapshot saw: a write committed meanwhile leaves its mark, and its day stays
 # read from the ledger until the next refresh.
 M007_ANALYTICS_ROLLUP = """
@@ -430,18 +430,14 @@ CREATE TABLE learnloop.analytics_wide_keys (
 COMMENT ON TABLE learnloop.analytics_wide_keys IS
     'Keys with too many values a day to roll up (ids, seeds, measurements): breakdowns by them read the ledger.';
 
-CREATE FUNCTION learnloop.analytics_mark_days() RETURNS trigger LANGUAGE plpgsql AS $$
+-- A deleted generation's summary row goes (m004's trigger) and its day is marked changed.
+CREATE OR REPLACE FUNCTION learnloop.drop_verdicts() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    DELETE FROM learnloop.verdicts v USING gone g WHERE v.tenant_id = g.tenant_id AND v.generation_id = g.id;
     INSERT INTO learnloop.analytics_dirty (tenant_id, project_id, day)
-    SELECT DISTINCT c.tenant_id, c.project_id, (c.generated_at AT TIME ZONE 'UTC')::date FROM changed c;
+    SELECT DISTINCT g.tenant_id, g.project_id, (g.created_at AT TIME ZONE 'UTC')::date FROM gone g;
     RETURN NULL;
 END $$;
-CREATE TRIGGER verdicts_analytics_insert AFTER INSERT ON learnloop.verdicts
-    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION learnloop.analytics_mark_days();
-CREATE TRIGGER verdicts_analytics_update AFTER UPDATE ON learnloop.verdicts
-    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION learnloop.analytics_mark_days();
-CREATE TRIGGER verdicts_analytics_delete AFTER DELETE ON learnloop.verdicts
-    REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION learnloop.analytics_mark_days();
 
 -- Every day already in the ledger is unbuilt (read from the ledger) until a refresh.
 INSERT INTO learnloop.analytics_dirty (tenant_id, project_id, day)

@@ -248,10 +248,6 @@ def _run(cur: psycopg.Cursor[Any], ref_todo: list[str], dist_todo: list[str], sh
     # worker cannot plan a query over the transition table): the verdicts cleanup after a
     # generation is deleted becomes a row trigger, one router DELETE on a colocated shard.
     _row_verdict_trigger(cur)
-    # The analytics rollup's day marks are statement triggers with transition tables too:
-    # on a cluster the rollup is not kept (analytics read the shards in parallel instead).
-    for name in ("verdicts_analytics_insert", "verdicts_analytics_update", "verdicts_analytics_delete"):
-        cur.execute(sql.SQL("DROP TRIGGER IF EXISTS {} ON learnloop.verdicts").format(sql.Identifier(name)))
     # Functions first: a shard's upsert or trigger may call them on a worker.
     for (fn,) in cur.execute(
         "SELECT p.oid::regprocedure::text FROM pg_proc p"
