@@ -2723,7 +2723,7 @@ export interface components {
             cost?: number | string | null;
             /**
              * Created At
-             * @description When it happened (defaults to now; for imports).
+             * @description When it happened (defaults to now; for imports). A time without a zone is read as UTC.
              */
             created_at?: string | null;
             /**

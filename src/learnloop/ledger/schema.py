@@ -396,7 +396,9 @@ CREATE TABLE learnloop.analytics_days (
     tokens_in    bigint,
     tokens_out   bigint,
     cost         numeric,
-    costs        bigint NOT NULL
+    costs        bigint NOT NULL,
+    id           bigint GENERATED ALWAYS AS IDENTITY,
+    PRIMARY KEY (tenant_id, project_id, day, id)
 );
 COMMENT ON TABLE learnloop.analytics_days IS
     'Daily rollup of verdicts per (UTC day, kind, model, provider) and per JSON key value or tag (dim/key/value); dim = empty for the day''s totals. Built by learnloop.analytics.rollup.refresh.';
@@ -411,15 +413,15 @@ CREATE TABLE learnloop.analytics_built (
 );
 COMMENT ON TABLE learnloop.analytics_built IS 'Days whose rollup rows were built (current unless analytics_dirty marks them).';
 
+-- The identity makes each mark its own row: a writer appends, never waits on another's key.
 CREATE TABLE learnloop.analytics_dirty (
     tenant_id  uuid NOT NULL,
     project_id uuid NOT NULL,
-    day        date NOT NULL
+    day        date NOT NULL,
+    id         bigint GENERATED ALWAYS AS IDENTITY,
+    PRIMARY KEY (tenant_id, project_id, day, id)
 );
 COMMENT ON TABLE learnloop.analytics_dirty IS 'Days changed since their rollup was built: one row per writing statement and day.';
-CREATE INDEX analytics_dirty_idx ON learnloop.analytics_dirty (tenant_id, project_id, day);
-
-CREATE INDEX analytics_days_day_idx ON learnloop.analytics_days (tenant_id, project_id, day);
 
 CREATE TABLE learnloop.analytics_wide_keys (
     tenant_id  uuid NOT NULL,
