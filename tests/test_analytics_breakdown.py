@@ -190,6 +190,20 @@ def check_group(got: Any, m: dict[str, Any]) -> None:
         assert got.latency_p50_ms is None
 
 
+def expected_edges(dims: list[str], gens: list[dict[str, Any]]) -> list[list[float] | None]:
+    """Each dimension's band edges: the fixed ones, or the quantiles of the numbers (bins=3)."""
+    edges: list[list[float] | None] = []
+    for d in dims:
+        if d == "band":
+            edges.append([0.0, 100.0, 500.0])
+        elif d == "bins":
+            nums = [float(g["context"]["demand_kw"]) for g in gens if is_number(g["context"].get("demand_kw"))]
+            edges.append(sorted({pct_cont(nums, f) for f in (1 / 3, 2 / 3)}) if nums else [])
+        else:
+            edges.append(None)
+    return edges
+
+
 DIMS = {
     "style": "style_preset", "model": "model", "tag": "tag",
     "band": "demand_kw:bands=0,100,500", "bins": "context.demand_kw:bins=3",
@@ -224,15 +238,7 @@ def test_breakdown_matches_python(client, neighbour, gens, dims, audience, min_k
             if (not audience or g["config"]["audience"] == audience)
             and (min_kw is None or (is_number(g["context"].get("demand_kw")) and g["context"]["demand_kw"] >= min_kw))]
     b = ll.analytics.breakdown([DIMS[d] for d in dims], where or None)
-    edges: list[list[float] | None] = []
-    for d in dims:
-        if d == "band":
-            edges.append([0.0, 100.0, 500.0])
-        elif d == "bins":
-            nums = [float(g["context"]["demand_kw"]) for g in keep if is_number(g["context"].get("demand_kw"))]
-            edges.append(sorted({pct_cont(nums, f) for f in (1 / 3, 2 / 3)}) if nums else [])
-        else:
-            edges.append(None)
+    edges = expected_edges(dims, keep)
     for d, e, info in zip(dims, edges, b.dimensions, strict=True):
         if d == "bins":
             assert info.edges == pytest.approx(e)

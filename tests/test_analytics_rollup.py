@@ -22,10 +22,9 @@ from .test_analytics_breakdown import (
     check_group,
     drivers_ref,
     expected,
+    expected_edges,
     generation,
-    is_number,
     neighbour,  # noqa: F401  (fixture: another tenant that must never be counted)
-    pct_cont,
     raw,
 )
 
@@ -86,15 +85,7 @@ def _no_latency(want: dict[tuple, dict]) -> dict[tuple, dict]:
 
 def _compare(ll, stored: list[dict[str, Any]], dims: list[str]) -> None:
     b = ll.analytics.breakdown([DIMS[d] for d in dims], latency=False)
-    edges: list[list[float] | None] = []
-    for d in dims:
-        if d == "band":
-            edges.append([0.0, 100.0, 500.0])
-        elif d == "bins":
-            nums = [float(g["context"]["demand_kw"]) for g in stored if is_number(g["context"].get("demand_kw"))]
-            edges.append(sorted({pct_cont(nums, f) for f in (1 / 3, 2 / 3)}) if nums else [])
-        else:
-            edges.append(None)
+    edges = expected_edges(dims, stored)
     check_group(b.total, _no_latency(expected(stored, [], []))[()])
     if not dims:
         return

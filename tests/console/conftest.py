@@ -82,6 +82,8 @@ def load_demo(ll: learnloop.Client) -> None:
 
     import_oasst(ll, ROOT / "data" / "oasst" / "en_100_message.jsonl")
     demo_images.load(ll)
+    # As `learnloop serve` keeps it: the charts by key, day and tag then read the rollup.
+    ll.analytics.refresh()
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -502,35 +503,54 @@ def _project_ids(plan: Plan) -> list[UUID]:
     return [r["id"] for r in rows]
 
 
-def _from_rollup(plan: Plan, edges: Sequence[list[float] | None]
-                 ) -> tuple[list[dict[str, Any]], Mapping[str, Any]] | None:
-    """The breakdown from the daily rollup for built, unchanged days and from the ledger for
-    the rest of the period, in one repeatable-read snapshot (see ``rollup``); None when
-    the rollup cannot help (a wide key, or too many unbuilt stretches)."""
-    conn, tenant = plan.conn, plan.scope.tenant_id
+@contextmanager
+def snapshot(conn: Conn) -> Iterator[None]:
+    """One repeatable-read transaction for a call's rollup and ledger reads, so a row is
+    counted once (in a caller's transaction, the caller's isolation stands)."""
     own = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     with conn.transaction():
         if own:
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             conn.execute(_PARALLEL)
-        if rollup.is_wide(conn, tenant, plan.dims):
+        yield
+
+
+def rollup_days(plan: Plan) -> tuple[list[UUID], list[date], list[rollup.Range]] | None:
+    """The (projects, days) the rollup answers for in the plan's period and the stretches
+    the ledger must read (see ``rollup.plan_days``); None when nothing is built (a ledger
+    never refreshed: the ordinary scan of the analytics rows beats reading the whole period
+    through the ledger's time index) or the stretches are too many."""
+    days_p, days_d, ranges = rollup.plan_days(plan.conn, plan.scope.tenant_id, _project_ids(plan),
+                                              plan.f.since, plan.f.until)
+    if not days_p or len(ranges) > rollup.MAX_RANGES:
+        return None
+    return days_p, days_d, ranges
+
+
+def over_ranges(plan: Plan, ranges: Sequence[rollup.Range]) -> Plan:
+    """The plan over the ledger (through its (project, time) index), limited to ``ranges``."""
+    raw = copy.copy(plan)
+    raw.ledger, raw.v, raw.created = True, sql.Identifier("v"), sql.SQL("g.created_at")
+    text, params = rollup.ranges_frag(ranges)
+    raw.where = Frag.join(" AND ", [raw._where(), Frag(text, params)])
+    return raw
+
+
+def _from_rollup(plan: Plan, edges: Sequence[list[float] | None]
+                 ) -> tuple[list[dict[str, Any]], Mapping[str, Any]] | None:
+    """The breakdown from the daily rollup for built, unchanged days and from the ledger for
+    the rest of the period, in one snapshot; None when the rollup cannot help."""
+    conn, tenant = plan.conn, plan.scope.tenant_id
+    with snapshot(conn):
+        if rollup.split_names(plan.dims) & rollup.wide_keys(conn, tenant):
             return None
-        projects = _project_ids(plan)
-        days_p, days_d, ranges = rollup.plan_days(conn, tenant, projects, plan.f.since, plan.f.until)
-        # Nothing built (a ledger never refreshed): the ordinary scan of the analytics rows
-        # beats reading the whole period through the ledger's time index.
-        if not days_p or len(ranges) > rollup.MAX_RANGES:
+        days = rollup_days(plan)
+        if days is None:
             return None
-        groups: list[dict[str, Any]] = []
-        total: Mapping[str, Any] = rollup.add_up([])
-        if days_p:
-            groups, total = rollup.read(conn, tenant, plan.f, plan.dims, edges, days_p, days_d)
+        days_p, days_d, ranges = days
+        groups, total = rollup.read(conn, tenant, plan.f, plan.dims, edges, days_p, days_d)
         if ranges:
-            raw = copy.copy(plan)
-            raw.ledger, raw.v, raw.created = True, sql.Identifier("v"), sql.SQL("g.created_at")
-            text, params = rollup.ranges_frag(ranges)
-            raw.where = Frag.join(" AND ", [raw._where(), Frag(text, params)])
-            more, more_total = _grouped(raw, edges, latency=False)
+            more, more_total = _grouped(over_ranges(plan, ranges), edges, latency=False)
             groups = [*groups, *more]
             total = rollup.add_up([total, more_total])
     n = len(plan.dims)

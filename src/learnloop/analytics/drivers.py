@@ -25,18 +25,16 @@ aggregate with one set per key, given the memory to hash every set in one pass
 from __future__ import annotations
 
 import bisect
-import copy
 from collections.abc import Sequence
 from typing import Any
 
-import psycopg
 from psycopg import sql
 
 from ..errors import InvalidInput
 from ..store.database import Conn
 from ..store.tenancy import Scope
 from . import rollup
-from .breakdown import _PARALLEL, Frag, Plan, _project_ids, band_label, wilson
+from .breakdown import Frag, Plan, band_label, over_ranges, rollup_days, snapshot, wilson
 from .models import Bucket, Driver, DriverGroup, Drivers
 from .spec import Dimension
 from .spec import filters as make_filters
@@ -216,19 +214,15 @@ def _counts_via_rollup(plan: Plan, dims: Sequence[Dimension], edges: dict[int, l
     from one scan of the rated rows. One repeatable-read snapshot; None when the rollup
     has nothing built for this scope."""
     conn, tenant = plan.conn, plan.scope.tenant_id
-    own = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     per_key: list[Counts] = [{} for _ in dims]
-    with conn.transaction():
-        if own:
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            conn.execute(_PARALLEL)
-        wide = {(r["dim"], r["key"]) for r in conn.execute(
-            "SELECT dim, key FROM learnloop.analytics_wide_keys WHERE tenant_id = %s", (tenant,)).fetchall()}
+    with snapshot(conn):
+        wide = rollup.wide_keys(conn, tenant)
         rolled = [i for i, d in enumerate(dims) if (d.source, d.key) not in wide]
         scanned = [i for i, d in enumerate(dims) if (d.source, d.key) in wide]
-        days_p, days_d, ranges = rollup.plan_days(conn, tenant, _project_ids(plan), plan.f.since, plan.f.until)
-        if not days_p or not rolled or len(ranges) > rollup.MAX_RANGES:
+        days = rollup_days(plan) if rolled else None
+        if days is None:
             return None
+        days_p, days_d, ranges = days
         narrow = [c for c in ("kind", "model", "provider") if getattr(plan.f, c)]
         q = sql.SQL(
             "SELECT r.dim, r.key, r.value, r.num, r.kind, sum(r.rated) AS rated, sum(r.negative) AS negative"
@@ -262,12 +256,7 @@ def _counts_via_rollup(plan: Plan, dims: Sequence[Dimension], edges: dict[int, l
                 n[1] += missing[1]
         total = {"rated": sum(int(r["rated"]) for r in totals), "negative": sum(int(r["negative"]) for r in totals)}
         if ranges:
-            raw = copy.copy(plan)
-            raw.ledger, raw.v, raw.created = True, sql.Identifier("v"), sql.SQL("g.created_at")
-            text, params = rollup.ranges_frag(ranges)
-            raw.where = raw._where()
-            raw.where = Frag.join(" AND ", [_rated(raw).where, Frag(text, params)])
-            more, more_total = _counts(raw, [dims[i] for i in rolled], {j: edges[i] for j, i in enumerate(rolled)
+            more, more_total = _counts(_rated(over_ranges(plan, ranges)), [dims[i] for i in rolled], {j: edges[i] for j, i in enumerate(rolled)
                                                                        if i in edges},
                                        [kinds[i] for i in rolled])
             _add(per_key, more, rolled)

@@ -233,8 +233,11 @@ def _first_full_day(t: datetime) -> date:
     return d if t == _day_start(d) else d + timedelta(days=1)
 
 
+Range = tuple[UUID, datetime | None, datetime | None]  # a project's stretch [from, to) read from the ledger
+
+
 def plan_days(conn: Conn, tenant: UUID, projects: Sequence[UUID], since: datetime | None,
-              until: datetime | None) -> tuple[list[UUID], list[date], list[tuple[UUID, datetime | None, datetime | None]]]:
+              until: datetime | None) -> tuple[list[UUID], list[date], list[Range]]:
     """(projects, days) read from the rollup, and the time ranges per project read from the
     ledger: everything in [since, until) that is not a built, unchanged whole day."""
     lo = _first_full_day(since) if since is not None else None
@@ -254,7 +257,7 @@ def plan_days(conn: Conn, tenant: UUID, projects: Sequence[UUID], since: datetim
     clean: dict[UUID, list[date]] = {p: [] for p in projects}
     for r in rows:
         clean[r["project_id"]].append(r["day"])
-    ranges: list[tuple[UUID, datetime | None, datetime | None]] = []
+    ranges: list[Range] = []
     for p, ds in clean.items():
         start: datetime | None = since
         for d in ds:  # ascending: each built day closes the stretch before it
@@ -291,16 +294,16 @@ def eligible(f: Any, dims: Sequence[Any], latency: bool, ledger: bool) -> bool:
     return split <= 1
 
 
-def is_wide(conn: Conn, tenant: UUID, dims: Sequence[Any]) -> bool:
-    names = [("tag", "") if d.kind == "tag" else (str(d.source), str(d.key))
-             for d in dims if d.kind in ("key", "bands", "bins", "tag")]
-    if not names:
-        return False
-    row = conn.execute("SELECT EXISTS (SELECT 1 FROM learnloop.analytics_wide_keys w"
-                       " JOIN unnest(%s::text[], %s::text[]) AS n(d, k) ON w.dim = n.d AND w.key = n.k"
-                       " WHERE w.tenant_id = %s) AS wide",
-                       ([n[0] for n in names], [n[1] for n in names], tenant)).fetchone()
-    return bool(row and row["wide"])
+def wide_keys(conn: Conn, tenant: UUID) -> set[tuple[str, str]]:
+    """(dim, key) of the tenant's keys too varied to roll up (``("tag", "")`` for tags)."""
+    return {(r["dim"], r["key"]) for r in conn.execute(
+        "SELECT dim, key FROM learnloop.analytics_wide_keys WHERE tenant_id = %s", (tenant,)).fetchall()}
+
+
+def split_names(dims: Sequence[Any]) -> set[tuple[str, str]]:
+    """(dim, key) of the dimensions that split a document, as wide_keys names them."""
+    return {("tag", "") if d.kind == "tag" else (str(d.source), str(d.key))
+            for d in dims if d.kind in ("key", "bands", "bins", "tag")}
 
 
 _DAY_TS = "(r.day::timestamp AT TIME ZONE 'UTC')"
@@ -397,7 +400,7 @@ def subtract(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def ranges_frag(ranges: Sequence[tuple[UUID, datetime | None, datetime | None]]) -> tuple[sql.Composable, list[Any]]:
+def ranges_frag(ranges: Sequence[Range]) -> tuple[sql.Composable, list[Any]]:
     """``(project = p AND created_at >= a AND created_at < b) OR ...`` over the ledger."""
     parts: list[sql.Composable] = []
     params: list[Any] = []

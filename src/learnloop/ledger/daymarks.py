@@ -24,7 +24,7 @@ def kept(conn: Conn) -> bool:
 
 
 def mark_cte(source: str, time_column: str, tenant: str = "%(tenant_id)s") -> str:
-    """A CTE arm marking the days of ``source`` (a CTE returning project_id and a
-    timestamp). Called with this package's own CTE and column names only."""
+    """A CTE arm (``mark AS (...)``, no comma) marking the days of ``source``, a CTE
+    returning project_id and a timestamp. Called with this package's own names only."""
     return (f"mark AS (INSERT INTO learnloop.analytics_dirty (tenant_id, project_id, day) SELECT DISTINCT"  # noqa: S608
-            f" {tenant}, project_id, ({time_column} AT TIME ZONE 'UTC')::date FROM {source}),")
+            f" {tenant}, project_id, ({time_column} AT TIME ZONE 'UTC')::date FROM {source})")

@@ -88,7 +88,7 @@ _VERDICT_DELTA = """
 """
 _ADD_SQL = _ADD_SQL.replace("{VERDICT_DELTA}", _VERDICT_DELTA)
 # With and without the analytics rollup's day mark (ledger m007).
-_ADD = {True: _ADD_SQL.replace("{MARK}", daymarks.mark_cte("verdict", "generated_at") + "\n"),
+_ADD = {True: _ADD_SQL.replace("{MARK}", daymarks.mark_cte("verdict", "generated_at") + ",\n"),
         False: _ADD_SQL.replace("{MARK}", "")}
 
 # Bulk: the deltas are summed per generation here and sent as one JSON document (orjson,
@@ -107,7 +107,7 @@ RETURNING v.project_id, v.generated_at
 ){MARK}
 SELECT count(*) AS n FROM u
 """
-_BULK_VERDICT = {True: _BULK_VERDICT_SQL.replace("{MARK}", ", " + daymarks.mark_cte("u", "generated_at").rstrip(",")),
+_BULK_VERDICT = {True: _BULK_VERDICT_SQL.replace("{MARK}", ", " + daymarks.mark_cte("u", "generated_at")),
                  False: _BULK_VERDICT_SQL.replace("{MARK}", "")}
 
 

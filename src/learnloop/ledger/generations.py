@@ -76,7 +76,7 @@ SELECT root_id, iteration, created_at FROM ins
 _ROOT = {"parent_id": "NULL::uuid", "root_id": "%(id)s", "iteration": "1", "source": ""}
 _CHILD = {"parent_id": "p.id", "root_id": "p.root_id", "iteration": "p.iteration + 1",
           "source": "FROM learnloop.generations p WHERE p.tenant_id = %(tenant_id)s AND p.id = %(parent_id)s"}
-_MARK = daymarks.mark_cte("ins", "created_at").replace("{", "{{").replace("}", "}}") + "\n"
+_MARK = daymarks.mark_cte("ins", "created_at") + ",\n"  # no braces: safe in str.format
 # (root, child) statements, with and without the analytics rollup's day mark (ledger m007).
 _LOG_SQL = {
     True: (_LOG_TEMPLATE.format(mark=_MARK, **_ROOT), _LOG_TEMPLATE.format(mark=_MARK, **_CHILD)),
