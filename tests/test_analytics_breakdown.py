@@ -13,6 +13,7 @@ import math
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -105,6 +106,22 @@ def pct_cont(values: list[float], p: float) -> float:
     pos = p * (len(s) - 1)
     lo, hi = math.floor(pos), math.ceil(pos)
     return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+def pct_disc(values: list[float], p: float) -> float:
+    """PostgreSQL's percentile_disc: the value at position ceil(p * n), at least the first."""
+    s = sorted(values)
+    return s[max(1, math.ceil(p * len(s))) - 1]
+
+
+def grid_floor(v: float) -> float:
+    """The number's floor to two significant digits, in exact decimals (276 -> 270,
+    0.0654 -> 0.065, -0.305 -> -0.31): what drives failure cuts its bins there."""
+    d = Decimal(repr(v)) if isinstance(v, float) else Decimal(v)
+    if d == 0:
+        return 0.0
+    unit = Decimal(1).scaleb(d.adjusted() - 1)
+    return float((d / unit).to_integral_value(rounding=ROUND_FLOOR) * unit)
 
 
 def wilson_ref(k: int, n: int) -> tuple[float | None, float | None]:
@@ -280,8 +297,9 @@ def drivers_ref(gens: list[dict[str, Any]], min_rated: int) -> dict[str, dict[st
             if not numeric and len(distinct) > 50:
                 continue
             groups: dict[Any, list[str | None]] = defaultdict(list)
+            e: list[float] | None = None
             if numeric:
-                e = sorted({pct_cont([float(x) for x in nums], f) for f in (0.25, 0.5, 0.75)})
+                e = sorted({grid_floor(pct_disc(nums, f)) for f in (0.25, 0.5, 0.75)})
             for g in gens:
                 if g["kind"] not in kinds:
                     continue
@@ -301,7 +319,7 @@ def drivers_ref(gens: list[dict[str, Any]], min_rated: int) -> dict[str, dict[st
             if len(stats) >= 2:
                 spread = max(s[0] for s in stats) - min(s[0] for s in stats)
                 differs = max(s[1] for s in stats) > min(s[2] for s in stats)
-            out[f"{src}.{key}"] = {"spread": spread, "differs": bool(differs), "groups": len(groups)}
+            out[f"{src}.{key}"] = {"spread": spread, "differs": bool(differs), "groups": len(groups), "edges": e}
     return out
 
 
@@ -318,6 +336,7 @@ def test_drivers_match_python(client, neighbour, gens, min_rated):
         assert got[name].differs == w["differs"], name
         assert got[name].spread == (pytest.approx(w["spread"]) if w["spread"] is not None else None)
         assert len(got[name].groups) == w["groups"]
+        assert got[name].edges == w["edges"], name
     assert set(d.no_difference) == {n for n, w in want.items() if not w["differs"]}
     ranked = [x.differs for x in d.drivers]
     assert ranked == sorted(ranked, reverse=True)  # keys that differ come first

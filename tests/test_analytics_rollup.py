@@ -107,13 +107,17 @@ def _compare(ll, stored: list[dict[str, Any]], dims: list[str]) -> None:
            "tags": st.lists(st.sampled_from(["TOO_DARK", "LATE_TAG"]), max_size=1), "source": st.just("admin")})),
            max_size=5),
        dims=st.lists(st.sampled_from(["style", "model", "tag", "band", "bins", "day@UTC", "week@UTC"]),
-                     min_size=0, max_size=2, unique=True))
-def test_breakdowns_through_the_rollup_match_python(client, neighbour, before, after, late, dims):  # noqa: F811
+                     min_size=0, max_size=2, unique=True), wide=st.booleans())
+def test_breakdowns_through_the_rollup_match_python(client, neighbour, monkeypatch, before, after, late, dims,  # noqa: F811
+                                                    wide):
     ll = client.scoped(tenant=f"r{uuid.uuid4().hex[:10]}", project="hub")
     stored: list[dict[str, Any]] = []
     _store(ll, before, stored)
     neighbour.analytics.refresh()
+    if wide:  # every key with over 2 values a day wide: demand_kw's numbers on the grid
+        monkeypatch.setattr(rollup, "MAX_VALUES_A_DAY", 2)
     built = ll.analytics.refresh()
+    monkeypatch.undo()
     assert built.days >= 1 and built.pending == 0
     # Then the ledger moves on: new generations (in built days and new ones), feedback on
     # generations whose days are built.
@@ -167,6 +171,79 @@ def test_keys_too_varied_to_roll_up_are_read_from_the_ledger(client):
     assert {x.by[0].value: x.attempts for x in by_style.groups} == {"MINIMAL": n // 2, "BLUEPRINT": n - n // 2}
 
 
+def test_wide_numbers_on_the_grid_answer_bands_and_drivers_exactly(client, monkeypatch):
+    """A measurement with a value per generation: the rollup keeps its numbers on the grid.
+    Days built before the key turned wide are converted; bands on grid edges are read from
+    the rollup and equal the ledger's; edges off the grid go to the ledger; drivers cut
+    its bins on grid edges with the same counts as the ledger scan."""
+    ll = client.scoped(tenant=f"r{uuid.uuid4().hex[:10]}", project="hub")
+
+    def rows(day: int, n: int) -> list[dict[str, Any]]:
+        out = []
+        for i in range(n):
+            kw: Any = round(-40 + (i * 37.77 + day * 11.3) % 1000, 3)
+            if i % 7 == 0:  # just below an edge, in a cell that ends there
+                kw = [-5.03, -0.004, 99.99, 0.2499, 119.9, 0, 500.0, 499.999, -40.5][(i // 7) % 9]
+            if i % 19 == 0:
+                kw = "n/a"
+            ctx = {} if i % 23 == 0 else {"demand_kw": kw}
+            out.append({"kind": "image", "config": {"style_preset": ["MINIMAL", "BLUEPRINT"][i % 2]}, "context": ctx,
+                        "created_at": BASE + timedelta(days=day, minutes=i)})
+        return out
+
+    def rate(ids: list[Any], salt: int) -> None:
+        ll.bulk_feedback([{"generation_id": gid, "sentiment": "NEGATIVE" if (i * 7 + salt) % 10 < 4 else "POSITIVE"}
+                          for i, gid in enumerate(ids)])
+
+    rate(ll.bulk_log(rows(0, 60)), 0)  # day 0: few values, rolled up one by one
+    assert ll.analytics.refresh().wide_keys == []
+    rate(ll.bulk_log(rows(1, rollup.MAX_VALUES_A_DAY + 40)), 1)  # day 1: too many values
+    assert ll.analytics.refresh().wide_keys == ["context.demand_kw"]
+    with client.db.connection() as conn:
+        held = conn.execute("SELECT r.day, count(*) FILTER (WHERE r.value IS NULL) AS cells,"
+                            " count(*) FILTER (WHERE r.value IS NOT NULL) AS values FROM learnloop.analytics_days r"
+                            " WHERE r.tenant_id = %s AND r.key = 'demand_kw' GROUP BY 1 ORDER BY 1",
+                            (ll.scope.tenant_id,)).fetchall()
+    assert [(r["cells"] > 0, r["values"]) for r in held] == [(True, 0), (True, 0)]  # day 0 converted
+    rate(ll.bulk_log(rows(2, 30)), 2)  # day 2: not built yet, read from the ledger
+
+    reads: list[int] = []
+    real_read = rollup.read
+    monkeypatch.setattr(rollup, "read", lambda *a, **k: reads.append(1) or real_read(*a, **k))
+    for by, from_rollup in (("demand_kw:bands=0,100,500", True), ("demand_kw:bands=-5,0.25,120", True),
+                            ("demand_kw:bands=123.4", False)):
+        reads.clear()
+        got = ll.analytics.breakdown(["day", by], latency=False)
+        assert bool(reads) == from_rollup, by
+        with monkeypatch.context() as m:
+            m.setattr(rollup, "available", lambda conn: False)
+            want = ll.analytics.breakdown(["day", by], latency=False)
+        assert got == want, by
+    got_d = ll.analytics.drivers(min_rated=1)
+    kw = next(x for x in got_d.drivers if x.key == "demand_kw")
+    assert kw.kind == "bins" and kw.edges and rollup.on_grid(kw.edges)
+    with monkeypatch.context() as m:
+        m.setattr(rollup, "available", lambda conn: False)
+        assert ll.analytics.drivers(min_rated=1) == got_d
+
+
+def test_numbers_beyond_the_grid_leave_the_key_to_the_ledger(client):
+    ll = client.scoped(tenant=f"r{uuid.uuid4().hex[:10]}", project="hub")
+    rows = [{"kind": "image", "config": {"x": i * 1.5}, "created_at": BASE + timedelta(minutes=i)}
+            for i in range(rollup.MAX_VALUES_A_DAY + 5)]
+    rows[3]["config"]["x"] = 1e305
+    ll.bulk_log(rows)
+    assert ll.analytics.refresh().wide_keys == ["config.x"]
+    with client.db.connection() as conn:
+        row = conn.execute("SELECT grid FROM learnloop.analytics_wide_keys WHERE tenant_id = %s",
+                           (ll.scope.tenant_id,)).fetchone()
+        n = conn.execute("SELECT count(*) AS n FROM learnloop.analytics_days WHERE tenant_id = %s AND key = 'x'",
+                         (ll.scope.tenant_id,)).fetchone()
+    assert row is not None and row["grid"] is False and n is not None and n["n"] == 0
+    b = ll.analytics.breakdown(["x:bands=100"], latency=False)
+    assert sorted((x.by[0].value, x.attempts) for x in b.groups) == [("< 100", 66), (">= 100", 39)]
+
+
 def test_period_edges_inside_built_days_are_read_from_the_ledger(client):
     ll = client.scoped(tenant=f"r{uuid.uuid4().hex[:10]}", project="hub")
     rows = [{"kind": "image", "config": {"style_preset": "MINIMAL"}, "created_at": BASE + timedelta(hours=h)}
@@ -217,6 +294,7 @@ def test_drivers_through_the_rollup_match_python_and_the_ledger(client, neighbou
         w = want[f"{x.source}.{x.key}"]
         assert x.differs == w["differs"]
         assert x.spread == (pytest.approx(w["spread"]) if w["spread"] is not None else None)
+        assert x.edges == w["edges"]
     with monkeypatch.context() as m:
         m.setattr(rollup, "available", lambda conn: False)
         assert ll.analytics.drivers(min_rated=min_rated) == got

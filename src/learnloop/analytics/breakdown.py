@@ -239,9 +239,12 @@ class Plan:
         return (Frag(sql.SQL("jsonb_typeof(g.{} -> %s) = 'number'").format(col), [d.key]),
                 Frag(sql.SQL("(g.{} ->> %s)::float8").format(col), [d.key]))
 
-    def bin_edges(self, dims: Sequence[Dimension]) -> list[list[float]]:
+    def bin_edges(self, dims: Sequence[Dimension], *, grid: bool = False) -> list[list[float]]:
         """Quantile edges for N equal-count bins over the numbers in scope (ties kept
-        together), for several keys in one scan.
+        together), for several keys in one scan. With ``grid``, each edge is the grid floor
+        (rollup.grid_sql: two significant digits) of the value at that quantile
+        (``percentile_disc``): the bins are then of nearly equal counts, with edges that
+        read well and that the rollup's grid counts exactly.
 
         Quantiles sort every value (an ordered-set aggregate runs in one process): over a
         large table they come from a repeatable block sample of about ``EDGE_SAMPLE`` rows
@@ -253,21 +256,32 @@ class Plan:
         for i, d in enumerate(dims):
             assert d.bins is not None
             is_num, val = self.number(d)
+            if grid:
+                val = Frag(sql.SQL("(g.{} -> %s)::numeric").format(sql.Identifier(d.source or "config")), [d.key])
             fractions = [k / d.bins for k in range(1, d.bins)]
-            aggs.append(Frag.join(" ", [Frag("percentile_cont(%s::float8[]) WITHIN GROUP (ORDER BY", [fractions]),
+            fn = "percentile_disc" if grid else "percentile_cont"
+            aggs.append(Frag.join(" ", [Frag(fn + "(%s::float8[]) WITHIN GROUP (ORDER BY", [fractions]),
                                         val, Frag(") FILTER (WHERE"), is_num,
                                         Frag(sql.SQL(") AS {}, count(*) FILTER (WHERE").format(sql.Identifier(f"e{i}"))),
                                         is_num, Frag(sql.SQL(") AS {}").format(sql.Identifier(f"n{i}")))]))
+
+        def query(frm: Frag) -> Frag:
+            q = Frag.join(" ", [Frag("SELECT"), Frag.join(", ", aggs), Frag("FROM"), frm, Frag("WHERE"), self.where])
+            if not grid:
+                return q
+            cells = sql.SQL(", ").join(
+                sql.SQL("ARRAY(SELECT DISTINCT {cell} FROM unnest(q.{e}) x ORDER BY 1) AS {e}, q.{n}").format(
+                    cell=sql.SQL(rollup.grid_sql("x")), e=sql.Identifier(f"e{i}"), n=sql.Identifier(f"n{i}"))
+                for i in range(len(dims)))
+            return Frag.join(" ", [Frag(sql.SQL("SELECT {} FROM (").format(cells)), q, Frag(") q")])
+
         share = self._sample_share()
         if share is not None:
             frm = Frag("learnloop.verdicts g TABLESAMPLE SYSTEM (%s) REPEATABLE (0)", [share])
-            q = Frag.join(" ", [Frag("SELECT"), Frag.join(", ", aggs), Frag("FROM"), frm, Frag("WHERE"), self.where])
-            row = self.execute(q).fetchone() or {}
+            row = self.execute(query(frm)).fetchone() or {}
             if all((row.get(f"n{i}") or 0) >= EDGE_SAMPLE_MIN for i in range(len(dims))):
                 return [sorted(set(row.get(f"e{i}") or [])) for i in range(len(dims))]
-        q = Frag.join(" ", [Frag("SELECT"), Frag.join(", ", aggs), Frag("FROM"), self.from_(), Frag("WHERE"),
-                            self.where])
-        row = self.execute(q).fetchone() or {}
+        row = self.execute(query(self.from_())).fetchone() or {}
         return [sorted(set(row.get(f"e{i}") or [])) for i in range(len(dims))]
 
     def _sample_share(self) -> float | None:
@@ -542,7 +556,8 @@ def _from_rollup(plan: Plan, edges: Sequence[list[float] | None]
     the rest of the period, in one snapshot; None when the rollup cannot help."""
     conn, tenant = plan.conn, plan.scope.tenant_id
     with snapshot(conn):
-        if rollup.split_names(plan.dims) & rollup.wide_keys(conn, tenant):
+        wide = rollup.wide_keys(conn, tenant)
+        if not all(rollup.holds(d, e, wide) for d, e in zip(plan.dims, edges, strict=True)):
             return None
         days = rollup_days(plan)
         if days is None:

@@ -25,6 +25,7 @@ aggregate with one set per key, given the memory to hash every set in one pass
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -98,13 +99,13 @@ def drivers(conn: Conn, scope: Scope, where: Any = None, *, filters: Any = None,
     dims, kinds = dims[:MAX_KEYS], kinds[:MAX_KEYS]
 
     binned = [i for i, d in enumerate(dims) if d.kind == "bins"]
-    edges = dict(zip(binned, plan.bin_edges([dims[i] for i in binned]), strict=True))
     counted = None
     if dims and rollup.eligible(f, [], False, plan.ledger) and rollup.available(conn):
-        counted = _counts_via_rollup(plan, dims, edges, kinds)
+        counted = _counts_via_rollup(plan, dims, kinds)
     if counted is None:
-        counted = _counts(plan, dims, edges, kinds) if dims else ([], None)
-    per_key, total = counted
+        edges = dict(zip(binned, plan.bin_edges([dims[i] for i in binned], grid=True), strict=True))
+        counted = (*(_counts(plan, dims, edges, kinds) if dims else ([], None)), edges)
+    per_key, total, edges = counted
     if total is None:
         total = plan.execute(Frag.join(" ", [
             Frag(sql.SQL("SELECT count({v}.verdict) AS rated, count(*) FILTER (WHERE {v}.verdict = 'NEGATIVE')"
@@ -207,40 +208,57 @@ def _add(into: list[Counts], more: list[Counts], at: Sequence[int]) -> None:
             n[1] += neg
 
 
-def _counts_via_rollup(plan: Plan, dims: Sequence[Dimension], edges: dict[int, list[float]],
-                       kinds: Sequence[list[str] | None]) -> tuple[list[Counts], dict[str, int] | None] | None:
-    """The same counts with the keys the daily rollup holds read from it for built,
-    unchanged days (and from the ledger for the other days); keys too varied to roll up
-    from one scan of the rated rows. One repeatable-read snapshot; None when the rollup
-    has nothing built for this scope."""
+def _counts_via_rollup(plan: Plan, dims: Sequence[Dimension], kinds: Sequence[list[str] | None]
+                       ) -> tuple[list[Counts], dict[str, int] | None, dict[int, list[float]]] | None:
+    """The same counts, and the bins' edges, with the keys the daily rollup holds read from
+    it for built, unchanged days (and from the ledger for the other days): values of the
+    keys it rolls up one by one, grid cells of the wide numeric ones. A binned key's edges
+    come from its cells' counts, exactly as ``bin_edges(grid=True)`` finds them. Keys the
+    rollup does not hold come from one scan of the rated rows. One repeatable-read
+    snapshot; None when the rollup has nothing built for this scope."""
     conn, tenant = plan.conn, plan.scope.tenant_id
     per_key: list[Counts] = [{} for _ in dims]
+    edges: dict[int, list[float]] = {}
     with snapshot(conn):
         wide = rollup.wide_keys(conn, tenant)
-        rolled = [i for i, d in enumerate(dims) if (d.source, d.key) not in wide]
-        scanned = [i for i, d in enumerate(dims) if (d.source, d.key) in wide]
-        days = rollup_days(plan) if rolled else None
+        held = [i for i, d in enumerate(dims)
+                if (d.source, d.key) not in wide or (wide[(str(d.source), str(d.key))] and d.kind == "bins")]
+        scanned = [i for i in range(len(dims)) if i not in held]
+        days = rollup_days(plan) if held else None
         if days is None:
             return None
         days_p, days_d, ranges = days
         narrow = [c for c in ("kind", "model", "provider") if getattr(plan.f, c)]
         q = sql.SQL(
-            "SELECT r.dim, r.key, r.value, r.num, r.kind, sum(r.rated) AS rated, sum(r.negative) AS negative"
+            "SELECT r.dim, r.key, r.value, r.num, r.kind, sum(r.rated) AS rated, sum(r.negative) AS negative,"
+            " CASE WHEN r.num IS NULL OR r.num = 'Infinity' THEN NULL WHEN r.value IS NULL THEN r.num"
+            " ELSE {cell} END AS cell"
             " FROM learnloop.analytics_days r WHERE r.tenant_id = %s"
             " AND (r.project_id, r.day) IN (SELECT * FROM unnest(%s::uuid[], %s::date[]))"
             " AND (r.dim = '' OR (r.dim, r.key) IN (SELECT * FROM unnest(%s::text[], %s::text[]))){narrow}"
-            " GROUP BY 1, 2, 3, 4, 5").format(narrow=sql.SQL("").join(
+            " GROUP BY 1, 2, 3, 4, 5").format(cell=sql.SQL(rollup.grid_sql("r.value::numeric")), narrow=sql.SQL("").join(
                 sql.SQL(" AND r.{} = ANY(%s)").format(sql.Identifier(c)) for c in narrow))
-        rows = conn.execute(q, [tenant, days_p, days_d, [dims[i].source for i in rolled], [dims[i].key for i in rolled],
+        rows = conn.execute(q, [tenant, days_p, days_d, [dims[i].source for i in held], [dims[i].key for i in held],
                                 *(getattr(plan.f, c) for c in narrow)]).fetchall()
         totals = [r for r in rows if r["dim"] == ""]
-        for i in rolled:
+        mine = {i: [r for r in rows if r["dim"] == dims[i].source and r["key"] == dims[i].key] for i in held}
+        binned = [i for i in held if dims[i].kind == "bins"]
+        if binned:
+            cells = _ledger_cells(_rated(over_ranges(plan, ranges)), [dims[i] for i in binned]) if ranges else \
+                [{} for _ in binned]
+            for j, i in enumerate(binned):
+                hist = cells[j]
+                for r in mine[i]:
+                    if r["cell"] is not None:
+                        hist[r["cell"]] = hist.get(r["cell"], 0) + int(r["rated"])
+                edges[i] = grid_edges(hist, int(dims[i].bins or 0))
+        for i in held:
             d, among = dims[i], kinds[i]
-            mine = [r for r in rows if r["dim"] == d.source and r["key"] == d.key
-                    and (among is None or r["kind"] in among)]
             present = [0, 0]
-            for r in mine:
-                value = r["value"] if d.kind == "key" else _bin(edges.get(i), r["num"])
+            for r in mine[i]:
+                if among is not None and r["kind"] not in among:
+                    continue
+                value = r["value"] if d.kind == "key" else _bin(edges.get(i), r["cell"])
                 if value is None:
                     continue  # a non-number under a binned key: with the missing ones below
                 n = per_key[i].setdefault(value, [0, 0])
@@ -256,17 +274,56 @@ def _counts_via_rollup(plan: Plan, dims: Sequence[Dimension], edges: dict[int, l
                 n[1] += missing[1]
         total = {"rated": sum(int(r["rated"]) for r in totals), "negative": sum(int(r["negative"]) for r in totals)}
         if ranges:
-            more, more_total = _counts(_rated(over_ranges(plan, ranges)), [dims[i] for i in rolled], {j: edges[i] for j, i in enumerate(rolled)
-                                                                       if i in edges},
-                                       [kinds[i] for i in rolled])
-            _add(per_key, more, rolled)
+            more, more_total = _counts(_rated(over_ranges(plan, ranges)), [dims[i] for i in held],
+                                       {j: edges[i] for j, i in enumerate(held) if i in edges},
+                                       [kinds[i] for i in held])
+            _add(per_key, more, held)
             assert more_total is not None
             total = {k: total[k] + more_total[k] for k in total}
         if scanned:
+            scan_binned = [i for i in scanned if dims[i].kind == "bins"]
+            edges.update(zip(scan_binned, plan.bin_edges([dims[i] for i in scan_binned], grid=True), strict=True))
             more, _ = _counts(plan, [dims[i] for i in scanned], {j: edges[i] for j, i in enumerate(scanned) if i in edges},
                               [kinds[i] for i in scanned])
             _add(per_key, more, scanned)
-    return per_key, total
+    return per_key, total, edges
+
+
+def _ledger_cells(plan: Plan, dims: Sequence[Dimension]) -> list[dict[float, int]]:
+    """Per binned key, its rated numbers' grid cells and how many fall in each, from the
+    ledger rows the plan selects."""
+    parts = []
+    for j, d in enumerate(dims):
+        is_num, _ = plan.number(d)
+        doc = sql.Identifier(str(d.source))
+        parts.append(Frag.join(" ", [
+            Frag(sql.SQL("SELECT %s AS j, {cell} AS cell, count(*) AS n FROM (SELECT (g.{doc} -> %s)::numeric AS x FROM").format(
+                cell=sql.SQL(rollup.grid_sql("s.x")), doc=doc), [j, d.key]),
+            plan.from_(), Frag("WHERE"), plan.where, Frag("AND"), is_num, Frag(") s GROUP BY 2")]))
+    out: list[dict[float, int]] = [{} for _ in dims]
+    for r in plan.execute(Frag.join(" UNION ALL ", parts)).fetchall():
+        out[r["j"]][r["cell"]] = int(r["n"])
+    return out
+
+
+def grid_edges(hist: dict[float, int], bins: int) -> list[float]:
+    """Edges of ``bins`` bins from grid cells' counts: for each quantile k/bins, the cell
+    holding the value ``percentile_disc`` returns (position ceil(q * n), counted in the
+    same doubles as PostgreSQL)."""
+    cells = sorted(hist.items())
+    n = sum(c for _, c in cells)
+    out: set[float] = set()
+    if n == 0:
+        return []
+    for k in range(1, bins):
+        target = max(1, math.ceil((k / bins) * n))
+        seen = 0
+        for cell, c in cells:
+            seen += c
+            if seen >= target:
+                out.add(cell)
+                break
+    return sorted(out)
 
 
 def _bin(edges: Sequence[float] | None, num: float | None) -> int | None:

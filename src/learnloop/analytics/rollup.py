@@ -12,8 +12,14 @@ rated, negative, positive, rating sums, tokens, cost.
 day in the period is read from the ledger by the ordinary breakdown, restricted to those
 days' time ranges through the ledger's (project, time) index, and the two parts are added
 up. Both reads share one repeatable-read snapshot, so a row is counted once. A key whose
-values a day exceed ``MAX_VALUES_A_DAY`` (ids, seeds, measurements) is *wide*: it is not
-rolled up and a breakdown by it reads the ledger.
+values a day exceed ``MAX_VALUES_A_DAY`` (ids, seeds, measurements) is *wide*: its values
+are not rolled up one by one and a breakdown by its values reads the ledger. Its numbers
+are kept on a grid instead: one row per cell of two significant digits (``value`` NULL,
+``num`` the cell's floor: 270 holds [270, 280), 0.065 holds [0.065, 0.066)). Any edge of
+at most two significant digits (0, 100, 500, 0.08) falls between cells, so counts by such
+bands are exact from the grid; what drives failure cuts its bins there. A key whose
+numbers need more than ``MAX_CELLS_A_DAY`` cells a day, or lie beyond 1e±300, is not held
+at all (``grid`` false) and is read from the ledger.
 
 **Writers never wait for it.** Each statement that writes an analytics row appends the
 (project, day) pairs it touched to ``analytics_dirty`` (ledger/daymarks.py), which has no
@@ -30,9 +36,11 @@ slower: every day then comes from the ledger as before the rollup existed.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -46,6 +54,7 @@ from ..store.database import Conn
 from ..store.tenancy import Scope
 
 MAX_VALUES_A_DAY = 100  # distinct values of one key in one project-day, else the key is wide
+MAX_CELLS_A_DAY = 1000  # grid cells of a wide key in one project-day, else it is not held
 BATCH_DAYS = 14  # project-days rebuilt per transaction
 MAX_RANGES = 200  # unbuilt stretches a read may fetch from the ledger, else it reads all of it
 REFRESH_EVERY = 30.0  # seconds between the server's refresh passes
@@ -75,10 +84,23 @@ def _lock_key(tenant_id: UUID) -> int:
     return int.from_bytes(tenant_id.bytes[:4], "big", signed=True)
 
 
+def grid_sql(x: str) -> str:
+    """SQL for the floor of the numeric ``x`` (this module's own expression text) on the
+    grid of two significant digits, as float8: 276 -> 270, 0.0654 -> 0.065, -0.305 -> -0.31,
+    0 -> 0; 'Infinity' beyond 1e±300. ``trunc`` keeps two digits (the exponent from a float
+    log biased down, so near a power of ten it may keep three, whose floor is that power:
+    the same cell); a negative number truncated up steps one unit down."""
+    s = f"(1 - floor(log(abs(({x})::float8)) - 1e-12)::int)"
+    t = f"trunc({x}, {s})"
+    return (f"CASE WHEN {x} = 0 THEN 0::float8 WHEN abs({x}) >= 1e300 OR abs({x}) < 1e-300 THEN 'Infinity'::float8"
+            f" WHEN {t} <= {x} THEN {t}::float8 ELSE ({t} - power(10::numeric, -{s}))::float8 END")
+
+
 # One row per (project, day, kind, model, provider) and dimension value. The ledger's
 # (project, created_at) index finds each day's generations; their analytics rows come by
 # primary key. JSON nulls are left out: a breakdown puts them with the missing keys, which
-# a read derives as the day's total less the values present.
+# a read derives as the day's total less the values present. A wide key held on the grid
+# gives its numbers' cells (value NULL); a wide key not held gives nothing.
 _AGGREGATE = """
 INSERT INTO pg_temp.rollup_batch
 WITH days AS (SELECT * FROM unnest(%(projects)s::uuid[], %(days)s::date[]) AS d(project_id, day)),
@@ -99,18 +121,24 @@ SELECT s.project_id, s.day, s.kind, s.model, s.provider, x.dim, x.key, x.value, 
 FROM src s CROSS JOIN LATERAL (
     SELECT ''::text AS dim, ''::text AS key, NULL::text AS value, NULL::float8 AS num
     UNION ALL
-    SELECT d.dim, e.key, e.value #>> '{}',
-           CASE WHEN jsonb_typeof(e.value) = 'number' THEN
-                CASE WHEN abs(e.value::numeric) < 1e300 THEN (e.value #>> '{}')::float8 ELSE 'Infinity' END END
-    FROM (VALUES ('config', s.config), ('context', s.context), ('output_meta', s.output_meta)) AS d(dim, doc),
-         jsonb_each(d.doc) AS e
-    WHERE jsonb_typeof(e.value) <> 'null' AND NOT (d.dim || '.' || e.key = ANY(%(wide)s::text[]))
+    SELECT y.dim, y.key, CASE WHEN NOT y.grid THEN y.value #>> '{}' END,
+           CASE WHEN jsonb_typeof(y.value) <> 'number' THEN NULL
+                WHEN y.grid THEN GRID
+                WHEN abs(y.value::numeric) < 1e300 THEN (y.value #>> '{}')::float8 ELSE 'Infinity' END
+    FROM (SELECT d.dim, e.key, e.value, d.dim || '.' || e.key = ANY(%(grid)s::text[]) AS grid
+          FROM (VALUES ('config', s.config), ('context', s.context), ('output_meta', s.output_meta)) AS d(dim, doc),
+               jsonb_each(d.doc) AS e
+          WHERE jsonb_typeof(e.value) <> 'null' AND NOT (d.dim || '.' || e.key = ANY(%(off)s::text[]))) y
+    WHERE NOT y.grid OR jsonb_typeof(y.value) = 'number'
     UNION ALL
     SELECT 'tag', '', t, NULL FROM unnest(CASE WHEN s.tags = '{}' THEN ARRAY[NULL::text] ELSE s.tags END) AS t
-    WHERE NOT ('tag.' = ANY(%(wide)s::text[]))
+    WHERE NOT ('tag.' = ANY(%(off)s::text[]))
 ) AS x
 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
-"""
+""".replace("GRID", grid_sql("y.value::numeric"))
+
+_SUMS = ("sum(attempts), sum(rated), sum(negative), sum(positive), sum(rating_sum), sum(rating_count),"
+         " sum(tokens_in), sum(tokens_out), sum(cost), sum(costs)")
 
 _BATCH_TABLE = """
 CREATE TEMP TABLE rollup_batch (
@@ -185,22 +213,36 @@ def refresh_tenant(conn: Conn, tenant: UUID, *, max_days: int | None = None) -> 
 
 def _build(conn: Conn, tenant: UUID, projects: list[UUID], days: list[date]) -> tuple[int, list[str]]:
     """Rebuild these project-days (inside the caller's repeatable-read transaction)."""
-    wide = [f"{r['dim']}.{r['key']}" for r in conn.execute(
-        "SELECT dim, key FROM learnloop.analytics_wide_keys WHERE tenant_id = %s", (tenant,)).fetchall()]
+    held = wide_keys(conn, tenant)
     conn.execute(_BATCH_TABLE)
     conn.execute("SET LOCAL work_mem = '64MB'")
-    conn.execute(_AGGREGATE, {"tenant": tenant, "projects": projects, "days": days, "wide": wide})
-    # Keys too varied to roll up (or holding numbers beyond float8, which a banded read
-    # must refuse as the ledger read does): wide from now on, in every project.
+    conn.execute(_AGGREGATE, {"tenant": tenant, "projects": projects, "days": days,
+                              "grid": [f"{d}.{k}" for (d, k), g in held.items() if g],
+                              "off": [f"{d}.{k}" for (d, k), g in held.items() if not g]})
+    # Keys too varied to roll up value by value: wide from now on, in every project. Their
+    # numbers go on the grid, here and in the days built before, unless some are beyond
+    # float8 (a banded read must then refuse them, as the ledger read does).
     new = conn.execute(
-        "SELECT DISTINCT dim, key FROM (SELECT dim, key FROM pg_temp.rollup_batch WHERE dim <> ''"
-        " GROUP BY project_id, day, dim, key"
-        " HAVING count(DISTINCT value) > %s OR bool_or(num = 'Infinity')) x", (MAX_VALUES_A_DAY,)).fetchall()
-    if new:
-        dims, keys = [r["dim"] for r in new], [r["key"] for r in new]
-        conn.execute("INSERT INTO learnloop.analytics_wide_keys (tenant_id, dim, key)"
-                     " SELECT %s, d, k FROM unnest(%s::text[], %s::text[]) AS w(d, k) ON CONFLICT DO NOTHING",
-                     (tenant, dims, keys))
+        "SELECT dim, key, bool_or(inf) AS inf FROM (SELECT dim, key, bool_or(num = 'Infinity') AS inf"
+        " FROM pg_temp.rollup_batch WHERE dim <> '' AND value IS NOT NULL GROUP BY project_id, day, dim, key"
+        " HAVING count(DISTINCT value) > %s OR bool_or(num = 'Infinity')) x GROUP BY dim, key",
+        (MAX_VALUES_A_DAY,)).fetchall()
+    to_grid = [(r["dim"], r["key"]) for r in new if not r["inf"] and r["dim"] != "tag"]
+    if to_grid:
+        _to_grid(conn, tenant, to_grid)
+    # Grid keys the grid cannot hold: too many cells a day, or numbers beyond 1e±300.
+    off = [(r["dim"], r["key"]) for r in new if r["inf"] or r["dim"] == "tag"] + [(r["dim"], r["key"]) for r in conn.execute(
+        "SELECT DISTINCT dim, key FROM (SELECT dim, key FROM pg_temp.rollup_batch WHERE dim <> '' AND value IS NULL"
+        " AND dim <> 'tag' GROUP BY project_id, day, dim, key HAVING count(*) > %s OR bool_or(num = 'Infinity')) x",
+        (MAX_CELLS_A_DAY,)).fetchall()]
+    if new or off:
+        conn.execute("INSERT INTO learnloop.analytics_wide_keys (tenant_id, dim, key, grid)"
+                     " SELECT %s, d, k, g FROM unnest(%s::text[], %s::text[], %s::bool[]) AS w(d, k, g)"
+                     " ON CONFLICT (tenant_id, dim, key) DO UPDATE SET grid = excluded.grid",
+                     (tenant, [d for d, _ in [*to_grid, *off]], [k for _, k in [*to_grid, *off]],
+                      [True] * len(to_grid) + [False] * len(off)))
+    if off:
+        dims, keys = [d for d, _ in off], [k for _, k in off]
         conn.execute("DELETE FROM learnloop.analytics_days r USING unnest(%s::text[], %s::text[]) AS w(d, k)"
                      " WHERE r.tenant_id = %s AND r.dim = w.d AND r.key = w.k", (dims, keys, tenant))
         conn.execute("DELETE FROM pg_temp.rollup_batch b USING unnest(%s::text[], %s::text[]) AS w(d, k)"
@@ -218,7 +260,27 @@ def _build(conn: Conn, tenant: UUID, projects: list[UUID], days: list[date]) -> 
     # Only the marks this snapshot sees: a later write's mark stays, and so does its day.
     conn.execute("DELETE FROM learnloop.analytics_dirty x USING unnest(%s::uuid[], %s::date[]) AS y(p, d)"
                  " WHERE x.tenant_id = %s AND x.project_id = y.p AND x.day = y.d", (projects, days, tenant))
-    return written, [f"{r['dim']}.{r['key']}" for r in new]
+    return written, [f"{d}.{k}" for d, k in [*to_grid, *off]]
+
+
+def _to_grid(conn: Conn, tenant: UUID, keys: list[tuple[str, str]]) -> None:
+    """Replace these keys' value rows by grid rows, in the batch and in every built day."""
+    dims, names = [d for d, _ in keys], [k for _, k in keys]
+    cols = "project_id, day, kind, model, provider, dim, key"
+    cell = grid_sql("value::numeric")
+    for table, scope_sql, params in (
+            ("pg_temp.rollup_batch", "TRUE", []),
+            ("learnloop.analytics_days", "tenant_id = %s", [tenant])):
+        extra = "tenant_id, " if table.startswith("learnloop") else ""
+        conn.execute(
+            f"INSERT INTO {table} ({extra}{cols}, value, num, attempts, rated, negative, positive, rating_sum,"  # noqa: S608 (constants)
+            f" rating_count, tokens_in, tokens_out, cost, costs)"
+            f" SELECT {extra}{cols}, NULL, {cell}, {_SUMS} FROM {table}"
+            f" WHERE {scope_sql} AND (dim, key) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
+            f" AND value IS NOT NULL AND num IS NOT NULL GROUP BY {extra}{cols}, {cell}",
+            [*params, dims, names])
+        conn.execute(f"DELETE FROM {table} WHERE {scope_sql} AND value IS NOT NULL"  # noqa: S608 (constants)
+                     f" AND (dim, key) IN (SELECT * FROM unnest(%s::text[], %s::text[]))", [*params, dims, names])
 
 
 # -- reading ----------------------------------------------------------------------------
@@ -294,16 +356,33 @@ def eligible(f: Any, dims: Sequence[Any], latency: bool, ledger: bool) -> bool:
     return split <= 1
 
 
-def wide_keys(conn: Conn, tenant: UUID) -> set[tuple[str, str]]:
-    """(dim, key) of the tenant's keys too varied to roll up (``("tag", "")`` for tags)."""
-    return {(r["dim"], r["key"]) for r in conn.execute(
-        "SELECT dim, key FROM learnloop.analytics_wide_keys WHERE tenant_id = %s", (tenant,)).fetchall()}
+def wide_keys(conn: Conn, tenant: UUID) -> dict[tuple[str, str], bool]:
+    """(dim, key) of the tenant's keys too varied to roll up value by value (``("tag", "")``
+    for tags), each with whether the rollup holds its numbers on the grid."""
+    return {(r["dim"], r["key"]): bool(r["grid"]) for r in conn.execute(
+        "SELECT dim, key, grid FROM learnloop.analytics_wide_keys WHERE tenant_id = %s", (tenant,)).fetchall()}
 
 
-def split_names(dims: Sequence[Any]) -> set[tuple[str, str]]:
-    """(dim, key) of the dimensions that split a document, as wide_keys names them."""
-    return {("tag", "") if d.kind == "tag" else (str(d.source), str(d.key))
-            for d in dims if d.kind in ("key", "bands", "bins", "tag")}
+def on_grid(edges: Sequence[float]) -> bool:
+    """Whether every edge has at most two significant digits (so none splits a grid cell)."""
+    for e in edges:
+        if not math.isfinite(e):
+            return False
+        digits = Decimal(repr(float(e))).normalize().as_tuple().digits
+        if len(digits) > 2:
+            return False
+    return True
+
+
+def holds(d: Any, edges: Sequence[float] | None, wide: Mapping[tuple[str, str], bool]) -> bool:
+    """Whether the rollup holds what dimension ``d`` splits by: any key it rolls up value
+    by value; a wide key only in bands whose edges all lie on its grid."""
+    if d.kind not in ("key", "bands", "bins", "tag"):
+        return True
+    name = ("tag", "") if d.kind == "tag" else (str(d.source), str(d.key))
+    if name not in wide:
+        return True
+    return wide[name] and d.kind == "bands" and edges is not None and on_grid(edges)
 
 
 _DAY_TS = "(r.day::timestamp AT TIME ZONE 'UTC')"

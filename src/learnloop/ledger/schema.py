@@ -457,6 +457,28 @@ def _m007_analytics_rollup(conn: psycopg.Connection) -> None:
         conn.execute(M007_ANALYTICS_ROLLUP)  # type: ignore[call-overload]  # constant DDL text owned by us
 
 
+# Keys too varied to roll up value by value keep their numbers on a grid of two significant
+# digits (analytics/rollup.py): ``grid`` says the rollup holds them so. The rollup is
+# rebuilt from the ledger at the next refresh, every day then holding the grid rows.
+M008_ROLLUP_GRID = """
+ALTER TABLE learnloop.analytics_wide_keys ADD COLUMN grid boolean NOT NULL DEFAULT false;
+COMMENT ON COLUMN learnloop.analytics_wide_keys.grid IS
+    'The rollup holds this key''s numbers on a grid of two significant digits (value NULL, num = the cell''s floor).';
+DELETE FROM learnloop.analytics_days;
+DELETE FROM learnloop.analytics_built;
+DELETE FROM learnloop.analytics_wide_keys;
+INSERT INTO learnloop.analytics_dirty (tenant_id, project_id, day)
+SELECT DISTINCT tenant_id, project_id, (generated_at AT TIME ZONE 'UTC')::date FROM learnloop.verdicts;
+"""
+
+
+def _m008_rollup_grid(conn: psycopg.Connection) -> None:
+    with conn.cursor(row_factory=tuple_row) as cur:
+        (kept,) = cur.execute("SELECT to_regclass('learnloop.analytics_wide_keys') IS NOT NULL").fetchone() or (False,)
+    if kept:  # not on Citus, where m007 created no rollup
+        conn.execute(M008_ROLLUP_GRID)  # type: ignore[call-overload]  # constant DDL text owned by us
+
+
 MIGRATIONS = MigrationSet(
     "ledger",
     [
@@ -467,5 +489,6 @@ MIGRATIONS = MigrationSet(
         Migration("m005_analytics_rows", one_statement_at_a_time(M005_ANALYTICS_ROWS)),
         Migration("m006_grouping_statistics", _m006_grouping_statistics),
         Migration("m007_analytics_rollup", _m007_analytics_rollup),
+        Migration("m008_rollup_grid", _m008_rollup_grid),
     ],
 )
