@@ -291,17 +291,18 @@ def _counts_via_rollup(plan: Plan, dims: Sequence[Dimension], kinds: Sequence[li
 
 def _ledger_cells(plan: Plan, dims: Sequence[Dimension]) -> list[dict[float, int]]:
     """Per binned key, its rated numbers' grid cells and how many fall in each, from the
-    ledger rows the plan selects."""
-    parts = []
+    ledger rows the plan selects (one pass: each row gives one number per key)."""
+    values = []
     for j, d in enumerate(dims):
         is_num, _ = plan.number(d)
-        doc = sql.Identifier(str(d.source))
-        parts.append(Frag.join(" ", [
-            Frag(sql.SQL("SELECT %s AS j, {cell} AS cell, count(*) AS n FROM (SELECT (g.{doc} -> %s)::numeric AS x FROM").format(
-                cell=sql.SQL(rollup.grid_sql("s.x")), doc=doc), [j, d.key]),
-            plan.from_(), Frag("WHERE"), plan.where, Frag("AND"), is_num, Frag(") s GROUP BY 2")]))
+        values.append(Frag.join(" ", [Frag("(%s::int, CASE WHEN", [j]), is_num, Frag(
+            sql.SQL("THEN (g.{} -> %s)::numeric END)").format(sql.Identifier(str(d.source))), [d.key])]))
+    q = Frag.join(" ", [
+        Frag(sql.SQL("SELECT x.j, {} AS cell, count(*) AS n FROM").format(sql.SQL(rollup.grid_sql("x.v")))),
+        plan.from_(), Frag("CROSS JOIN LATERAL (VALUES"), Frag.join(", ", values), Frag(") AS x(j, v) WHERE"),
+        plan.where, Frag("AND x.v IS NOT NULL GROUP BY 1, 2")])
     out: list[dict[float, int]] = [{} for _ in dims]
-    for r in plan.execute(Frag.join(" UNION ALL ", parts)).fetchall():
+    for r in plan.execute(q).fetchall():
         out[r["j"]][r["cell"]] = int(r["n"])
     return out
 
