@@ -3859,7 +3859,7 @@ export interface components {
             seconds?: number;
             /**
              * Wide Keys
-             * @description Keys found too varied to roll up, this pass.
+             * @description Keys found too varied to roll up value by value, this pass: their numbers are kept on a grid of two significant digits, or the key is left to the ledger.
              */
             wide_keys?: string[];
         };

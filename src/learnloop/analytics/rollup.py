@@ -69,7 +69,7 @@ class RefreshReport(BaseModel):
 
     days: int = Field(default=0, description="Project-days rebuilt.")
     rows: int = Field(default=0, description="Rollup rows written.")
-    wide_keys: list[str] = Field(default_factory=list, description="Keys found too varied to roll up, this pass.")
+    wide_keys: list[str] = Field(default_factory=list, description="Keys found too varied to roll up value by value, this pass: their numbers are kept on a grid of two significant digits, or the key is left to the ledger.")
     pending: int = Field(default=0, description="Project-days still marked changed after this pass.")
     seconds: float = 0.0
     busy: bool = Field(default=False, description="Another refresher held this tenant: nothing done.")

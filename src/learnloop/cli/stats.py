@@ -203,7 +203,7 @@ def refresh(ctx: click.Context, max_days: int | None, as_json: bool) -> None:
     if r.busy:
         click.echo("another refresh is running for this tenant: nothing done")
         return
-    wide = f"; too varied to roll up: {', '.join(r.wide_keys)}" if r.wide_keys else ""
+    wide = f"; too varied to roll up value by value: {', '.join(r.wide_keys)}" if r.wide_keys else ""
     click.echo(f"rebuilt {r.days} days ({r.rows} rollup rows) in {r.seconds:.1f} s; {r.pending} days still changed{wide}")
 
 
