@@ -244,6 +244,24 @@ def test_numbers_beyond_the_grid_leave_the_key_to_the_ledger(client):
     assert sorted((x.by[0].value, x.attempts) for x in b.groups) == [("< 100", 66), (">= 100", 39)]
 
 
+def test_a_key_that_turns_wide_and_overflows_the_grid_in_one_pass_is_left_to_the_ledger(client, monkeypatch):
+    ll = client.scoped(tenant=f"r{uuid.uuid4().hex[:10]}", project="hub")
+    n = rollup.MAX_VALUES_A_DAY + 20
+    ll.bulk_log([{"kind": "image", "config": {"x": 10 + i}, "created_at": BASE + timedelta(minutes=i)}
+                 for i in range(n)])
+    monkeypatch.setattr(rollup, "MAX_CELLS_A_DAY", 50)  # 10..129 take 93 cells
+    assert ll.analytics.refresh().wide_keys == ["config.x"]
+    monkeypatch.undo()
+    with client.db.connection() as conn:
+        grid = conn.execute("SELECT grid FROM learnloop.analytics_wide_keys WHERE tenant_id = %s",
+                            (ll.scope.tenant_id,)).fetchall()
+        rows = conn.execute("SELECT count(*) AS n FROM learnloop.analytics_days WHERE tenant_id = %s AND key = 'x'",
+                            (ll.scope.tenant_id,)).fetchone()
+    assert [r["grid"] for r in grid] == [False] and rows is not None and rows["n"] == 0
+    b = ll.analytics.breakdown(["x:bands=50"], latency=False)
+    assert sorted((x.by[0].value, x.attempts) for x in b.groups) == [("< 50", 40), (">= 50", n - 40)]
+
+
 def test_period_edges_inside_built_days_are_read_from_the_ledger(client):
     ll = client.scoped(tenant=f"r{uuid.uuid4().hex[:10]}", project="hub")
     rows = [{"kind": "image", "config": {"style_preset": "MINIMAL"}, "created_at": BASE + timedelta(hours=h)}

@@ -270,7 +270,7 @@ class Plan:
             if not grid:
                 return q
             cells = sql.SQL(", ").join(
-                sql.SQL("ARRAY(SELECT DISTINCT {cell} FROM unnest(q.{e}) x ORDER BY 1) AS {e}, q.{n}").format(
+                sql.SQL("ARRAY(SELECT {cell} FROM unnest(q.{e}) x) AS {e}, q.{n}").format(
                     cell=sql.SQL(rollup.grid_sql("x")), e=sql.Identifier(f"e{i}"), n=sql.Identifier(f"n{i}"))
                 for i in range(len(dims)))
             return Frag.join(" ", [Frag(sql.SQL("SELECT {} FROM (").format(cells)), q, Frag(") q")])

@@ -11,8 +11,9 @@ so the scan extracts keys from ~30% of the rows instead of all, and each group's
 its ratings. Which keys there are, and whether a key holds numbers, is read from the newest
 ``SAMPLE_ROWS`` rated generations in scope (all of them on a small ledger): a key is
 *numeric* when at least 90% of its sampled values are JSON numbers and it has more than
-``MAX_VALUES`` distinct values; then it is cut in ``bins`` bins holding equal numbers of
-rated generations. Other keys with at most ``MAX_CATEGORIES`` distinct sampled values are
+``MAX_VALUES`` distinct values; then it is cut in ``bins`` bins holding nearly equal numbers of
+rated generations, at the grid floors (two significant digits, see rollup.py) of its
+quantiles, which the rollup counts exactly. Other keys with at most ``MAX_CATEGORIES`` distinct sampled values are
 compared value by value (missing keys as their own group); keys with more (ids, seeds) are
 skipped. A key that only some kinds carry in the sample (an image's ``style_preset``, which
 a chat never has) is compared among the generations of those kinds only: otherwise the
@@ -221,8 +222,10 @@ def _counts_via_rollup(plan: Plan, dims: Sequence[Dimension], kinds: Sequence[li
     edges: dict[int, list[float]] = {}
     with snapshot(conn):
         wide = rollup.wide_keys(conn, tenant)
-        held = [i for i, d in enumerate(dims)
-                if (d.source, d.key) not in wide or (wide[(str(d.source), str(d.key))] and d.kind == "bins")]
+        # A key rolled up value by value, or a wide one on the grid when it is binned (its
+        # edges are grid floors by construction).
+        grid = [wide.get((str(d.source), str(d.key))) for d in dims]
+        held = [i for i, d in enumerate(dims) if grid[i] is None or (grid[i] and d.kind == "bins")]
         scanned = [i for i in range(len(dims)) if i not in held]
         days = rollup_days(plan) if held else None
         if days is None:

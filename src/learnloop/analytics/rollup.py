@@ -235,6 +235,9 @@ def _build(conn: Conn, tenant: UUID, projects: list[UUID], days: list[date]) -> 
         "SELECT DISTINCT dim, key FROM (SELECT dim, key FROM pg_temp.rollup_batch WHERE dim <> '' AND value IS NULL"
         " AND dim <> 'tag' GROUP BY project_id, day, dim, key HAVING count(*) > %s OR bool_or(num = 'Infinity')) x",
         (MAX_CELLS_A_DAY,)).fetchall()]
+    # A key can turn wide and overflow the grid in one batch: it is off, once.
+    to_grid = [k for k in to_grid if k not in off]
+    off = list(dict.fromkeys(off))
     if new or off:
         conn.execute("INSERT INTO learnloop.analytics_wide_keys (tenant_id, dim, key, grid)"
                      " SELECT %s, d, k, g FROM unnest(%s::text[], %s::text[], %s::bool[]) AS w(d, k, g)"
