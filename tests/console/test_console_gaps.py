@@ -152,6 +152,13 @@ def test_what_drives_failure(page: Any, server: Server, browser: Any) -> None:
     assert all(preset.values()), preset
     assert preset["differs"] == "yes" and float(preset["spread"]) > 0.3 and int(preset["groups"]) == 5
     shot_of(page.locator("section[aria-labelledby=drivers-h]"), "drivers")
+    # A binned key is charted in the bands its row ranks: same edges, same worst group.
+    worst = next(r for r in records if r["key"] == "context.demand_kw")["worst"]  # e.g. ">= 530 43.3% of 104"
+    table.get_by_role("button", name="Break down by context.demand_kw").click()
+    page.wait_for_url("**bands**")
+    chart = page.get_by_role("table").filter(has_text="Failure rate by context.demand_kw:bands=")
+    chart.wait_for()
+    assert worst.rsplit(" ", 3)[0] in chart.inner_text(), (worst, chart.inner_text())  # the worst band's label
     # From a key to its chart, then crossed with the plant's demand band (seed 000's 2-D question).
     table.get_by_role("button", name="Break down by config.style_preset").click()
     page.wait_for_url("**by=style_preset**")

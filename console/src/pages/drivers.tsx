@@ -25,7 +25,8 @@ export function Drivers() {
     params: { query: { kind: kind ? [kind] : undefined, min_rated: minRated } },
   })), [kind, minRated]);
   const rows = (d.data?.drivers || []).map((x, i) => ({
-    rank: i + 1, key: `${x.source}.${x.key}`, source: x.source, name: x.key, kind: x.kind, groups: x.groups.length,
+    rank: i + 1, key: `${x.source}.${x.key}`, source: x.source, name: x.key, kind: x.kind, edges: x.edges ?? [],
+    groups: x.groups.length,
     spread: x.spread, differs: x.differs ? "yes" : "no",
     worst: label(extreme(x.groups as Group[], minRated, (a, b) => a > b)),
     best: label(extreme(x.groups as Group[], minRated, (a, b) => a < b)),
@@ -35,8 +36,11 @@ export function Drivers() {
     set({ ...Object.fromEntries(params), where: params.getAll("where"), dkind: draft.kind, dmin: draft.min });
   };
   // Show a key in the breakdown chart above (source + key in the URL, as a bookmark would).
-  const breakDown = (source: string, key: string, kind: string) =>
-    set({ ...Object.fromEntries(params), where: params.getAll("where"), source, by: kind === "bins" ? `${source}.${key}:bins=4` : key, by2: "" });
+  // A binned key is charted in the very bands its row ranks (grid edges the rollup counts).
+  const breakDown = (source: string, key: string, kind: string, edges: number[]) =>
+    set({ ...Object.fromEntries(params), where: params.getAll("where"), source,
+      by: kind !== "bins" ? key : edges.length ? `${source}.${key}:bands=${edges.join(",")}` : `${source}.${key}:bins=4`,
+      by2: "" });
   return (
     <section aria-labelledby="drivers-h">
       <h2 id="drivers-h">What drives failure</h2>
@@ -65,7 +69,7 @@ export function Drivers() {
                 { key: "worst", label: "worst group" }, { key: "best", label: "best group" },
                 { key: "breakdown", label: "chart", csv: false, render: (r) => (
                   <button type="button" class="small secondary" aria-label={`Break down by ${r.key}`}
-                    onClick={() => breakDown(String(r.source), String(r.name), String(r.kind))}>Break down</button>) },
+                    onClick={() => breakDown(String(r.source), String(r.name), String(r.kind), r.edges as number[])}>Break down</button>) },
               ]} />
             </>
           )}
