@@ -101,7 +101,10 @@ def test_keys_are_shown_once_and_revoking_one_ends_its_sessions(context: Any, se
         row = page.get_by_role("row").filter(has_text="colleague")
         row.get_by_role("button", name="Revoke").click()
         row.get_by_role("button", name="Revoke colleague").click()
-        row.get_by_text("UTC").last.wait_for()
+        # The created column already reads "UTC": wait for the revoke itself to land,
+        # i.e. the row's Revoke button to give way to the revocation time.
+        row.get_by_role("button", name="Revoke").wait_for(state="detached")
+        assert row.get_by_text("UTC").count() == 2
         # ...and the colleague's next page is the sign-in form.
         p2.goto(f"{server.url}/generations?project=demo")
         p2.get_by_role("heading", name="Sign in").wait_for()
