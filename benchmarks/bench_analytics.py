@@ -31,6 +31,7 @@ from typing import Any
 
 from benchmarks import analytics_data
 from benchmarks.common import MachineLoad, bench_client, percentiles, run_sizes, save
+from learnloop.ledger import verdicts
 
 EXPORTS = {
     "g": "SELECT id::text AS id, project_id::text AS project_id, created_at, kind, model, parent_id::text AS parent_id,"
@@ -158,6 +159,12 @@ def run_size(n: int, repeat: int) -> dict[str, Any]:
         out["load_s"] = time.perf_counter() - t0
         out["feedback_rows"] = fbs
         with ll.db.connection() as conn:
+            # Feedback leaves each generation's summary to the next reader (ledger m009):
+            # the first read after this bulk load settles every rated generation at once.
+            t0 = time.perf_counter()
+            settled = verdicts.settle(conn, ll.scope.tenant_id)
+            out["settle_s"] = time.perf_counter() - t0
+            print(f"  verdict summaries of {settled:,} rated generations settled in {out['settle_s']:.1f} s", flush=True)
             conn.execute("VACUUM ANALYZE learnloop.generations")
             conn.execute("VACUUM ANALYZE learnloop.verdicts")
             conn.execute("VACUUM ANALYZE learnloop.feedback")
@@ -217,6 +224,19 @@ def run_size(n: int, repeat: int) -> dict[str, Any]:
                 times.append(time.perf_counter() - t0)
             out[f"{name}_one_day_changed"] = percentiles(times)
             print(f"  {name + ' (a day changed)':<22} p50 {out[f'{name}_one_day_changed']['p50_ms']:>8.1f} ms", flush=True)
+        # A read right after a write: each call first settles the rating given just before it.
+        with ll.db.connection() as conn:
+            fresh = [r["id"] for r in conn.execute(
+                "SELECT generation_id AS id FROM learnloop.verdicts WHERE tenant_id = %s AND feedback_count = 0"
+                " LIMIT %s", (ll.scope.tenant_id, repeat)).fetchall()]
+        times = []
+        for g in fresh:
+            ll.feedback(g, sentiment="NEGATIVE", tags=["TOO_DARK"])
+            t0 = time.perf_counter()
+            calls["failure_rate"]()
+            times.append(time.perf_counter() - t0)
+        out["failure_rate_after_a_rating"] = percentiles(times)
+        print(f"  {'failure_rate (just rated)':<22} p50 {out['failure_rate_after_a_rating']['p50_ms']:>8.1f} ms", flush=True)
     return out
 
 

@@ -56,9 +56,9 @@ def make_rows(n: int, rnd: random.Random) -> list[dict]:
 
 
 def _without_summary(sql: str) -> str:
-    """The single-feedback statement as it was before the verdict summary (ledger m004) and
-    the rollup's day mark (m007)."""
-    start = sql.index("verdict AS (")
+    """The single-feedback statement as it was before the verdict summary (ledger m004): no
+    summary update, day mark (m007) or pending mark (m009)."""
+    start = sql.index("verdict AS (") if "verdict AS (" in sql else sql.index("pend AS (")
     end = sql.index("ev AS (")
     return sql[:start] + sql[end:]
 
@@ -147,7 +147,7 @@ def feedback_runs(n: int) -> dict[str, float]:
     out: dict[str, float] = {}
     with bench_client() as ll:
         ids = ll.bulk_log(make_rows(2 * n, rnd))
-        bare_sql = _without_summary(fb._ADD_SQL)
+        bare_sql = _without_summary(fb._ADD[True])
         with_t = without_t = 0.0
         with ll.db.connection() as conn:
             for i in range(n):

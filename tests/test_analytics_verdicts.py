@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from learnloop import NotFound
+from learnloop.ledger import verdicts
 
 RECOUNT = """
 SELECT f.tenant_id, f.generation_id, g.project_id, g.parent_id, g.root_id, g.iteration, g.created_at AS generated_at,
@@ -36,7 +37,10 @@ ANALYTICS_ROWS = """SELECT tenant_id, generation_id, generated_at, project_id, p
 
 
 def assert_summary_is_a_recount(ll: Any) -> None:
+    """After every tenant's pending summaries are settled (ledger/verdicts.py), as any reader does."""
     with ll.db.connection() as conn:
+        for t in conn.execute("SELECT id FROM learnloop.tenants").fetchall():
+            verdicts.settle(conn, t["id"])
         assert conn.execute(STORED).fetchall() == conn.execute(RECOUNT).fetchall()
         ledger = [tuple(r.values()) for r in conn.execute(LEDGER_COLUMNS).fetchall()]
         rows = [tuple(r.values()) for r in conn.execute(ANALYTICS_ROWS).fetchall()]
@@ -110,7 +114,8 @@ def test_migration_m005_gives_every_existing_generation_its_analytics_row(fresh_
     a.log(kind="image", parent_id=rated.id, config={"style_preset": "PHOTOREAL"})
     a.bulk_log([{"kind": "chat", "output_meta": {"seed": i}} for i in range(20)])
     a.feedback(rated.id, sentiment="NEGATIVE", tags=["TOO_DARK"])
-    with ll.db.connection() as conn:  # back to the m004 shape
+    with ll.db.connection() as conn:  # back to the m004 shape (whose feedback moved its summary at once)
+        verdicts.settle(conn, a.scope.tenant_id)
         conn.execute("DROP VIEW learnloop.generation_verdicts")
         conn.execute("DROP INDEX learnloop.verdicts_judged_idx")
         conn.execute("DELETE FROM learnloop.verdicts WHERE feedback_count = 0")

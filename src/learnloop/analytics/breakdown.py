@@ -33,6 +33,7 @@ from psycopg.types.json import Jsonb
 
 from ..errors import InvalidInput
 from ..knowledge.filters import LOGIC_OPS, compile_filter
+from ..ledger import verdicts
 from ..ledger.models import GenerationIn, parse
 from ..store.database import Conn
 from ..store.tenancy import Scope
@@ -159,6 +160,7 @@ class Plan:
 
     def __init__(self, conn: Conn, scope: Scope, f: Filters, dims: Sequence[Dimension], *,
                  ledger: bool = False) -> None:
+        verdicts.settle(conn, scope.tenant_id)  # every plan reads the summary
         self.conn, self.scope, self.f = conn, scope, f
         self.ledger = ledger or needs_ledger(f, dims)
         self.v = sql.Identifier("v" if self.ledger else "g")

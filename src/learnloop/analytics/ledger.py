@@ -20,6 +20,7 @@ import psycopg
 from psycopg import sql
 
 from ..errors import InvalidInput
+from ..ledger import verdicts
 from ..store.database import Conn
 from ..store.tenancy import Scope
 from ..store.validation import check_key
@@ -194,6 +195,7 @@ def tag_frequencies(
 def _all_time_tags(conn: Conn, scope: Scope, all_projects: bool) -> list[TagRow]:
     """Tags over all time: rows counted from feedback, generations from the verdict
     summary's tag sets, so neither pass needs a count(DISTINCT)."""
+    verdicts.settle(conn, scope.tenant_id)
     f = _period("f", scope, all_projects, None, None)
     v = _period("v", scope, all_projects, None, None, "generated_at")
     q = Frag.join(" ", [
@@ -247,6 +249,7 @@ def corrections(
     sorts and no grouping of every judged row by its tree (the old form's 270k-group
     hash at 1M, which spills to disk past work_mem as the ledger grows).
     """
+    verdicts.settle(conn, scope.tenant_id)
     def period(alias: str, time: str) -> Frag:
         return _period(alias, scope, all_projects, since, until, time)
 

@@ -49,7 +49,7 @@ from psycopg import sql
 from pydantic import BaseModel, Field
 
 from ..errors import InvalidInput
-from ..ledger import daymarks
+from ..ledger import daymarks, verdicts
 from ..store.database import Conn
 from ..store.tenancy import Scope
 
@@ -150,12 +150,13 @@ CREATE TEMP TABLE rollup_batch (
 
 
 def tenants_to_refresh(conn: Conn) -> list[UUID]:
-    """Tenants with changed days (the server's refresher walks them)."""
+    """Tenants with changed days or verdicts to settle (the server's refresher walks them)."""
     if not available(conn):
         return []
     return [r["id"] for r in conn.execute(
         "SELECT t.id FROM learnloop.tenants t WHERE EXISTS"
-        " (SELECT 1 FROM learnloop.analytics_dirty d WHERE d.tenant_id = t.id) ORDER BY t.id").fetchall()]
+        " (SELECT 1 FROM learnloop.analytics_dirty d WHERE d.tenant_id = t.id) OR "  # noqa: S608
+        + verdicts.pending_tenants_sql() + " ORDER BY t.id").fetchall()]
 
 
 def refresh(conn: Conn, scope: Scope, *, max_days: int | None = None) -> RefreshReport:
@@ -173,6 +174,7 @@ def refresh_tenant(conn: Conn, tenant: UUID, *, max_days: int | None = None) -> 
         return RefreshReport(available=False)
     if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         raise InvalidInput("refresh runs its own transactions: call it outside a transaction")
+    verdicts.settle(conn, tenant)  # its days are marked changed, then rebuilt below
     key = _lock_key(tenant)
     got = conn.execute("SELECT pg_try_advisory_lock(%s, %s) AS ok", (LOCK_CLASS, key)).fetchone()
     if not got or not got["ok"]:

@@ -27,6 +27,7 @@ from ..embeddings.base import EmbeddingProvider
 from ..embeddings.cache import embed_with_cache
 from ..errors import InvalidInput
 from ..events.outbox import emit, emit_many
+from ..ledger import verdicts
 from ..store.tenancy import Scope
 from .vectors import EmbeddingRow, ensure_index, upsert_embeddings
 
@@ -73,6 +74,7 @@ def _metadata(r: dict[str, Any], what: str) -> dict[str, Any]:
 
 def pending(conn: psycopg.Connection, scope: Scope, model: str, what: str = "both") -> int:
     _check_what(what)
+    verdicts.settle(conn, scope.tenant_id)
     sql_text = f"SELECT count(*) AS n FROM ({_pending_sql(what)}) p"  # noqa: S608
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(sql_text, {"tenant_id": scope.tenant_id, "project_id": scope.project_id,
@@ -85,6 +87,7 @@ def embed_generations(conn: psycopg.Connection[Any], scope: Scope, provider: Emb
                       on_batch: Any = None) -> dict[str, Any]:
     """Embed every not-yet-embedded generation of the project (up to ``limit``)."""
     _check_what(what)
+    verdicts.settle(conn, scope.tenant_id)  # each vector's metadata carries the verdict
     if not 1 <= batch_size <= 10_000:
         raise InvalidInput("batch_size must be between 1 and 10000", field="batch_size")
     if limit is not None and limit < 0:
@@ -144,6 +147,7 @@ WHERE e.tenant_id = %(tenant_id)s AND e.id = c.embedding_id
 
 def refresh_metadata(conn: psycopg.Connection, scope: Scope, model: str) -> int:
     """Bring verdict/rating/tags on generation vectors up to date with the feedback."""
+    verdicts.settle(conn, scope.tenant_id)
     with conn.transaction():
         cur = conn.execute(_REFRESH, {"tenant_id": scope.tenant_id, "project_id": scope.project_id, "model": model})
         n = cur.rowcount

@@ -56,6 +56,7 @@ from psycopg import sql
 from psycopg.rows import tuple_row
 
 from ..errors import InvalidInput
+from ..ledger import verdicts as summaries
 from ..store.database import database_key
 from ..store.distribute import on_citus
 from ..store.tenancy import Scope
@@ -996,6 +997,7 @@ def success_filter(tenant_id: UUID, *, positive: bool = True, min_rating: float 
 
 
 def verdicts(conn: psycopg.Connection[Any], scope: Scope, ids: list[UUID]) -> dict[UUID, dict[str, Any]]:
+    summaries.settle(conn, scope.tenant_id)
     rows = conn.execute(
         "SELECT generation_id, positives, negatives, avg_rating, verdict,"
         " (SELECT array_agg(DISTINCT t) FROM learnloop.feedback f, unnest(f.tags) t"

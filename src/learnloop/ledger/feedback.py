@@ -3,9 +3,12 @@
 Feedback is append-only: several rows per generation are normal (a vote, then a rating, then
 a correction). Review state (processed, notes, improved) is the only thing that changes.
 
-Every write also moves the generation's row in ``learnloop.verdicts`` (see ledger m004;
-since m005 the row exists from the moment the generation is logged) by the new rows' deltas, in the same statement (``add``) or transaction (``bulk_add``): the
-verdict analytics read is never behind the feedback it summarises.
+Every write also appends its generation to ``learnloop.verdicts_pending`` (ledger m009), in
+the same statement (``add``) or transaction (``bulk_add``); the next reader of the verdict
+summary recomputes it (ledger/verdicts.py), so no read is behind the feedback it
+summarises. On Citus the write moves the generation's row in ``learnloop.verdicts`` (ledger
+m004; since m005 the row exists from the moment the generation is logged) by the new rows'
+deltas itself.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from ..store.database import Conn
 from ..store.ids import uuid7
 from ..store.memory import gc_paused
 from ..store.tenancy import Scope
-from . import daymarks
+from . import verdicts
 from .generations import _page, as_uuid
 from .models import Feedback, FeedbackIn, ReviewItem, parse
 
@@ -60,7 +63,7 @@ verdict AS (
     WHERE v.tenant_id = %(tenant_id)s AND v.generation_id = d.generation_id
     RETURNING v.project_id, v.generated_at
 ),
-{MARK}ev AS (
+ev AS (
     INSERT INTO learnloop.events (tenant_id, project_id, entity_type, entity_id, event_type, payload, actor)
     SELECT %(tenant_id)s, project_id, 'feedback', id::text, 'feedback.added',
         jsonb_build_object('generation_id', generation_id, 'sentiment', sentiment,
@@ -87,11 +90,13 @@ _VERDICT_DELTA = """
         last_feedback_at = greatest(v.last_feedback_at, d.last_feedback_at)
 """
 _ADD_SQL = _ADD_SQL.replace("{VERDICT_DELTA}", _VERDICT_DELTA)
-# With and without the analytics rollup's day mark (ledger m007).
-_ADD = {True: _ADD_SQL.replace("{MARK}", daymarks.mark_cte("verdict", "generated_at") + ",\n"),
-        False: _ADD_SQL.replace("{MARK}", "")}
+# Deferred (every server but Citus): the generation is appended to the pending summaries
+# (ledger/verdicts.py), which mark the rollup's day when they are settled. On Citus: the
+# summary moves here, and there is no rollup to mark (ledger m007).
+_ADD = {True: _ADD_SQL[:_ADD_SQL.index("verdict AS (")] + verdicts.PEND_CTE + ",\n" + _ADD_SQL[_ADD_SQL.index("ev AS ("):],
+        False: _ADD_SQL}
 
-# Bulk: the deltas are summed per generation here and sent as one JSON document (orjson,
+# Bulk on Citus: the deltas are summed per generation here and sent as one JSON document (orjson,
 # in C), so the statement joins nothing. Fifteen parallel arrays cost more to dump in
 # psycopg (0.3-0.5 s per 2,000 generations, element by element) than the server spent on
 # the upsert. Every generation has its row since it was logged (ledger m005): an UPDATE.
@@ -104,11 +109,9 @@ FROM jsonb_to_recordset(%(deltas)s::jsonb) AS d(generation_id uuid, feedback_cou
     last_feedback_at timestamptz)
 WHERE v.tenant_id = %(tenant_id)s AND v.generation_id = d.generation_id
 RETURNING v.project_id, v.generated_at
-){MARK}
+)
 SELECT count(*) AS n FROM u
 """
-_BULK_VERDICT = {True: _BULK_VERDICT_SQL.replace("{MARK}", ", " + daymarks.mark_cte("u", "generated_at")),
-                 False: _BULK_VERDICT_SQL.replace("{MARK}", "")}
 
 
 def _params(scope: Scope, f: FeedbackIn, fid: UUID) -> dict[str, Any]:
@@ -125,7 +128,7 @@ def _params(scope: Scope, f: FeedbackIn, fid: UUID) -> dict[str, Any]:
 def add(conn: Conn, scope: Scope, data: FeedbackIn | dict[str, Any]) -> Feedback:
     f = parse(FeedbackIn, data)
     try:
-        row = conn.execute(_ADD[daymarks.kept(conn)], _params(scope, f, f.id or uuid7())).fetchone()
+        row = conn.execute(_ADD[verdicts.deferred(conn)], _params(scope, f, f.id or uuid7())).fetchone()
     except psycopg.errors.UniqueViolation:
         raise Conflict(f"feedback {f.id} already exists") from None
     if row is None:
@@ -206,6 +209,13 @@ def _bulk_add(conn: Conn, scope: Scope, items: list[FeedbackIn]) -> int:
 
 
 def _bulk_verdicts(conn: Conn, scope: Scope, items: list[FeedbackIn], now: datetime) -> None:
+    if verdicts.deferred(conn):  # settled by the next reader (ledger/verdicts.py)
+        with conn.cursor() as cur, cur.copy(
+                "COPY learnloop.verdicts_pending (tenant_id, generation_id) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["uuid", "uuid"])
+            for gid in dict.fromkeys(f.generation_id for f in items):
+                copy.write_row((scope.tenant_id, gid))
+        return
     acc: dict[UUID, list[Any]] = {}
     for f in items:
         a = acc.get(f.generation_id)
@@ -227,7 +237,7 @@ def _bulk_verdicts(conn: Conn, scope: Scope, items: list[FeedbackIn], now: datet
     deltas = [{"generation_id": gid, "feedback_count": a[0], "sentiments": a[1], "positives": a[2], "negatives": a[3],
                "rating_sum": a[4], "rating_count": a[5], "tags": sorted(a[6]), "sources": sorted(a[7]),
                "last_feedback_at": a[8]} for gid, a in acc.items()]
-    row = conn.execute(_BULK_VERDICT[daymarks.kept(conn)],
+    row = conn.execute(_BULK_VERDICT_SQL,
                        {"deltas": orjson.dumps(deltas).decode(), "tenant_id": scope.tenant_id}).fetchone()
     updated = int(row["n"]) if row else 0
     if updated != len(deltas):  # every logged generation has its row (ledger m005)

@@ -11,6 +11,7 @@ from uuid import UUID
 from ..errors import NotFound
 from ..store.database import Conn
 from ..store.tenancy import Scope
+from . import verdicts
 from .generations import as_uuid
 from .models import Generation, LineageNode
 
@@ -34,6 +35,7 @@ def tree(conn: Conn, scope: Scope, generation_id: UUID | str) -> LineageNode:
     (oldest first).
     """
     gid = as_uuid(generation_id, "generation id")
+    verdicts.settle(conn, scope.tenant_id)
     rows = conn.execute(_TREE_SQL, {"t": scope.tenant_id, "id": gid}).fetchall()
     if not rows:
         raise NotFound(f"generation {gid} does not exist in this tenant")

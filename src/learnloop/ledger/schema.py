@@ -479,6 +479,29 @@ def _m008_rollup_grid(conn: psycopg.Connection) -> None:
         conn.execute(M008_ROLLUP_GRID)  # type: ignore[call-overload]  # constant DDL text owned by us
 
 
+# Feedback writes append the generation here; the next reader of the summary recomputes it
+# (ledger/verdicts.py). No key and no foreign key: an append never waits on another writer
+# and costs one small heap row plus the tenant index (a tenant FK check alone cost ~75 us a
+# write). A deleted tenant's marks are never settled and never read. Not on Citus, where the
+# feedback statement keeps the summary itself (no rollup there, m007).
+M009_VERDICTS_PENDING = """
+CREATE TABLE learnloop.verdicts_pending (
+    tenant_id     uuid NOT NULL,
+    generation_id uuid NOT NULL
+);
+COMMENT ON TABLE learnloop.verdicts_pending IS
+    'Generations with feedback not yet in their verdicts summary: appended by feedback writes, consumed by learnloop.ledger.verdicts.settle before any summary read.';
+CREATE INDEX verdicts_pending_tenant_idx ON learnloop.verdicts_pending (tenant_id);
+"""
+
+
+def _m009_verdicts_pending(conn: psycopg.Connection) -> None:
+    with conn.cursor(row_factory=tuple_row) as cur:
+        (kept,) = cur.execute("SELECT to_regclass('learnloop.analytics_dirty') IS NOT NULL").fetchone() or (False,)
+    if kept:  # not on Citus, where m007 created no rollup
+        conn.execute(M009_VERDICTS_PENDING)  # type: ignore[call-overload]  # constant DDL text owned by us
+
+
 MIGRATIONS = MigrationSet(
     "ledger",
     [
@@ -490,5 +513,6 @@ MIGRATIONS = MigrationSet(
         Migration("m006_grouping_statistics", _m006_grouping_statistics),
         Migration("m007_analytics_rollup", _m007_analytics_rollup),
         Migration("m008_rollup_grid", _m008_rollup_grid),
+        Migration("m009_verdicts_pending", _m009_verdicts_pending),
     ],
 )

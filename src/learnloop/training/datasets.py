@@ -30,6 +30,7 @@ from psycopg.types.json import Jsonb
 
 from ..errors import InvalidInput, NotFound
 from ..events.outbox import emit
+from ..ledger import verdicts
 from ..ledger.generations import as_uuid
 from ..ledger.models import parse
 from ..store.database import Conn
@@ -229,6 +230,7 @@ def create(conn: Conn, scope: Scope, name: str, filter: DatasetFilter | dict[str
         )
     counts: Counter[str] = Counter()
     pii: Counter[str] = Counter()
+    verdicts.settle(conn, scope.tenant_id)  # the filter reads verdicts; settled before the long transaction
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
                      (f"dataset:{scope.tenant_id}:{scope.project_id}:{name}",))
