@@ -480,18 +480,19 @@ def _m008_rollup_grid(conn: psycopg.Connection) -> None:
 
 
 # Feedback writes append the generation here; the next reader of the summary recomputes it
-# (ledger/verdicts.py). No key and no foreign key: an append never waits on another writer
-# and costs one small heap row plus the tenant index (a tenant FK check alone cost ~75 us a
+# (ledger/verdicts.py). The identity makes each mark its own row, so an append never waits
+# on another writer, and there is no foreign key (a tenant FK check alone cost ~75 us a
 # write). A deleted tenant's marks are never settled and never read. Not on Citus, where the
 # feedback statement keeps the summary itself (no rollup there, m007).
 M009_VERDICTS_PENDING = """
 CREATE TABLE learnloop.verdicts_pending (
     tenant_id     uuid NOT NULL,
-    generation_id uuid NOT NULL
+    id            bigint GENERATED ALWAYS AS IDENTITY,
+    generation_id uuid NOT NULL,
+    PRIMARY KEY (tenant_id, id)
 );
 COMMENT ON TABLE learnloop.verdicts_pending IS
     'Generations with feedback not yet in their verdicts summary: appended by feedback writes, consumed by learnloop.ledger.verdicts.settle before any summary read.';
-CREATE INDEX verdicts_pending_tenant_idx ON learnloop.verdicts_pending (tenant_id);
 """
 
 
