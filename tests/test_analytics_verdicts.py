@@ -178,3 +178,95 @@ def test_the_planner_expects_few_groups_for_time_buckets_and_json_keys(fresh_cli
     estimated = top[0]["Plan"]["Plan Rows"]
     assert len(out.groups) <= 200
     assert estimated <= 1000, f"planner expects {estimated} groups for {by} (3,000 rows)"
+
+
+def _pending(ll: Any, tenant: Any) -> int:
+    with ll.db.connection() as conn:
+        return conn.execute("SELECT count(*) AS n FROM learnloop.verdicts_pending WHERE tenant_id = %s",
+                            (tenant,)).fetchone()["n"]
+
+
+def test_every_reader_sees_the_feedback_given_just_before_it(fresh_client):
+    """Feedback leaves the summary to the next reader (ledger m009): each reader of the
+    verdicts settles first, so none is behind the vote it follows."""
+    from learnloop.knowledge.search import verdicts as search_verdicts
+
+    ll = fresh_client
+    a = ll.scoped(tenant="a", project="p")
+    root = a.log(kind="chat", prompt="Q", output_text="A1", model="m")
+    child = a.log(kind="chat", prompt="Q", output_text="A2", model="m", parent_id=root.id)
+    scope = a.scope
+    a.feedback(root.id, sentiment="NEGATIVE", tags=["WRONG"])
+    assert _pending(ll, scope.tenant_id) == 1
+    [g] = [g for g in a.analytics.breakdown(["kind"]).groups]
+    assert (g.rated, g.negative) == (1, 1)
+    assert _pending(ll, scope.tenant_id) == 0  # settled by that read
+    a.feedback(child.id, sentiment="POSITIVE", tags=["CLEAR"])
+    assert [(t.tag, t.generations) for t in a.analytics.tags()] == [("CLEAR", 1), ("WRONG", 1)]
+    a.feedback(child.id, rating=5)
+    c = a.analytics.corrections()
+    assert (c.negative, c.regenerated, c.fixed) == (1, 1, 1)
+    a.feedback(root.id, sentiment="POSITIVE")
+    a.feedback(root.id, sentiment="POSITIVE")  # now more positive than negative
+    assert a.tree(root.id).verdict == "POSITIVE"
+    for _ in range(3):
+        a.feedback(child.id, sentiment="NEGATIVE")  # 2 positive (the 5 stars count), 3 negative
+    assert [g.id for g in a.find(filters={"verdict": "NEGATIVE"})] == [child.id]
+    a.feedback(child.id, sentiment="POSITIVE")
+    a.feedback(child.id, sentiment="POSITIVE")
+    with ll.db.connection() as conn:
+        got = search_verdicts(conn, scope, [root.id, child.id])
+    assert {k: (v["positives"], v["negatives"], v["verdict"]) for k, v in got.items()} == {
+        root.id: (2, 1, "POSITIVE"), child.id: (4, 3, "POSITIVE")}
+    a.feedback(root.id, sentiment="NEGATIVE")
+    a.feedback(root.id, sentiment="NEGATIVE")  # root: 2 positive, 3 negative
+    ds = a.training.create_dataset("good", {"verdict": "POSITIVE"})
+    assert [it["generation_id"] for it in a.training.items(ds.id)] == [child.id]
+    assert_summary_is_a_recount(ll)
+
+
+def test_a_settle_touches_its_own_tenant_only(fresh_client):
+    ll = fresh_client
+    a, b = ll.scoped(tenant="a", project="p"), ll.scoped(tenant="b", project="p")
+    ga, gb = a.log(kind="chat"), b.log(kind="chat")
+    a.feedback(ga.id, sentiment="NEGATIVE")
+    b.feedback(gb.id, sentiment="NEGATIVE")
+    b.bulk_feedback([{"generation_id": gb.id, "thumbs": -1}])
+    assert a.analytics.breakdown().total.negative == 1
+    assert (_pending(ll, a.scope.tenant_id), _pending(ll, b.scope.tenant_id)) == (0, 2)
+    with ll.db.connection() as conn:
+        row = conn.execute("SELECT feedback_count FROM learnloop.verdicts WHERE tenant_id = %s",
+                           (b.scope.tenant_id,)).fetchone()
+    assert row["feedback_count"] == 0  # b's summary waits for b's next reader
+    assert b.analytics.breakdown().total.negative == 1
+    assert _pending(ll, b.scope.tenant_id) == 0
+    assert_summary_is_a_recount(ll)
+
+
+def test_readers_and_writers_at_once_each_read_their_own_writes(fresh_client):
+    """Four writers, each reading right after each vote, while settles of the same tenant
+    race: every read counts at least the writer's own judged generations so far, and the
+    summary ends a recount."""
+    ll = fresh_client
+    gens = {n: ll.bulk_log([{"kind": "chat", "config": {"w": n}} for _ in range(12)]) for n in range(4)}
+    errors: list[str] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(12):
+                ll.feedback(gens[n][i], sentiment="NEGATIVE", tags=[f"T{i % 3}"])
+                got = {g.by[0].value: g.negative for g in ll.analytics.breakdown(["w"]).groups}
+                if got.get(str(n), 0) != i + 1:
+                    errors.append(f"writer {n} saw {got.get(str(n))} of its {i + 1} negative generations")
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert {g.by[0].value: g.negative for g in ll.analytics.breakdown(["w"]).groups} == {
+        "0": 12, "1": 12, "2": 12, "3": 12}
+    assert_summary_is_a_recount(ll)
