@@ -154,9 +154,9 @@ def tenants_to_refresh(conn: Conn) -> list[UUID]:
     if not available(conn):
         return []
     return [r["id"] for r in conn.execute(
-        "SELECT t.id FROM learnloop.tenants t WHERE EXISTS"
-        " (SELECT 1 FROM learnloop.analytics_dirty d WHERE d.tenant_id = t.id) OR "  # noqa: S608
-        + verdicts.pending_tenants_sql() + " ORDER BY t.id").fetchall()]
+        "SELECT t.id FROM learnloop.tenants t"
+        " WHERE EXISTS (SELECT 1 FROM learnloop.analytics_dirty d WHERE d.tenant_id = t.id)"
+        " OR EXISTS (SELECT 1 FROM learnloop.verdicts_pending p WHERE p.tenant_id = t.id) ORDER BY t.id").fetchall()]
 
 
 def refresh(conn: Conn, scope: Scope, *, max_days: int | None = None) -> RefreshReport:

@@ -21,11 +21,12 @@ itself; ``settle`` does nothing there.
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
+import psycopg
 from psycopg.rows import tuple_row
 
-from ..store.database import Conn
 from . import daymarks
 
 LOCK_CLASS = 7009  # advisory lock (class, tenant hash): one settle per tenant at a time
@@ -65,15 +66,15 @@ WITH done AS (
     FROM s
     WHERE v.tenant_id = %(tenant_id)s AND v.generation_id = s.generation_id
     RETURNING v.project_id, v.generated_at
-), """ + daymarks.mark_cte("u", "generated_at") + """
+), {MARK}
 SELECT count(*) FROM u
-"""
+""".replace("{MARK}", daymarks.mark_cte("u", "generated_at"))
 
 PEND_CTE = ("pend AS (INSERT INTO learnloop.verdicts_pending (tenant_id, generation_id)"
             " SELECT %(tenant_id)s, generation_id FROM ins)")
 
 
-def deferred(conn: Conn) -> bool:
+def deferred(conn: psycopg.Connection[Any]) -> bool:
     """Whether feedback writes leave the summary to ``settle`` (everywhere but Citus)."""
     return daymarks.kept(conn)
 
@@ -82,7 +83,7 @@ def _lock_key(tenant_id: UUID) -> int:
     return int.from_bytes(tenant_id.bytes[:4], "big", signed=True)
 
 
-def settle(conn: Conn, tenant_id: UUID) -> int:
+def settle(conn: psycopg.Connection[Any], tenant_id: UUID) -> int:
     """Bring the tenant's verdict summaries up to its committed feedback; returns how many
     generations were recomputed. Costs one indexed lookup when nothing is pending."""
     if not deferred(conn):
@@ -95,9 +96,3 @@ def settle(conn: Conn, tenant_id: UUID) -> int:
             cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_CLASS, _lock_key(tenant_id)))
             (n,) = cur.execute(_SETTLE, {"tenant_id": tenant_id}).fetchone() or (0,)
     return int(n)
-
-
-def pending_tenants_sql() -> str:
-    """A condition on ``t`` (learnloop.tenants) for the server's refresher: tenants with
-    summaries to settle."""
-    return "EXISTS (SELECT 1 FROM learnloop.verdicts_pending p WHERE p.tenant_id = t.id)"
