@@ -2,7 +2,7 @@
 ~10% regenerations of an earlier attempt, config/context JSON shaped like the image engine's.
 
 Rows go in through the library's own bulk paths (``bulk_log``/``bulk_feedback``: binary
-COPY, and the verdict summary kept by them), in chunks so memory stays flat at 10M.
+COPY; the verdict summaries are settled by the first read), in chunks so memory stays flat at 10M.
 Failure odds depend on the style, on the plant's demand (large plants dislike MINIMAL) and
 on the lighting, so the analytics have something real to find.
 """

@@ -224,11 +224,14 @@ def run_size(n: int, repeat: int) -> dict[str, Any]:
                 times.append(time.perf_counter() - t0)
             out[f"{name}_one_day_changed"] = percentiles(times)
             print(f"  {name + ' (a day changed)':<22} p50 {out[f'{name}_one_day_changed']['p50_ms']:>8.1f} ms", flush=True)
-        # A read right after a write: each call first settles the rating given just before it.
+        # A read right after a write: each call first settles the rating given just before it
+        # (on unrated generations of the day already changed, so the ledger reads one day).
         with ll.db.connection() as conn:
             fresh = [r["id"] for r in conn.execute(
                 "SELECT generation_id AS id FROM learnloop.verdicts WHERE tenant_id = %s AND feedback_count = 0"
-                " LIMIT %s", (ll.scope.tenant_id, repeat)).fetchall()]
+                " AND generated_at > (SELECT generated_at FROM learnloop.verdicts WHERE tenant_id = %s"
+                " AND generation_id = %s) ORDER BY generated_at LIMIT %s",
+                (ll.scope.tenant_id, ll.scope.tenant_id, gid, repeat)).fetchall()]
         times = []
         for g in fresh:
             ll.feedback(g, sentiment="NEGATIVE", tags=["TOO_DARK"])
