@@ -209,9 +209,15 @@ def test_every_reader_sees_the_feedback_given_just_before_it(fresh_client):
     a.feedback(root.id, sentiment="POSITIVE")
     a.feedback(root.id, sentiment="POSITIVE")  # now more positive than negative
     assert a.tree(root.id).verdict == "POSITIVE"
-    for _ in range(3):
-        a.feedback(child.id, sentiment="NEGATIVE")  # 2 positive (the 5 stars count), 3 negative
-    assert [g.id for g in a.find(filters={"verdict": "NEGATIVE"})] == [child.id]
+    a.feedback(child.id, sentiment="NEGATIVE")  # child: 2 positive (the 5 stars count), 1 negative
+    assert {g.id for g in a.analytics.golden()} == {root.id, child.id}
+    third = a.log(kind="chat", prompt="Q", output_text="A3", model="m")
+    a.feedback(third.id, sentiment="NEGATIVE")
+    d = a.analytics.drivers(min_rated=1)
+    assert (d.rated, d.failure_rate) == (3, 1 / 3)
+    for _ in range(2):
+        a.feedback(child.id, sentiment="NEGATIVE")  # 2 positive, 3 negative
+    assert [g.id for g in a.find(filters={"verdict": "NEGATIVE"})] == [third.id, child.id]
     a.feedback(child.id, sentiment="POSITIVE")
     a.feedback(child.id, sentiment="POSITIVE")
     with ll.db.connection() as conn:

@@ -160,7 +160,6 @@ class Plan:
 
     def __init__(self, conn: Conn, scope: Scope, f: Filters, dims: Sequence[Dimension], *,
                  ledger: bool = False) -> None:
-        verdicts.settle(conn, scope.tenant_id)  # every plan reads the summary
         self.conn, self.scope, self.f = conn, scope, f
         self.ledger = ledger or needs_ledger(f, dims)
         self.v = sql.Identifier("v" if self.ledger else "g")
@@ -431,6 +430,7 @@ def breakdown(conn: Conn, scope: Scope, by: Any = (), where: Any = None, *, filt
     """
     dims = dimensions(by)
     f = make_filters(filters, where=where, **filter_args)
+    verdicts.settle(conn, scope.tenant_id)
     plan = Plan(conn, scope, f, dims)
     binned = iter(plan.bin_edges([d for d in plan.dims if d.kind == "bins"]))
     edges: list[list[float] | None] = [

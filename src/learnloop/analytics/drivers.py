@@ -33,6 +33,7 @@ from typing import Any
 from psycopg import sql
 
 from ..errors import InvalidInput
+from ..ledger import verdicts
 from ..store.database import Conn
 from ..store.tenancy import Scope
 from . import rollup
@@ -75,6 +76,7 @@ def drivers(conn: Conn, scope: Scope, where: Any = None, *, filters: Any = None,
         raise InvalidInput("bins must be a whole number from 2 to 20", field="bins")
     if not isinstance(min_rated, int) or isinstance(min_rated, bool) or min_rated < 1:
         raise InvalidInput("min_rated must be a whole number >= 1", field="min_rated")
+    verdicts.settle(conn, scope.tenant_id)
     plan = _rated(Plan(conn, scope, f, []))
     # The newest rated generations, read through the ledger's (project, time) index.
     newest = _rated(Plan(conn, scope, f, [], ledger=True))

@@ -136,6 +136,7 @@ def golden(
         raise InvalidInput(f"source must be config, context or output_meta, got {source!r}", field="source")
     f = filters({source: numeric_conditions(where)} if where else None, verdict=["POSITIVE"], since=since,
                 until=until, all_projects=all_projects or None)
+    verdicts.settle(conn, scope.tenant_id)
     plan = Plan(conn, scope, f, [], ledger=True)  # golden rows carry the prompt and output
     conds = [plan.where]
     if min_rating is not None:

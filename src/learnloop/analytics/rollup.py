@@ -51,7 +51,7 @@ from pydantic import BaseModel, Field
 from ..errors import InvalidInput
 from ..ledger import daymarks, verdicts
 from ..store.database import Conn
-from ..store.tenancy import Scope
+from ..store.tenancy import Scope, lock_key
 
 MAX_VALUES_A_DAY = 100  # distinct values of one key in one project-day, else the key is wide
 MAX_CELLS_A_DAY = 1000  # grid cells of a wide key in one project-day, else it is not held
@@ -78,10 +78,6 @@ class RefreshReport(BaseModel):
 
 def available(conn: Conn) -> bool:
     return daymarks.kept(conn)
-
-
-def _lock_key(tenant_id: UUID) -> int:
-    return int.from_bytes(tenant_id.bytes[:4], "big", signed=True)
 
 
 def grid_sql(x: str) -> str:
@@ -175,7 +171,7 @@ def refresh_tenant(conn: Conn, tenant: UUID, *, max_days: int | None = None) -> 
     if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         raise InvalidInput("refresh runs its own transactions: call it outside a transaction")
     verdicts.settle(conn, tenant)  # its days are marked changed, then rebuilt below
-    key = _lock_key(tenant)
+    key = lock_key(tenant)
     got = conn.execute("SELECT pg_try_advisory_lock(%s, %s) AS ok", (LOCK_CLASS, key)).fetchone()
     if not got or not got["ok"]:
         return RefreshReport(busy=True, seconds=time.perf_counter() - t0)

@@ -74,7 +74,6 @@ def _metadata(r: dict[str, Any], what: str) -> dict[str, Any]:
 
 def pending(conn: psycopg.Connection, scope: Scope, model: str, what: str = "both") -> int:
     _check_what(what)
-    verdicts.settle(conn, scope.tenant_id)
     sql_text = f"SELECT count(*) AS n FROM ({_pending_sql(what)}) p"  # noqa: S608
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(sql_text, {"tenant_id": scope.tenant_id, "project_id": scope.project_id,
@@ -87,7 +86,6 @@ def embed_generations(conn: psycopg.Connection[Any], scope: Scope, provider: Emb
                       on_batch: Any = None) -> dict[str, Any]:
     """Embed every not-yet-embedded generation of the project (up to ``limit``)."""
     _check_what(what)
-    verdicts.settle(conn, scope.tenant_id)  # each vector's metadata carries the verdict
     if not 1 <= batch_size <= 10_000:
         raise InvalidInput("batch_size must be between 1 and 10000", field="batch_size")
     if limit is not None and limit < 0:

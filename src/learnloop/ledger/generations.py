@@ -22,7 +22,7 @@ from ..store.database import Conn
 from ..store.ids import uuid7
 from ..store.tenancy import Scope, ensure_project
 from ..store.unique import violated_unique
-from . import daymarks
+from . import daymarks, verdicts
 from .bulk import bulk_log
 from .models import Generation, GenerationIn, parse
 
@@ -182,6 +182,7 @@ def find(
     f = make_filters(filters, where=where, all_projects=all_projects or None, links=links,
                      kind=kind, user_ref=user_ref, session_ref=session_ref, model=model)
     limit, offset = _page(limit, offset)
+    verdicts.settle(conn, scope.tenant_id)  # a verdict filter reads the summary
     plan = Plan(conn, scope, f, [], ledger=True)  # whole generations, text search
     conds = [plan.where]
     if text:

@@ -25,6 +25,13 @@ class Scope:
     project: str
 
 
+def lock_key(tenant_id: UUID) -> int:
+    """The tenant's half of a two-key advisory lock (``pg_advisory_lock(class, key)``): a
+    per-tenant job takes turns with itself; two tenants whose ids share these 32 bits
+    would only take turns with each other too."""
+    return int.from_bytes(tenant_id.bytes[:4], "big", signed=True)
+
+
 # ensure_tenant, ensure_project and resolve read ids with _first, which takes dict or tuple
 # rows: any connection will do.
 def ensure_tenant(conn: psycopg.Connection[Any], name: str, *, create: bool = True) -> UUID:
