@@ -248,6 +248,31 @@ def test_every_tenant_table_leads_its_primary_key_with_tenant_id(client):
     assert len(rows) >= 6
 
 
+@pytest.mark.parametrize(("memory", "expected"), [
+    (24 * 2**30, "6144MB"),  # a quarter of this machine
+    (64 * 2**30, "8192MB"),  # capped: a bigger cache outgrows what one node should hold
+    (256 * 2**20, "128MB"),  # a small container still gets PostgreSQL's default
+    (None, "512MB"),  # memory unknown: the old fixed size
+])
+def test_shared_buffers_default_to_a_quarter_of_the_memory(monkeypatch, tmp_path, memory, expected):
+    from learnloop.config import get_settings
+    from learnloop.store import embedded
+
+    monkeypatch.setattr(embedded, "memory_limit_bytes", lambda: memory)
+    assert embedded.default_shared_buffers() == expected
+    assert f"shared_buffers = '{expected}'" in embedded._conf_text(get_settings(home=tmp_path))
+    # An explicit setting wins over the default.
+    assert "shared_buffers = '128MB'" in embedded._conf_text(get_settings(home=tmp_path, shared_buffers="128MB"))
+
+
+def test_the_memory_limit_is_the_lower_of_the_machine_and_its_container():
+    from learnloop.store import embedded
+
+    limit = embedded.memory_limit_bytes()
+    machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert limit is not None and 0 < limit <= machine
+
+
 def test_a_server_stopped_behind_our_back_is_started_again(tmp_path):
     from learnloop.config import get_settings
     from learnloop.store.embedded import EmbeddedServer

