@@ -276,3 +276,27 @@ def test_readers_and_writers_at_once_each_read_their_own_writes(fresh_client):
     assert {g.by[0].value: g.negative for g in ll.analytics.breakdown(["w"]).groups} == {
         "0": 12, "1": 12, "2": 12, "3": 12}
     assert_summary_is_a_recount(ll)
+
+
+def test_a_read_only_transaction_reads_the_last_settled_summaries(fresh_client):
+    """A reader that cannot write (a hot standby, a read-only transaction) does not fail on
+    the settle: it reads the summaries as the last settle left them."""
+    from learnloop.analytics.breakdown import breakdown
+    from learnloop.analytics.ledger import corrections, tag_frequencies
+
+    ll = fresh_client
+    g1, g2 = ll.log(kind="chat"), ll.log(kind="chat")
+    ll.feedback(g1.id, sentiment="NEGATIVE", tags=["A"])
+    assert ll.analytics.breakdown().total.negative == 1  # settled
+    ll.feedback(g2.id, sentiment="NEGATIVE", tags=["B"])  # left pending
+    with ll.db.connection() as conn:
+        with conn.transaction():
+            conn.execute("SET TRANSACTION READ ONLY")
+            assert breakdown(conn, ll.scope).total.negative == 1
+        conn.execute("SET default_transaction_read_only = on")  # as on a standby: every statement
+        assert corrections(conn, ll.scope).negative == 1
+        assert [t.tag for t in tag_frequencies(conn, ll.scope)] == ["A"]
+        conn.execute("RESET default_transaction_read_only")
+    assert _pending(ll, ll.scope.tenant_id) == 1  # nothing was lost: the next writable read settles it
+    assert ll.analytics.breakdown().total.negative == 2
+    assert_summary_is_a_recount(ll)

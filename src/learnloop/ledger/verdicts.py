@@ -32,7 +32,11 @@ from . import daymarks
 
 LOCK_CLASS = 7009  # advisory lock (class, tenant hash): one settle per tenant at a time
 
-_ANY_PENDING = "SELECT EXISTS (SELECT 1 FROM learnloop.verdicts_pending WHERE tenant_id = %s)"
+# Nothing to do in a read-only transaction (a hot standby, ``SET TRANSACTION READ ONLY``,
+# ``default_transaction_read_only``): the read sees the summaries as the last settle on a
+# writable connection left them, instead of failing on the settle's DELETE.
+_ANY_PENDING = ("SELECT NOT current_setting('transaction_read_only')::bool"
+                " AND EXISTS (SELECT 1 FROM learnloop.verdicts_pending WHERE tenant_id = %s)")
 
 # The summary of m004, recomputed for the generations whose marks this statement deletes.
 # Per generation (LATERAL), through the feedback index: the planner cannot know how few
@@ -82,7 +86,8 @@ def deferred(conn: psycopg.Connection[Any]) -> bool:
 
 def settle(conn: psycopg.Connection[Any], tenant_id: UUID) -> int:
     """Bring the tenant's verdict summaries up to its committed feedback; returns how many
-    generations were recomputed. Costs one indexed lookup when nothing is pending."""
+    generations were recomputed. Costs one indexed lookup when nothing is pending. In a
+    read-only transaction it does nothing (the summaries stay as last settled)."""
     if not deferred(conn):
         return 0
     with conn.cursor(row_factory=tuple_row) as cur:
