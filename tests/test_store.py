@@ -265,12 +265,22 @@ def test_shared_buffers_default_to_a_quarter_of_the_memory(monkeypatch, tmp_path
     assert "shared_buffers = '128MB'" in embedded._conf_text(get_settings(home=tmp_path, shared_buffers="128MB"))
 
 
-def test_the_memory_limit_is_the_lower_of_the_machine_and_its_container():
+@pytest.mark.parametrize(("limit", "expected"), [
+    ("1073741824", "container"),  # a 1 GiB container on a bigger machine: its limit
+    ("max", "machine"),  # cgroup v2 without a limit
+    (str(2**63 - 4096), "machine"),  # cgroup v1 without a limit: a huge number
+    (None, "machine"),  # no cgroup file at all
+])
+def test_the_memory_limit_is_the_lower_of_the_machine_and_its_container(monkeypatch, tmp_path, limit, expected):
     from learnloop.store import embedded
 
-    limit = embedded.memory_limit_bytes()
     machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    assert limit is not None and 0 < limit <= machine
+    assert machine > 2**30  # the case "container" needs a machine bigger than 1 GiB
+    files = (str(tmp_path / "memory.max"),)
+    if limit is not None:
+        (tmp_path / "memory.max").write_text(limit + "\n")
+    monkeypatch.setattr(embedded, "CGROUP_MEMORY_FILES", files)
+    assert embedded.memory_limit_bytes() == (2**30 if expected == "container" else machine)
 
 
 def test_a_server_stopped_behind_our_back_is_started_again(tmp_path):

@@ -65,6 +65,8 @@ def _import_embedded() -> Any:
 
 
 SHARED_BUFFERS_MIN_MB, SHARED_BUFFERS_MAX_MB = 128, 8192
+# A container's memory limit: cgroup v2, then v1 ("max" or a huge number when unlimited).
+CGROUP_MEMORY_FILES = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
 
 
 def memory_limit_bytes() -> int | None:
@@ -75,7 +77,7 @@ def memory_limit_bytes() -> int | None:
         sizes.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
     except (AttributeError, ValueError, OSError):
         pass
-    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+    for path in CGROUP_MEMORY_FILES:
         try:
             text = Path(path).read_text().strip()
         except OSError:
