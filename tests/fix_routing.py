@@ -47,6 +47,7 @@ CROSS_TENANT: dict[tuple[str, str], str] = {
     ("analytics/rollup.py", "tenants_to_refresh"): "the server's rollup refresher: which tenants changed",
     ("ledger/schema.py", "_m007_analytics_rollup"): "the rollup migration marks every tenant's days unbuilt once",
     ("ledger/schema.py", "_m008_rollup_grid"): "the grid migration empties every tenant's rollup for a rebuild, once",
+    ("ledger/schema.py", "_m010_rollup_lineage"): "the lineage migration empties every tenant's rollup for a rebuild, once",
 }
 
 _SRC = str(Path(learnloop.__file__).parent) + os.sep

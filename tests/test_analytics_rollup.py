@@ -7,6 +7,7 @@ are read from the ledger and still counted right."""
 from __future__ import annotations
 
 import uuid
+from collections import Counter, defaultdict
 from datetime import timedelta
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from learnloop.analytics import rollup
+from learnloop.analytics import lineage_rollup, rollup
 
 from .test_analytics_breakdown import (
     BASE,
@@ -26,6 +27,7 @@ from .test_analytics_breakdown import (
     generation,
     neighbour,  # noqa: F401  (fixture: another tenant that must never be counted)
     raw,
+    verdict,
 )
 
 
@@ -395,3 +397,124 @@ def test_a_deleted_generation_leaves_the_rollup(client):
         assert [(x.by[0].value, x.attempts) for x in b.groups] == [("MINIMAL", 1)]
         ll.analytics.refresh()
     assert keep.id
+
+
+def _tags_ref(stored: list[dict[str, Any]]) -> dict[str, tuple[int, int, float]]:
+    rows: Counter[str] = Counter()
+    gens: Counter[str] = Counter()
+    for g in stored:
+        rows.update(t for f in g["fbs"] for t in f["tags"])
+        gens.update({t for f in g["fbs"] for t in f["tags"]})
+    reviewed = sum(1 for g in stored if g["fbs"])
+    return {t: (rows[t], gens[t], gens[t] / reviewed) for t in rows}
+
+
+def _corrections_ref(stored: list[dict[str, Any]]) -> tuple[int, int, int, dict[int, int], int]:
+    """(negative, regenerated, fixed, first positive iteration -> trees, never), over all time."""
+    v = {g["id"]: verdict(g) for g in stored}
+    children: dict[Any, list[Any]] = defaultdict(list)
+    root: dict[Any, Any] = {}
+    it: dict[Any, int] = {}
+    for g in stored:  # a parent is stored before its children
+        p = g["parent_id"]
+        root[g["id"]], it[g["id"]] = (root[p], it[p] + 1) if p else (g["id"], 1)
+        if p:
+            children[p].append(g["id"])
+    negative = [x for x in v if v[x] == "NEGATIVE"]
+    regenerated = [x for x in negative if children[x]]
+    fixed = [x for x in regenerated if any(v[c] == "POSITIVE" for c in children[x])]
+    trees: dict[Any, list[Any]] = defaultdict(list)
+    for x in v:
+        trees[root[x]].append(x)
+    first: Counter[int] = Counter()
+    never = 0
+    for nodes in trees.values():
+        if not any(v[x] for x in nodes):
+            continue
+        pos = [it[x] for x in nodes if v[x] == "POSITIVE"]
+        if pos:
+            first[min(pos)] += 1
+        else:
+            never += 1
+    return len(negative), len(regenerated), len(fixed), dict(first), never
+
+
+def _check_lineage(ll, stored: list[dict[str, Any]], *, from_rollup: bool) -> None:
+    want_tags = _tags_ref(stored)
+    want = _corrections_ref(stored)
+    got_tags = ll.analytics.tags()
+    assert {t.tag: (t.count, t.generations) for t in got_tags} == {k: x[:2] for k, x in want_tags.items()}
+    for t in got_tags:
+        assert t.share == pytest.approx(want_tags[t.tag][2])
+    assert [t.count for t in got_tags] == sorted((t.count for t in got_tags), reverse=True)
+    c = ll.analytics.corrections()
+    assert (c.negative, c.regenerated, c.fixed, c.iterations, c.never) == want
+    with ll.db.connection() as conn:
+        # The rollup answers whenever a built day is unchanged (else the ledger's own query).
+        clean = lineage_rollup._days(conn, ll.scope, False) is not None
+        assert clean or not from_rollup
+        assert (lineage_rollup.all_time_corrections(conn, ll.scope, False) is not None) == clean
+        assert (lineage_rollup.all_time_tags(conn, ll.scope, False) is not None) == clean
+    # The period form (the ledger's own query) agrees over a period holding everything.
+    p = ll.analytics.corrections(since=BASE - timedelta(days=1))
+    assert (p.negative, p.regenerated, p.fixed, p.iterations, p.never) == want
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                 HealthCheck.too_slow])
+@given(before=st.lists(generation, min_size=1, max_size=30), after=st.lists(generation, max_size=15),
+       late=st.lists(st.tuples(st.integers(0, 1000), st.fixed_dictionaries({
+           "sentiment": st.sampled_from(["POSITIVE", "NEGATIVE", None]), "rating": st.none(),
+           "tags": st.lists(st.sampled_from(["TOO_DARK", "LATE_TAG"]), max_size=1), "source": st.just("admin")})),
+           max_size=6))
+def test_tags_and_corrections_through_the_rollup_match_python(client, neighbour, before, after, late):  # noqa: F811
+    """Built days answer from the rollup; children logged later for parents in built days,
+    votes on their nodes and new days are read from the ledger, and the sum is exact."""
+    ll = client.scoped(tenant=f"r{uuid.uuid4().hex[:10]}", project="hub")
+    stored: list[dict[str, Any]] = []
+    _store(ll, before, stored)
+    neighbour.analytics.refresh()
+    assert ll.analytics.refresh().days >= 1
+    _store(ll, after, stored, single=True)
+    for i, fb in late[::2]:
+        _feedback(ll, stored[i % len(stored)], fb)
+    if late[1::2]:
+        ll.bulk_feedback([{"generation_id": stored[i % len(stored)]["id"], **{k: v for k, v in fb.items() if v}}
+                          for i, fb in late[1::2]])
+    _read_back(ll, stored)
+    _check_lineage(ll, stored, from_rollup=False)
+    ll.analytics.refresh()
+    _check_lineage(ll, stored, from_rollup=True)
+
+
+def test_a_regeneration_and_its_vote_move_the_parents_day(client):
+    """A child logged days after its parent (by ``log`` or ``bulk_log``), and its vote, change
+    what the parent's built day says (regenerated, fixed, the tree's first positive); so does
+    deleting the child. Each checked before and after the next refresh."""
+    ll = client.scoped(tenant=f"r{uuid.uuid4().hex[:10]}", project="hub")
+    other = ll.log(kind="image", created_at=BASE - timedelta(days=2))  # its day stays built and unchanged
+    ll.feedback(other.id, sentiment="POSITIVE")
+    parents = [ll.log(kind="image", created_at=BASE + timedelta(hours=h)) for h in (0, 1)]
+    for p in parents:
+        ll.feedback(p.id, sentiment="NEGATIVE", tags=["TOO_DARK"])
+    ll.analytics.refresh()
+
+    def check(want: tuple[Any, ...], tags: dict[str, int]) -> None:
+        for _ in range(2):
+            c = ll.analytics.corrections()
+            assert (c.negative, c.regenerated, c.fixed, c.iterations, c.never) == want
+            assert {t.tag: t.generations for t in ll.analytics.tags()} == tags
+            with ll.db.connection() as conn:
+                assert lineage_rollup._days(conn, ll.scope, False) is not None  # the rollup answers
+            ll.analytics.refresh()
+
+    check((2, 0, 0, {1: 1}, 2), {"TOO_DARK": 2})
+    child = ll.log(kind="image", parent_id=parents[0].id, created_at=BASE + timedelta(days=3))
+    check((2, 1, 0, {1: 1}, 2), {"TOO_DARK": 2})
+    ll.bulk_log([{"kind": "image", "parent_id": parents[1].id, "created_at": BASE + timedelta(days=4)}])
+    check((2, 2, 0, {1: 1}, 2), {"TOO_DARK": 2})
+    ll.feedback(child.id, sentiment="POSITIVE", tags=["CLEAR"])
+    check((2, 2, 1, {1: 1, 2: 1}, 1), {"TOO_DARK": 2, "CLEAR": 1})
+    with client.db.connection() as conn:  # learnloop never deletes a generation; an operator may
+        conn.execute("DELETE FROM learnloop.generations WHERE tenant_id = %s AND id = %s", (ll.scope.tenant_id, child.id))
+    check((2, 1, 0, {1: 1}, 2), {"TOO_DARK": 2})

@@ -24,6 +24,7 @@ from ..ledger import verdicts
 from ..store.database import Conn
 from ..store.tenancy import Scope
 from ..store.validation import check_key
+from . import lineage_rollup, rollup
 from .breakdown import Frag, Plan, breakdown
 from .models import Corrections, FailureRateRow, GoldenRow, TagRow
 from .spec import Dimension, check_analytics_key, filters
@@ -197,6 +198,9 @@ def _all_time_tags(conn: Conn, scope: Scope, all_projects: bool) -> list[TagRow]
     """Tags over all time: rows counted from feedback, generations from the verdict
     summary's tag sets, so neither pass needs a count(DISTINCT)."""
     verdicts.settle(conn, scope.tenant_id)
+    got = lineage_rollup.all_time_tags(conn, scope, all_projects) if rollup.available(conn) else None
+    if got is not None:
+        return got
     f = _period("f", scope, all_projects, None, None)
     v = _period("v", scope, all_projects, None, None, "generated_at")
     q = Frag.join(" ", [
@@ -251,6 +255,11 @@ def corrections(
     hash at 1M, which spills to disk past work_mem as the ledger grows).
     """
     verdicts.settle(conn, scope.tenant_id)
+    if since is None and until is None and rollup.available(conn):
+        got = lineage_rollup.all_time_corrections(conn, scope, all_projects)
+        if got is not None:
+            return got
+
     def period(alias: str, time: str) -> Frag:
         return _period(alias, scope, all_projects, since, until, time)
 

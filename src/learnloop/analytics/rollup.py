@@ -61,7 +61,7 @@ REFRESH_EVERY = 30.0  # seconds between the server's refresh passes
 LOCK_CLASS = 7007  # advisory lock (class, tenant hash): one refresher per tenant
 ROLLUP_COLUMNS = ("kind", "model", "provider", "project")
 MEASURES = ("attempts", "rated", "negative", "positive", "rating_sum", "rating_count", "tokens_in",
-            "tokens_out", "cost", "costs")
+            "tokens_out", "cost", "costs", "reviewed", "feedback_rows", "regenerated", "fixed")
 
 
 class RefreshReport(BaseModel):
@@ -92,6 +92,35 @@ def grid_sql(x: str) -> str:
             f" WHEN {t} <= {x} THEN {t}::float8 ELSE ({t} - power(10::numeric, -{s}))::float8 END")
 
 
+# Per generation (``v``, its analytics row), what "did corrections fix it" counts over all
+# time (ledger m010): a NEGATIVE generation is regenerated when a child of it exists and
+# fixed when a child is judged POSITIVE; a root gives its tree's first iteration judged
+# POSITIVE (1 is the root itself), -1 when the tree has judged nodes but no positive one,
+# NULL when nothing in it is judged. Children and tree nodes through their indexes (the
+# judged rows by tree: ``verdicts_tree_idx``), wherever they were logged.
+def regenerated_sql(tenant: str) -> str:
+    """SQL: the analytics row ``v`` is NEGATIVE and has a child. ``tenant`` is the tenant's
+    parameter placeholder (this package's own text only)."""
+    return (f"(v.verdict = 'NEGATIVE' AND EXISTS (SELECT 1 FROM learnloop.generations c"
+            f" WHERE c.tenant_id = {tenant} AND c.parent_id = v.generation_id))")
+
+
+def fixed_sql(tenant: str) -> str:
+    """SQL: the analytics row ``v`` is NEGATIVE and has a child judged POSITIVE."""
+    return (f"(v.verdict = 'NEGATIVE' AND EXISTS (SELECT 1 FROM learnloop.verdicts k"
+            f" WHERE k.tenant_id = {tenant} AND k.root_id = v.root_id AND k.feedback_count > 0"
+            f" AND k.parent_id = v.generation_id AND k.verdict = 'POSITIVE'))")
+
+
+def first_positive_sql(tenant: str, gid: str, parent: str) -> str:
+    """SQL: for a root (``parent`` NULL), its tree's first iteration judged POSITIVE, -1 when
+    nodes are judged but none POSITIVE, NULL when none is judged or for a non-root."""
+    return (f"CASE WHEN {parent} IS NULL THEN (SELECT CASE WHEN count(k.verdict) > 0 THEN"
+            " coalesce(min(k.iteration) FILTER (WHERE k.verdict = 'POSITIVE'), -1) END"
+            f" FROM learnloop.verdicts k WHERE k.tenant_id = {tenant} AND k.root_id = {gid}"
+            " AND k.feedback_count > 0)::float8 END")
+
+
 # One row per (project, day, kind, model, provider) and dimension value. The ledger's
 # (project, created_at) index finds each day's generations; their analytics rows come by
 # primary key. JSON nulls are left out: a breakdown puts them with the missing keys, which
@@ -103,7 +132,8 @@ WITH days AS (SELECT * FROM unnest(%(projects)s::uuid[], %(days)s::date[]) AS d(
 src AS (
     SELECT v.project_id, (v.generated_at AT TIME ZONE 'UTC')::date AS day, v.kind, v.model, v.provider, v.verdict,
            v.rating_sum, v.rating_count, v.tokens_in, v.tokens_out, v.cost, v.config, v.context, v.output_meta,
-           v.tags
+           v.tags, v.generation_id, v.feedback_count, REGENERATED AS regenerated, FIXED AS fixed,
+           FIRST_POSITIVE AS first_positive
     FROM days d
     JOIN learnloop.generations g ON g.tenant_id = %(tenant)s AND g.project_id = d.project_id
          AND g.created_at >= (d.day::timestamp AT TIME ZONE 'UTC')
@@ -113,34 +143,49 @@ src AS (
 SELECT s.project_id, s.day, s.kind, s.model, s.provider, x.dim, x.key, x.value, x.num,
        count(*), count(s.verdict), count(*) FILTER (WHERE s.verdict = 'NEGATIVE'),
        count(*) FILTER (WHERE s.verdict = 'POSITIVE'), coalesce(sum(s.rating_sum), 0),
-       coalesce(sum(s.rating_count), 0), sum(s.tokens_in), sum(s.tokens_out), sum(s.cost), count(s.cost)
+       coalesce(sum(s.rating_count), 0), sum(s.tokens_in), sum(s.tokens_out), sum(s.cost), count(s.cost),
+       count(*) FILTER (WHERE s.feedback_count > 0), sum(x.fb), count(*) FILTER (WHERE s.regenerated),
+       count(*) FILTER (WHERE s.fixed)
 FROM src s CROSS JOIN LATERAL (
-    SELECT ''::text AS dim, ''::text AS key, NULL::text AS value, NULL::float8 AS num
+    SELECT ''::text AS dim, ''::text AS key, NULL::text AS value, NULL::float8 AS num, s.feedback_count AS fb
     UNION ALL
     SELECT y.dim, y.key, CASE WHEN NOT y.grid THEN y.value #>> '{}' END,
            CASE WHEN jsonb_typeof(y.value) <> 'number' THEN NULL
                 WHEN y.grid THEN GRID
-                WHEN abs(y.value::numeric) < 1e300 THEN (y.value #>> '{}')::float8 ELSE 'Infinity' END
+                WHEN abs(y.value::numeric) < 1e300 THEN (y.value #>> '{}')::float8 ELSE 'Infinity' END,
+           s.feedback_count
     FROM (SELECT d.dim, e.key, e.value, d.dim || '.' || e.key = ANY(%(grid)s::text[]) AS grid
           FROM (VALUES ('config', s.config), ('context', s.context), ('output_meta', s.output_meta)) AS d(dim, doc),
                jsonb_each(d.doc) AS e
           WHERE jsonb_typeof(e.value) <> 'null' AND NOT (d.dim || '.' || e.key = ANY(%(off)s::text[]))) y
     WHERE NOT y.grid OR jsonb_typeof(y.value) = 'number'
     UNION ALL
-    SELECT 'tag', '', t, NULL FROM unnest(CASE WHEN s.tags = '{}' THEN ARRAY[NULL::text] ELSE s.tags END) AS t
-    WHERE NOT ('tag.' = ANY(%(off)s::text[]))
+    SELECT 'tag', '', NULL, NULL, s.feedback_count WHERE s.tags = '{}' AND NOT ('tag.' = ANY(%(off)s::text[]))
+    UNION ALL
+    SELECT 'tag', '', t.tag, NULL, t.n FROM (
+        SELECT x.tag, count(*) AS n FROM learnloop.feedback f, unnest(f.tags) AS x(tag)
+        WHERE f.tenant_id = %(tenant)s AND f.generation_id = s.generation_id GROUP BY x.tag) t
+    WHERE s.tags <> '{}' AND NOT ('tag.' = ANY(%(off)s::text[]))
+    UNION ALL
+    SELECT 'tree', '', NULL, s.first_positive, 0 WHERE s.first_positive IS NOT NULL
 ) AS x
 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
-""".replace("GRID", grid_sql("y.value::numeric"))
+""".replace("GRID", grid_sql("y.value::numeric")).replace("REGENERATED", regenerated_sql("%(tenant)s")).replace(
+    "FIXED", fixed_sql("%(tenant)s")).replace("FIRST_POSITIVE", first_positive_sql("%(tenant)s", "v.generation_id",
+                                                                                   "v.parent_id"))
 
 _SUMS = ("sum(attempts), sum(rated), sum(negative), sum(positive), sum(rating_sum), sum(rating_count),"
-         " sum(tokens_in), sum(tokens_out), sum(cost), sum(costs)")
+         " sum(tokens_in), sum(tokens_out), sum(cost), sum(costs), sum(reviewed), sum(feedback_rows),"
+         " sum(regenerated), sum(fixed)")
+_COLUMNS = ("attempts, rated, negative, positive, rating_sum, rating_count, tokens_in, tokens_out, cost, costs,"
+            " reviewed, feedback_rows, regenerated, fixed")
 
 _BATCH_TABLE = """
 CREATE TEMP TABLE rollup_batch (
     project_id uuid, day date, kind text, model text, provider text, dim text, key text, value text,
     num float8, attempts bigint, rated bigint, negative bigint, positive bigint, rating_sum bigint,
-    rating_count bigint, tokens_in bigint, tokens_out bigint, cost numeric, costs bigint
+    rating_count bigint, tokens_in bigint, tokens_out bigint, cost numeric, costs bigint, reviewed bigint,
+    feedback_rows bigint, regenerated bigint, fixed bigint
 ) ON COMMIT DROP
 """
 
@@ -231,7 +276,7 @@ def _build(conn: Conn, tenant: UUID, projects: list[UUID], days: list[date]) -> 
     # Grid keys the grid cannot hold: too many cells a day, or numbers beyond 1e±300.
     off = [(r["dim"], r["key"]) for r in new if r["inf"] or r["dim"] == "tag"] + [(r["dim"], r["key"]) for r in conn.execute(
         "SELECT DISTINCT dim, key FROM (SELECT dim, key FROM pg_temp.rollup_batch WHERE dim <> '' AND value IS NULL"
-        " AND dim <> 'tag' GROUP BY project_id, day, dim, key HAVING count(*) > %s OR bool_or(num = 'Infinity')) x",
+        " AND dim NOT IN ('tag', 'tree') GROUP BY project_id, day, dim, key HAVING count(*) > %s OR bool_or(num = 'Infinity')) x",
         (MAX_CELLS_A_DAY,)).fetchall()]
     # A key can turn wide and overflow the grid in one batch: it is off, once.
     to_grid = [k for k in to_grid if k not in off]
@@ -251,8 +296,7 @@ def _build(conn: Conn, tenant: UUID, projects: list[UUID], days: list[date]) -> 
     conn.execute("DELETE FROM learnloop.analytics_days r USING unnest(%s::uuid[], %s::date[]) AS x(p, d)"
                  " WHERE r.tenant_id = %s AND r.project_id = x.p AND r.day = x.d", (projects, days, tenant))
     cur = conn.execute("INSERT INTO learnloop.analytics_days (tenant_id, project_id, day, kind, model, provider, dim,"
-                       " key, value, num, attempts, rated, negative, positive, rating_sum, rating_count, tokens_in,"
-                       " tokens_out, cost, costs) SELECT %s, b.* FROM pg_temp.rollup_batch b", (tenant,))
+                       f" key, value, num, {_COLUMNS}) SELECT %s, b.* FROM pg_temp.rollup_batch b", (tenant,))  # noqa: S608 (constants)
     written = cur.rowcount
     conn.execute("INSERT INTO learnloop.analytics_built (tenant_id, project_id, day)"
                  " SELECT %s, p, d FROM unnest(%s::uuid[], %s::date[]) AS x(p, d)"
@@ -274,8 +318,7 @@ def _to_grid(conn: Conn, tenant: UUID, keys: list[tuple[str, str]]) -> None:
             ("learnloop.analytics_days", "tenant_id = %s", [tenant])):
         extra = "tenant_id, " if table.startswith("learnloop") else ""
         conn.execute(
-            f"INSERT INTO {table} ({extra}{cols}, value, num, attempts, rated, negative, positive, rating_sum,"  # noqa: S608 (constants)
-            f" rating_count, tokens_in, tokens_out, cost, costs)"
+            f"INSERT INTO {table} ({extra}{cols}, value, num, {_COLUMNS})"  # noqa: S608 (constants)
             f" SELECT {extra}{cols}, NULL, {cell}, {_SUMS} FROM {table}"
             f" WHERE {scope_sql} AND (dim, key) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
             f" AND value IS NOT NULL AND num IS NOT NULL GROUP BY {extra}{cols}, {cell}",

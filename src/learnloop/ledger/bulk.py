@@ -80,6 +80,10 @@ _NO_FEEDBACK: tuple[Any, ...] = (0, 0, 0, 0, 0, 0, [], [])
 _MARK_SQL = ("INSERT INTO learnloop.analytics_dirty (tenant_id, project_id, day)"
              " SELECT %s, p, d FROM unnest(%s::uuid[], %s::date[]) AS x(p, d)")
 
+_PARENT_MARK_SQL = ("INSERT INTO learnloop.analytics_dirty (tenant_id, project_id, day)"
+                    " SELECT DISTINCT p.tenant_id, p.project_id, (p.created_at AT TIME ZONE 'UTC')::date"
+                    " FROM learnloop.generations p WHERE p.tenant_id = %s AND p.id = ANY(%s::uuid[])")
+
 
 def _facts(rec: tuple[Any, ...]) -> tuple[Any, ...]:
     """The analytics row of a generation record (``COLUMNS`` order)."""
@@ -271,6 +275,10 @@ class _Writer:
             for tenant in {d[0] for d in days}:
                 mine = sorted((p, d) for t, p, d in days if t == tenant)
                 cur.execute(_MARK_SQL, (tenant, [p for p, _ in mine], [d for _, d in mine]))
+                # A child changes its parent's day too (the parent is regenerated: ledger m010).
+                parents = sorted({rec[7] for rec in records if rec[0] == tenant and rec[7] is not None})
+                if parents:
+                    cur.execute(_PARENT_MARK_SQL, (tenant, parents))
 
     def _write(self, records: list[tuple[Any, ...]], events: list[tuple[Any, ...]]) -> None:
         try:

@@ -62,7 +62,7 @@ facts AS (
         %(config)s, %(context)s, %(output_meta)s
     FROM ins
 ),
-{mark}ev AS (
+{mark}{pmark}ev AS (
     INSERT INTO learnloop.events (tenant_id, project_id, entity_type, entity_id, event_type, payload, actor)
     SELECT %(tenant_id)s, project_id, 'generation', id::text, 'generation.logged',
         jsonb_build_object('kind', kind, 'model', model, 'parent_id', parent_id,
@@ -77,10 +77,16 @@ _ROOT = {"parent_id": "NULL::uuid", "root_id": "%(id)s", "iteration": "1", "sour
 _CHILD = {"parent_id": "p.id", "root_id": "p.root_id", "iteration": "p.iteration + 1",
           "source": "FROM learnloop.generations p WHERE p.tenant_id = %(tenant_id)s AND p.id = %(parent_id)s"}
 _MARK = daymarks.mark_cte("ins", "created_at") + ",\n"  # no braces: safe in str.format
-# (root, child) statements, with and without the analytics rollup's day mark (ledger m007).
+# A child also changes its parent's day in the rollup (the parent is now regenerated:
+# ledger m010). One more lookup of the parent by primary key.
+_PARENT_MARK = ("pmark AS (INSERT INTO learnloop.analytics_dirty (tenant_id, project_id, day)"
+                " SELECT p.tenant_id, p.project_id, (p.created_at AT TIME ZONE 'UTC')::date"
+                " FROM learnloop.generations p, ins WHERE p.tenant_id = %(tenant_id)s AND p.id = ins.parent_id),\n")
+# (root, child) statements, with and without the analytics rollup's day marks (ledger m007).
 _LOG_SQL = {
-    True: (_LOG_TEMPLATE.format(mark=_MARK, **_ROOT), _LOG_TEMPLATE.format(mark=_MARK, **_CHILD)),
-    False: (_LOG_TEMPLATE.format(mark="", **_ROOT), _LOG_TEMPLATE.format(mark="", **_CHILD)),
+    True: (_LOG_TEMPLATE.format(mark=_MARK, pmark="", **_ROOT),
+           _LOG_TEMPLATE.format(mark=_MARK, pmark=_PARENT_MARK, **_CHILD)),
+    False: (_LOG_TEMPLATE.format(mark="", pmark="", **_ROOT), _LOG_TEMPLATE.format(mark="", pmark="", **_CHILD)),
 }
 
 

@@ -505,6 +505,50 @@ def _m009_verdicts_pending(conn: psycopg.Connection) -> None:
         conn.execute(M009_VERDICTS_PENDING)  # type: ignore[call-overload]  # constant DDL text owned by us
 
 
+# The rollup answers "which tags" and "did corrections fix it" over all time (analytics/
+# lineage_rollup.py). Per group it now also counts the generations with any feedback
+# (``reviewed``), the feedback rows (``feedback_rows``; on a tag's row, those carrying the
+# tag), and of the NEGATIVE generations those regenerated (a child exists) and fixed (a
+# child judged POSITIVE); ``dim = 'tree'`` rows count the lineage trees with a judged node
+# rooted in the group, by the first iteration judged POSITIVE (``num``; -1 for none). A
+# tree's answer lives on its root's day and a regeneration's on its parent's, so a write
+# marks those days too: ``log`` and ``bulk_log`` of a child its parent's, a settle its
+# parents' and roots', and the delete trigger (below) the deleted rows' parents and roots.
+# The judged rows by tree (``verdicts_tree_idx``) give a tree's nodes and a generation's
+# judged children with one probe. Every built day is rebuilt at the next refresh.
+M010_ROLLUP_LINEAGE = """
+ALTER TABLE learnloop.analytics_days
+    ADD COLUMN reviewed bigint NOT NULL DEFAULT 0,
+    ADD COLUMN feedback_rows bigint NOT NULL DEFAULT 0,
+    ADD COLUMN regenerated bigint NOT NULL DEFAULT 0,
+    ADD COLUMN fixed bigint NOT NULL DEFAULT 0;
+CREATE INDEX verdicts_tree_idx ON learnloop.verdicts (tenant_id, root_id)
+    INCLUDE (parent_id, iteration, verdict) WHERE feedback_count > 0;
+CREATE OR REPLACE FUNCTION learnloop.drop_verdicts() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM learnloop.verdicts v USING gone g WHERE v.tenant_id = g.tenant_id AND v.generation_id = g.id;
+    INSERT INTO learnloop.analytics_dirty (tenant_id, project_id, day)
+    SELECT DISTINCT g.tenant_id, g.project_id, (g.created_at AT TIME ZONE 'UTC')::date FROM gone g;
+    INSERT INTO learnloop.analytics_dirty (tenant_id, project_id, day)
+    SELECT DISTINCT p.tenant_id, p.project_id, (p.created_at AT TIME ZONE 'UTC')::date
+    FROM gone g JOIN learnloop.generations p ON p.tenant_id = g.tenant_id AND p.id IN (g.parent_id, g.root_id)
+    WHERE g.parent_id IS NOT NULL;
+    RETURN NULL;
+END $$;
+DELETE FROM learnloop.analytics_days;
+DELETE FROM learnloop.analytics_built;
+INSERT INTO learnloop.analytics_dirty (tenant_id, project_id, day)
+SELECT DISTINCT tenant_id, project_id, (generated_at AT TIME ZONE 'UTC')::date FROM learnloop.verdicts;
+"""
+
+
+def _m010_rollup_lineage(conn: psycopg.Connection) -> None:
+    with conn.cursor(row_factory=tuple_row) as cur:
+        (kept,) = cur.execute("SELECT to_regclass('learnloop.analytics_days') IS NOT NULL").fetchone() or (False,)
+    if kept:  # not on Citus, where m007 created no rollup
+        conn.execute(M010_ROLLUP_LINEAGE)  # type: ignore[call-overload]  # constant DDL text owned by us
+
+
 MIGRATIONS = MigrationSet(
     "ledger",
     [
@@ -517,5 +561,6 @@ MIGRATIONS = MigrationSet(
         Migration("m007_analytics_rollup", _m007_analytics_rollup),
         Migration("m008_rollup_grid", _m008_rollup_grid),
         Migration("m009_verdicts_pending", _m009_verdicts_pending),
+        Migration("m010_rollup_lineage", _m010_rollup_lineage),
     ],
 )

@@ -10,7 +10,9 @@ they cost x1.08 and x1.05 (the target is x1.10).
 Every reader of the summary (analytics, lineage, retrieval metadata, training data) calls
 ``settle`` first. It recomputes the pending generations' summaries from their feedback rows
 in one statement (so from one snapshot) and marks their days changed for the rollup, so a
-read sees every feedback committed before it, as before. A summary is recomputed, never
+read sees every feedback committed before it, as before. A correction's verdict also
+changes what the rollup says of its parent (fixed) and its tree (first positive iteration),
+so the days of its parent and root are marked too (ledger m010). A summary is recomputed, never
 moved by a delta, so settling twice is harmless. Settles of one tenant take turns (a
 transaction-scoped advisory lock taken before the statement's snapshot): a later settle
 never writes an older summary over a newer one.
@@ -70,8 +72,14 @@ WITH done AS (
         tags = s.tags, sources = s.sources, last_feedback_at = s.last_feedback_at
     FROM s
     WHERE v.tenant_id = %(tenant_id)s AND v.generation_id = s.generation_id
-    RETURNING v.project_id, v.generated_at
-), {MARK}
+    RETURNING v.project_id, v.generated_at, v.parent_id, v.root_id
+), {MARK}, lineage AS (
+    INSERT INTO learnloop.analytics_dirty (tenant_id, project_id, day)
+    SELECT DISTINCT %(tenant_id)s, p.project_id, (p.generated_at AT TIME ZONE 'UTC')::date
+    FROM learnloop.verdicts p
+    WHERE p.tenant_id = %(tenant_id)s AND p.generation_id IN (
+        SELECT parent_id FROM u WHERE parent_id IS NOT NULL UNION SELECT root_id FROM u WHERE parent_id IS NOT NULL)
+)
 SELECT count(*) FROM u
 """.replace("{MARK}", daymarks.mark_cte("u", "generated_at"))
 
