@@ -101,13 +101,13 @@ def grid_sql(x: str) -> str:
 def regenerated_sql(tenant: str) -> str:
     """SQL: the analytics row ``v`` is NEGATIVE and has a child. ``tenant`` is the tenant's
     parameter placeholder (this package's own text only)."""
-    return (f"(v.verdict = 'NEGATIVE' AND EXISTS (SELECT 1 FROM learnloop.generations c"
+    return (f"(v.verdict = 'NEGATIVE' AND EXISTS (SELECT 1 FROM learnloop.generations c"  # noqa: S608 (placeholder text)
             f" WHERE c.tenant_id = {tenant} AND c.parent_id = v.generation_id))")
 
 
 def fixed_sql(tenant: str) -> str:
     """SQL: the analytics row ``v`` is NEGATIVE and has a child judged POSITIVE."""
-    return (f"(v.verdict = 'NEGATIVE' AND EXISTS (SELECT 1 FROM learnloop.verdicts k"
+    return (f"(v.verdict = 'NEGATIVE' AND EXISTS (SELECT 1 FROM learnloop.verdicts k"  # noqa: S608 (placeholder text)
             f" WHERE k.tenant_id = {tenant} AND k.root_id = v.root_id AND k.feedback_count > 0"
             f" AND k.parent_id = v.generation_id AND k.verdict = 'POSITIVE'))")
 
@@ -115,7 +115,7 @@ def fixed_sql(tenant: str) -> str:
 def first_positive_sql(tenant: str, gid: str, parent: str) -> str:
     """SQL: for a root (``parent`` NULL), its tree's first iteration judged POSITIVE, -1 when
     nodes are judged but none POSITIVE, NULL when none is judged or for a non-root."""
-    return (f"CASE WHEN {parent} IS NULL THEN (SELECT CASE WHEN count(k.verdict) > 0 THEN"
+    return (f"CASE WHEN {parent} IS NULL THEN (SELECT CASE WHEN count(k.verdict) > 0 THEN"  # noqa: S608 (placeholder text)
             " coalesce(min(k.iteration) FILTER (WHERE k.verdict = 'POSITIVE'), -1) END"
             f" FROM learnloop.verdicts k WHERE k.tenant_id = {tenant} AND k.root_id = {gid}"
             " AND k.feedback_count > 0)::float8 END")
@@ -295,8 +295,8 @@ def _build(conn: Conn, tenant: UUID, projects: list[UUID], days: list[date]) -> 
                      " WHERE b.dim = w.d AND b.key = w.k", (dims, keys))
     conn.execute("DELETE FROM learnloop.analytics_days r USING unnest(%s::uuid[], %s::date[]) AS x(p, d)"
                  " WHERE r.tenant_id = %s AND r.project_id = x.p AND r.day = x.d", (projects, days, tenant))
-    cur = conn.execute("INSERT INTO learnloop.analytics_days (tenant_id, project_id, day, kind, model, provider, dim,"
-                       f" key, value, num, {_COLUMNS}) SELECT %s, b.* FROM pg_temp.rollup_batch b", (tenant,))  # noqa: S608 (constants)
+    cur = conn.execute("INSERT INTO learnloop.analytics_days (tenant_id, project_id, day, kind, model, provider, dim,"  # noqa: S608 (constants)
+                       f" key, value, num, {_COLUMNS}) SELECT %s, b.* FROM pg_temp.rollup_batch b", (tenant,))
     written = cur.rowcount
     conn.execute("INSERT INTO learnloop.analytics_built (tenant_id, project_id, day)"
                  " SELECT %s, p, d FROM unnest(%s::uuid[], %s::date[]) AS x(p, d)"
