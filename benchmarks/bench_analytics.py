@@ -214,7 +214,7 @@ def run_size(n: int, repeat: int) -> dict[str, Any]:
             gid = conn.execute("SELECT generation_id AS id FROM learnloop.verdicts WHERE tenant_id = %s"
                                " ORDER BY generated_at LIMIT 1 OFFSET %s", (ll.scope.tenant_id, n // 2)).fetchone()["id"]  # type: ignore[index]
         ll.feedback(gid, sentiment="NEGATIVE", tags=["TOO_DARK"])
-        for name in ("failure_rate", "drivers"):
+        for name in ("failure_rate", "tags", "corrections", "drivers"):
             fn = calls[name]
             fn()
             times = []
