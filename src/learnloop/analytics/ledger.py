@@ -195,8 +195,9 @@ def tag_frequencies(
 
 
 def _all_time_tags(conn: Conn, scope: Scope, all_projects: bool) -> list[TagRow]:
-    """Tags over all time: rows counted from feedback, generations from the verdict
-    summary's tag sets, so neither pass needs a count(DISTINCT)."""
+    """Tags over all time: from the rollup and the days it does not hold when days are built
+    (analytics/lineage_rollup.py); else rows counted from feedback, generations from the
+    verdict summary's tag sets, so neither pass needs a count(DISTINCT)."""
     verdicts.settle(conn, scope.tenant_id)
     got = lineage_rollup.all_time_tags(conn, scope, all_projects) if rollup.available(conn) else None
     if got is not None:
@@ -242,7 +243,9 @@ def corrections(
     * ``iterations``: over lineage trees with at least one judged node, how many reached a
       POSITIVE verdict first at iteration 1, 2, 3...; ``never`` counts the others.
 
-    One statement, two passes over the judged rows' covering index (m005) and one over the
+    Over all time, with days of the rollup built, the answer is added up from the rollup
+    and the days it does not hold (analytics/lineage_rollup.py, ledger m010). Otherwise:
+    one statement, two passes over the judged rows' covering index (m005) and one over the
     children index, all hash joins against small tables: the judged corrections (nodes
     with a parent, ~10% of the judged) give each tree's first positive iteration and the
     parents with a positive child; the distinct parents of children in scope come from
