@@ -46,8 +46,7 @@ CROSS_TENANT: dict[tuple[str, str], str] = {
     ("store/migrations.py", "run_statements"): "the same, for a migration sent one statement at a time",
     ("analytics/rollup.py", "tenants_to_refresh"): "the server's rollup refresher: which tenants changed",
     ("ledger/schema.py", "_m007_analytics_rollup"): "the rollup migration marks every tenant's days unbuilt once",
-    ("ledger/schema.py", "_m008_rollup_grid"): "the grid migration empties every tenant's rollup for a rebuild, once",
-    ("ledger/schema.py", "_m010_rollup_lineage"): "the lineage migration empties every tenant's rollup for a rebuild, once",
+    ("ledger/schema.py", "_where_rollup_kept"): "the rollup migrations (m008 grid, m010 lineage) empty every tenant's rollup for a rebuild, once",
 }
 
 _SRC = str(Path(learnloop.__file__).parent) + os.sep

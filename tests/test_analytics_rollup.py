@@ -73,6 +73,24 @@ def _feedback(ll, g: dict[str, Any], fb: dict[str, Any]) -> None:
     ll.feedback(g["id"], **item)
 
 
+def late_votes(n: int) -> st.SearchStrategy[list[tuple[int, dict[str, Any]]]]:
+    """Up to ``n`` votes on generations already stored (index, feedback)."""
+    return st.lists(st.tuples(st.integers(0, 1000), st.fixed_dictionaries({
+        "sentiment": st.sampled_from(["POSITIVE", "NEGATIVE", None]), "rating": st.none(),
+        "tags": st.lists(st.sampled_from(["TOO_DARK", "LATE_TAG"]), max_size=1), "source": st.just("admin")})),
+        max_size=n)
+
+
+def _vote_late(ll, stored: list[dict[str, Any]], late: list[tuple[int, dict[str, Any]]]) -> None:
+    """Votes on stored generations (built days among them): every other one by ``feedback``,
+    the rest in one ``bulk_feedback``."""
+    for i, fb in late[::2]:
+        _feedback(ll, stored[i % len(stored)], fb)
+    if late[1::2]:
+        ll.bulk_feedback([{"generation_id": stored[i % len(stored)]["id"], **{k: v for k, v in fb.items() if v}}
+                          for i, fb in late[1::2]])
+
+
 def _read_back(ll, stored: list[dict[str, Any]]) -> None:
     for g in stored:
         g["fbs"] = [{"sentiment": f.sentiment, "rating": f.rating, "tags": f.tags, "source": f.source}
@@ -104,10 +122,7 @@ def _compare(ll, stored: list[dict[str, Any]], dims: list[str]) -> None:
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                  HealthCheck.too_slow])
 @given(before=st.lists(generation, min_size=1, max_size=30), after=st.lists(generation, max_size=15),
-       late=st.lists(st.tuples(st.integers(0, 1000), st.fixed_dictionaries({
-           "sentiment": st.sampled_from(["POSITIVE", "NEGATIVE", None]), "rating": st.none(),
-           "tags": st.lists(st.sampled_from(["TOO_DARK", "LATE_TAG"]), max_size=1), "source": st.just("admin")})),
-           max_size=5),
+       late=late_votes(5),
        dims=st.lists(st.sampled_from(["style", "model", "tag", "band", "bins", "day@UTC", "week@UTC"]),
                      min_size=0, max_size=2, unique=True), wide=st.booleans())
 def test_breakdowns_through_the_rollup_match_python(client, neighbour, monkeypatch, before, after, late, dims,  # noqa: F811
@@ -124,11 +139,7 @@ def test_breakdowns_through_the_rollup_match_python(client, neighbour, monkeypat
     # Then the ledger moves on: new generations (in built days and new ones), feedback on
     # generations whose days are built.
     _store(ll, after, stored, single=True)
-    for i, fb in late[::2]:
-        _feedback(ll, stored[i % len(stored)], fb)
-    if late[1::2]:
-        ll.bulk_feedback([{"generation_id": stored[i % len(stored)]["id"], **{k: v for k, v in fb.items() if v}}
-                          for i, fb in late[1::2]])
+    _vote_late(ll, stored, late)
     _read_back(ll, stored)
     _compare(ll, stored, dims)
     ll.analytics.refresh()
@@ -463,10 +474,7 @@ def _check_lineage(ll, stored: list[dict[str, Any]], *, from_rollup: bool) -> No
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                  HealthCheck.too_slow])
 @given(before=st.lists(generation, min_size=1, max_size=30), after=st.lists(generation, max_size=15),
-       late=st.lists(st.tuples(st.integers(0, 1000), st.fixed_dictionaries({
-           "sentiment": st.sampled_from(["POSITIVE", "NEGATIVE", None]), "rating": st.none(),
-           "tags": st.lists(st.sampled_from(["TOO_DARK", "LATE_TAG"]), max_size=1), "source": st.just("admin")})),
-           max_size=6))
+       late=late_votes(6))
 def test_tags_and_corrections_through_the_rollup_match_python(client, neighbour, before, after, late):  # noqa: F811
     """Built days answer from the rollup; children logged later for parents in built days,
     votes on their nodes and new days are read from the ledger, and the sum is exact."""
@@ -476,11 +484,7 @@ def test_tags_and_corrections_through_the_rollup_match_python(client, neighbour,
     neighbour.analytics.refresh()
     assert ll.analytics.refresh().days >= 1
     _store(ll, after, stored, single=True)
-    for i, fb in late[::2]:
-        _feedback(ll, stored[i % len(stored)], fb)
-    if late[1::2]:
-        ll.bulk_feedback([{"generation_id": stored[i % len(stored)]["id"], **{k: v for k, v in fb.items() if v}}
-                          for i, fb in late[1::2]])
+    _vote_late(ll, stored, late)
     _read_back(ll, stored)
     _check_lineage(ll, stored, from_rollup=False)
     ll.analytics.refresh()

@@ -536,11 +536,7 @@ def rollup_days(plan: Plan) -> tuple[list[UUID], list[date], list[rollup.Range]]
     the ledger must read (see ``rollup.plan_days``); None when nothing is built (a ledger
     never refreshed: the ordinary scan of the analytics rows beats reading the whole period
     through the ledger's time index) or the stretches are too many."""
-    days_p, days_d, ranges = rollup.plan_days(plan.conn, plan.scope.tenant_id, _project_ids(plan),
-                                              plan.f.since, plan.f.until)
-    if not days_p or len(ranges) > rollup.MAX_RANGES:
-        return None
-    return days_p, days_d, ranges
+    return rollup.readable_days(plan.conn, plan.scope.tenant_id, _project_ids(plan), plan.f.since, plan.f.until)
 
 
 def over_ranges(plan: Plan, ranges: Sequence[rollup.Range]) -> Plan:

@@ -25,6 +25,8 @@ generations' rollup can split.
 
 from __future__ import annotations
 
+from collections import Counter
+from datetime import date
 from typing import Any
 from uuid import UUID
 
@@ -36,7 +38,7 @@ from . import rollup
 from .breakdown import snapshot
 from .models import Corrections, TagRow
 
-Days = tuple[list[UUID], list[Any], list[rollup.Range]]
+Days = tuple[list[UUID], list[date], list[rollup.Range]]
 
 
 def _projects(conn: Conn, scope: Scope, all_projects: bool) -> list[UUID]:
@@ -47,13 +49,8 @@ def _projects(conn: Conn, scope: Scope, all_projects: bool) -> list[UUID]:
 
 
 def _days(conn: Conn, scope: Scope, all_projects: bool) -> Days | None:
-    """Built, unchanged (project, day)s and the ledger's other stretches; None when nothing
-    is built (the ledger queries beat reading every day through the time index) or the
-    stretches are too many."""
-    days_p, days_d, ranges = rollup.plan_days(conn, scope.tenant_id, _projects(conn, scope, all_projects), None, None)
-    if not days_p or len(ranges) > rollup.MAX_RANGES:
-        return None
-    return days_p, days_d, ranges
+    """Built, unchanged (project, day)s and the ledger's other stretches over all time."""
+    return rollup.readable_days(conn, scope.tenant_id, _projects(conn, scope, all_projects), None, None)
 
 
 def _rollup_rows(conn: Conn, tenant: UUID, days: Days, dims: list[str], value: str) -> list[dict[str, Any]]:
@@ -78,12 +75,12 @@ def all_time_tags(conn: Conn, scope: Scope, all_projects: bool) -> list[TagRow] 
             return None
         rows = _rollup_rows(conn, tenant, days, ["", "tag"], "r.value")
         reviewed = sum(int(r["reviewed"]) for r in rows if r["dim"] == "")
-        count: dict[str, int] = {}
-        gens: dict[str, int] = {}
+        count: Counter[str] = Counter()
+        gens: Counter[str] = Counter()
         for r in rows:
             if r["dim"] == "tag" and r["v"] is not None:
-                count[r["v"]] = count.get(r["v"], 0) + int(r["feedback_rows"])
-                gens[r["v"]] = gens.get(r["v"], 0) + int(r["attempts"])
+                count[r["v"]] += int(r["feedback_rows"])
+                gens[r["v"]] += int(r["attempts"])
         if days[2]:
             where, params = rollup.ranges_frag(days[2])  # g in the stretches, by its time index
             # The stretches' rated generations, then their feedback rows' tags.
@@ -99,8 +96,8 @@ def all_time_tags(conn: Conn, scope: Scope, all_projects: bool) -> list[TagRow] 
                 if r["tag"] is None:
                     reviewed += int(r["n"])
                 else:
-                    count[r["tag"]] = count.get(r["tag"], 0) + int(r["n"])
-                    gens[r["tag"]] = gens.get(r["tag"], 0) + int(r["gens"])
+                    count[r["tag"]] += int(r["n"])
+                    gens[r["tag"]] += int(r["gens"])
     out = [TagRow(tag=t, count=n, generations=gens[t], share=gens[t] / reviewed if reviewed else None)
            for t, n in count.items() if n]
     return sorted(out, key=lambda r: (-r.count, r.tag))
@@ -116,10 +113,10 @@ def all_time_corrections(conn: Conn, scope: Scope, all_projects: bool) -> Correc
             return None
         rows = _rollup_rows(conn, tenant, days, ["", "tree"], "r.num")
         totals = {m: sum(int(r[m]) for r in rows if r["dim"] == "") for m in ("negative", "regenerated", "fixed")}
-        trees: dict[int, int] = {}
+        trees: Counter[int] = Counter()
         for r in rows:
             if r["dim"] == "tree":
-                trees[int(r["v"])] = trees.get(int(r["v"]), 0) + int(r["attempts"])
+                trees[int(r["v"])] += int(r["attempts"])
         if days[2]:
             where, params = rollup.ranges_frag(days[2])  # g in the stretches, by its time index
             q = sql.SQL(
@@ -136,7 +133,7 @@ def all_time_corrections(conn: Conn, scope: Scope, all_projects: bool) -> Correc
                 " WHERE g.tenant_id = %s AND {where} AND g.parent_id IS NULL) x WHERE fp IS NOT NULL GROUP BY fp"
             ).format(fp=sql.SQL(rollup.first_positive_sql("%s", "g.id", "g.parent_id")), where=where)
             for r in conn.execute(q, [tenant, tenant, *params]).fetchall():
-                trees[int(r["fp"])] = trees.get(int(r["fp"]), 0) + int(r["n"])
+                trees[int(r["fp"])] += int(r["n"])
     regenerated, fixed = totals["regenerated"], totals["fixed"]
     return Corrections(
         negative=totals["negative"], regenerated=regenerated, fixed=fixed,

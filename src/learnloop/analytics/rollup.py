@@ -380,6 +380,17 @@ def plan_days(conn: Conn, tenant: UUID, projects: Sequence[UUID], since: datetim
     return [r["project_id"] for r in rows], [r["day"] for r in rows], ranges
 
 
+def readable_days(conn: Conn, tenant: UUID, projects: Sequence[UUID], since: datetime | None,
+                  until: datetime | None) -> tuple[list[UUID], list[date], list[Range]] | None:
+    """``plan_days``, or None when nothing is built (a ledger never refreshed: reading the
+    whole period through the ledger's time index is slower than its ordinary scan) or the
+    ledger's stretches are more than ``MAX_RANGES``."""
+    days_p, days_d, ranges = plan_days(conn, tenant, projects, since, until)
+    if not days_p or len(ranges) > MAX_RANGES:
+        return None
+    return days_p, days_d, ranges
+
+
 def eligible(f: Any, dims: Sequence[Any], latency: bool, ledger: bool) -> bool:
     """Whether the rollup can answer: additive measures, no per-generation filter, at
     most one dimension that splits a document (key, bands, bins, tag), the others columns

@@ -472,11 +472,16 @@ SELECT DISTINCT tenant_id, project_id, (generated_at AT TIME ZONE 'UTC')::date F
 """
 
 
-def _m008_rollup_grid(conn: psycopg.Connection) -> None:
+def _where_rollup_kept(conn: psycopg.Connection, ddl: str) -> None:
+    """Run ``ddl`` unless on Citus, where m007 created no rollup (and so no day marks)."""
     with conn.cursor(row_factory=tuple_row) as cur:
-        (kept,) = cur.execute("SELECT to_regclass('learnloop.analytics_wide_keys') IS NOT NULL").fetchone() or (False,)
-    if kept:  # not on Citus, where m007 created no rollup
-        conn.execute(M008_ROLLUP_GRID)  # type: ignore[call-overload]  # constant DDL text owned by us
+        (kept,) = cur.execute("SELECT to_regclass('learnloop.analytics_dirty') IS NOT NULL").fetchone() or (False,)
+    if kept:
+        conn.execute(ddl)  # type: ignore[call-overload]  # constant DDL text owned by us
+
+
+def _m008_rollup_grid(conn: psycopg.Connection) -> None:
+    _where_rollup_kept(conn, M008_ROLLUP_GRID)
 
 
 # Feedback writes append the generation here; the next reader of the summary recomputes it
@@ -499,10 +504,7 @@ COMMENT ON TABLE learnloop.verdicts_pending IS
 
 
 def _m009_verdicts_pending(conn: psycopg.Connection) -> None:
-    with conn.cursor(row_factory=tuple_row) as cur:
-        (kept,) = cur.execute("SELECT to_regclass('learnloop.analytics_dirty') IS NOT NULL").fetchone() or (False,)
-    if kept:  # not on Citus, where m007 created no rollup
-        conn.execute(M009_VERDICTS_PENDING)  # type: ignore[call-overload]  # constant DDL text owned by us
+    _where_rollup_kept(conn, M009_VERDICTS_PENDING)
 
 
 # The rollup answers "which tags" and "did corrections fix it" over all time (analytics/
@@ -543,10 +545,7 @@ SELECT DISTINCT tenant_id, project_id, (generated_at AT TIME ZONE 'UTC')::date F
 
 
 def _m010_rollup_lineage(conn: psycopg.Connection) -> None:
-    with conn.cursor(row_factory=tuple_row) as cur:
-        (kept,) = cur.execute("SELECT to_regclass('learnloop.analytics_days') IS NOT NULL").fetchone() or (False,)
-    if kept:  # not on Citus, where m007 created no rollup
-        conn.execute(M010_ROLLUP_LINEAGE)  # type: ignore[call-overload]  # constant DDL text owned by us
+    _where_rollup_kept(conn, M010_ROLLUP_LINEAGE)
 
 
 MIGRATIONS = MigrationSet(
