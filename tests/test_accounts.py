@@ -137,7 +137,11 @@ def test_metrics_per_tenant_over_http_and_flushed_by_timer(api: dict[str, Any], 
     assert sa["search_ms_mean"] > 0
     # An idle process still books its counts: the timer flushes without another search.
     monkeypatch.setattr(search_metrics, "FLUSH_SECONDS", 0.2)
-    search_metrics._flusher = None  # start a fresh timer with the short interval
+    # Start a fresh timer with the short interval. Both flags: with only the thread
+    # forgotten, record_search saw "started" and started none, and the old thread's
+    # 10 s sleep raced the deadline below (a flaky failure).
+    monkeypatch.setattr(search_metrics, "_flusher", None)
+    monkeypatch.setattr(search_metrics, "_flusher_started", False)
     tc.post("/v1/search", json={"query": "password", "k": 1}, headers=_h(b))
     scope_b = client.scoped(tenant="metrics-b").scope
     deadline = time.time() + 10
