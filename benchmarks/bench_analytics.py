@@ -17,15 +17,19 @@ Targets (issue 13, this 2-core machine): p50 <= 300 ms at 1M and <= 3 s at 10M f
 call, within x2 of DuckDB, growing no faster than the rows.
 
 Env: BENCH_ANALYTICS_SIZES (comma list, default 100000,1000000), BENCH_ANALYTICS_10M=1,
-BENCH_ANALYTICS_REPEAT.
+BENCH_ANALYTICS_REPEAT, BENCH_ANALYTICS_HOME (a folder: each size's server and Parquet files
+are kept in it, and a later run reuses a size already loaded there; a 10M load takes ~30
+minutes, so a 10M run can be resumed in another session).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -149,11 +153,46 @@ def export(ll: Any, folder: Path, duck: Any) -> None:
         duck.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{pq}')")  # noqa: S608
 
 
+@contextmanager
+def _server(n: int) -> Iterator[tuple[Any, Path, bool]]:
+    """(client, folder for the Parquet files, whether the ledger is already loaded): a fresh
+    temporary server, or with BENCH_ANALYTICS_HOME the one kept for this size."""
+    kept = os.environ.get("BENCH_ANALYTICS_HOME")
+    if not kept:
+        with bench_client() as ll, tempfile.TemporaryDirectory(prefix="learnloop-bench-parquet-") as tmp:
+            yield ll, Path(tmp), False
+        return
+    import learnloop
+
+    home = Path(kept) / str(n)
+    if home.exists() and not (home / "loaded.json").exists():
+        shutil.rmtree(home)  # a load that did not finish: start again rather than add to it
+    (home / "parquet").mkdir(parents=True, exist_ok=True)
+    ll = learnloop.connect(home=home)
+    server = ll.db.server
+    try:
+        yield ll, home / "parquet", (home / "loaded.json").exists()
+    finally:
+        ll.close()
+        if server is not None:
+            server.stop()
+
+
 def run_size(n: int, repeat: int) -> dict[str, Any]:
+    import json
+
     import duckdb
 
     out: dict[str, Any] = {"rows": n}
-    with bench_client() as ll, tempfile.TemporaryDirectory(prefix="learnloop-bench-parquet-") as tmp:
+    with _server(n) as (ll, folder, loaded):
+        if loaded:
+            out.update(json.loads((folder.parent / "loaded.json").read_text()))
+            print(f"  {n:,} generations: reusing the ledger loaded in {folder.parent}", flush=True)
+            duck = duckdb.connect()
+            duck.execute("SET threads = 2")
+            for name in EXPORTS:
+                duck.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{folder / name}.parquet')")  # noqa: S608
+            return _measure(ll, n, repeat, duck, out)
         t0 = time.perf_counter()
         gens, fbs = analytics_data.load(ll, n)
         out["load_s"] = time.perf_counter() - t0
@@ -175,71 +214,77 @@ def run_size(n: int, repeat: int) -> dict[str, Any]:
         duck = duckdb.connect()
         duck.execute("SET threads = 2")
         t0 = time.perf_counter()
-        export(ll, Path(tmp), duck)
+        export(ll, folder, duck)
         out["export_s"] = time.perf_counter() - t0
         print(f"  {n:,} generations ({out['rated']:,} rated, {out['regenerations']:,} regenerations, {fbs:,} feedback"
               f" rows): loaded in {out['load_s']:.0f} s, exported in {out['export_s']:.0f} s", flush=True)
-        # The daily rollup (analytics/rollup.py), built once over the loaded days as the
-        # server's refresher would: its cost is reported, then every call reads it.
-        t0 = time.perf_counter()
-        built = ll.analytics.refresh()
-        out["refresh_s"] = time.perf_counter() - t0
-        out["rollup"] = {"days": built.days, "rows": built.rows, "wide_keys": built.wide_keys}
-        print(f"  rollup: {built.days} days, {built.rows:,} rows in {out['refresh_s']:.1f} s"
-              f" (wide keys, numbers on the grid: {', '.join(built.wide_keys) or 'none'})", flush=True)
-        calls = library_calls(ll)
-        sample = calls["drivers"]()
-        duck_sql = {**DUCK, "drivers": duck_drivers(sample)}
-        for name, fn in calls.items():
-            lib_t, duck_t = [], []
-            fn()  # warm: plans, caches
+        if os.environ.get("BENCH_ANALYTICS_HOME"):
+            (folder.parent / "loaded.json").write_text(json.dumps(out))
+        return _measure(ll, n, repeat, duck, out)
+
+
+def _measure(ll: Any, n: int, repeat: int, duck: Any, out: dict[str, Any]) -> dict[str, Any]:
+    # The daily rollup (analytics/rollup.py), built once over the loaded days as the
+    # server's refresher would: its cost is reported, then every call reads it.
+    t0 = time.perf_counter()
+    built = ll.analytics.refresh()
+    out["refresh_s"] = time.perf_counter() - t0
+    out["rollup"] = {"days": built.days, "rows": built.rows, "wide_keys": built.wide_keys}
+    print(f"  rollup: {built.days} days, {built.rows:,} rows in {out['refresh_s']:.1f} s"
+          f" (wide keys, numbers on the grid: {', '.join(built.wide_keys) or 'none'})", flush=True)
+    calls = library_calls(ll)
+    sample = calls["drivers"]()
+    duck_sql = {**DUCK, "drivers": duck_drivers(sample)}
+    for name, fn in calls.items():
+        lib_t, duck_t = [], []
+        fn()  # warm: plans, caches
+        for statement in duck_sql[name].split(";\n"):
+            duck.execute(statement).fetchall()
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            fn()
+            lib_t.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
             for statement in duck_sql[name].split(";\n"):
                 duck.execute(statement).fetchall()
-            for _ in range(repeat):
-                t0 = time.perf_counter()
-                fn()
-                lib_t.append(time.perf_counter() - t0)
-                t0 = time.perf_counter()
-                for statement in duck_sql[name].split(";\n"):
-                    duck.execute(statement).fetchall()
-                duck_t.append(time.perf_counter() - t0)
-            lib, dk = percentiles(lib_t), percentiles(duck_t)
-            out[name] = {"learnloop": lib, "duckdb": dk, "ratio_p50": lib["p50_ms"] / dk["p50_ms"]}
-            print(f"  {name:<22} p50 {lib['p50_ms']:>8.1f} ms  p99 {lib['p99_ms']:>8.1f} ms   DuckDB p50"
-                  f" {dk['p50_ms']:>8.1f} ms   x{out[name]['ratio_p50']:.2f}", flush=True)
-        duck.close()
-        # A live ledger: one day changed since the refresh (a new rating on one of its
-        # generations). That day is read from the ledger, the others from the rollup.
-        with ll.db.connection() as conn:
-            gid = conn.execute("SELECT generation_id AS id FROM learnloop.verdicts WHERE tenant_id = %s"
-                               " ORDER BY generated_at LIMIT 1 OFFSET %s", (ll.scope.tenant_id, n // 2)).fetchone()["id"]  # type: ignore[index]
-        ll.feedback(gid, sentiment="NEGATIVE", tags=["TOO_DARK"])
-        for name in ("failure_rate", "tags", "corrections", "drivers"):
-            fn = calls[name]
-            fn()
-            times = []
-            for _ in range(repeat):
-                t0 = time.perf_counter()
-                fn()
-                times.append(time.perf_counter() - t0)
-            out[f"{name}_one_day_changed"] = percentiles(times)
-            print(f"  {name + ' (a day changed)':<22} p50 {out[f'{name}_one_day_changed']['p50_ms']:>8.1f} ms", flush=True)
-        # A read right after a write: each call first settles the rating given just before it
-        # (on unrated generations of the day already changed, so the ledger reads one day).
-        with ll.db.connection() as conn:
-            fresh = [r["id"] for r in conn.execute(
-                "SELECT generation_id AS id FROM learnloop.verdicts WHERE tenant_id = %s AND feedback_count = 0"
-                " AND generated_at > (SELECT generated_at FROM learnloop.verdicts WHERE tenant_id = %s"
-                " AND generation_id = %s) ORDER BY generated_at LIMIT %s",
-                (ll.scope.tenant_id, ll.scope.tenant_id, gid, repeat)).fetchall()]
+            duck_t.append(time.perf_counter() - t0)
+        lib, dk = percentiles(lib_t), percentiles(duck_t)
+        out[name] = {"learnloop": lib, "duckdb": dk, "ratio_p50": lib["p50_ms"] / dk["p50_ms"]}
+        print(f"  {name:<22} p50 {lib['p50_ms']:>8.1f} ms  p99 {lib['p99_ms']:>8.1f} ms   DuckDB p50"
+              f" {dk['p50_ms']:>8.1f} ms   x{out[name]['ratio_p50']:.2f}", flush=True)
+    duck.close()
+    # A live ledger: one day changed since the refresh (a new rating on one of its
+    # generations). That day is read from the ledger, the others from the rollup.
+    with ll.db.connection() as conn:
+        gid = conn.execute("SELECT generation_id AS id FROM learnloop.verdicts WHERE tenant_id = %s"
+                           " ORDER BY generated_at LIMIT 1 OFFSET %s", (ll.scope.tenant_id, n // 2)).fetchone()["id"]  # type: ignore[index]
+    ll.feedback(gid, sentiment="NEGATIVE", tags=["TOO_DARK"])
+    for name in ("failure_rate", "tags", "corrections", "drivers"):
+        fn = calls[name]
+        fn()
         times = []
-        for g in fresh:
-            ll.feedback(g, sentiment="NEGATIVE", tags=["TOO_DARK"])
+        for _ in range(repeat):
             t0 = time.perf_counter()
-            calls["failure_rate"]()
+            fn()
             times.append(time.perf_counter() - t0)
-        out["failure_rate_after_a_rating"] = percentiles(times)
-        print(f"  {'failure_rate (just rated)':<22} p50 {out['failure_rate_after_a_rating']['p50_ms']:>8.1f} ms", flush=True)
+        out[f"{name}_one_day_changed"] = percentiles(times)
+        print(f"  {name + ' (a day changed)':<22} p50 {out[f'{name}_one_day_changed']['p50_ms']:>8.1f} ms", flush=True)
+    # A read right after a write: each call first settles the rating given just before it
+    # (on unrated generations of the day already changed, so the ledger reads one day).
+    with ll.db.connection() as conn:
+        fresh = [r["id"] for r in conn.execute(
+            "SELECT generation_id AS id FROM learnloop.verdicts WHERE tenant_id = %s AND feedback_count = 0"
+            " AND generated_at > (SELECT generated_at FROM learnloop.verdicts WHERE tenant_id = %s"
+            " AND generation_id = %s) ORDER BY generated_at LIMIT %s",
+            (ll.scope.tenant_id, ll.scope.tenant_id, gid, repeat)).fetchall()]
+    times = []
+    for g in fresh:
+        ll.feedback(g, sentiment="NEGATIVE", tags=["TOO_DARK"])
+        t0 = time.perf_counter()
+        calls["failure_rate"]()
+        times.append(time.perf_counter() - t0)
+    out["failure_rate_after_a_rating"] = percentiles(times)
+    print(f"  {'failure_rate (just rated)':<22} p50 {out['failure_rate_after_a_rating']['p50_ms']:>8.1f} ms", flush=True)
     return out
 
 
