@@ -78,8 +78,11 @@ def drivers(conn: Conn, scope: Scope, where: Any = None, *, filters: Any = None,
         raise InvalidInput("min_rated must be a whole number >= 1", field="min_rated")
     verdicts.settle(conn, scope.tenant_id)
     plan = _rated(Plan(conn, scope, f, []))
-    # The newest rated generations, read through the ledger's (project, time) index.
-    newest = _rated(Plan(conn, scope, f, [], ledger=True))
+    # The newest rated generations: through the judged rows' (project, time) index, or
+    # with a filter on a ledger-only column through the ledger's.
+    newest = _rated(Plan(conn, scope, f, []))
+    if not newest.ledger:
+        newest.where = Frag.join(" AND ", [newest.where, Frag("g.feedback_count > 0")])
     frm = newest.from_()
     keys_q = Frag(sql.SQL(_KEYS_SQL).format(from_=frm.sql, where=newest.where.sql, created=newest.created),
                   [*frm.params, *newest.where.params, SAMPLE_ROWS])
@@ -249,7 +252,7 @@ def _counts_via_rollup(plan: Plan, dims: Sequence[Dimension], kinds: Sequence[li
         mine = {i: [r for r in rows if r["dim"] == dims[i].source and r["key"] == dims[i].key] for i in held}
         binned = [i for i in held if dims[i].kind == "bins"]
         if binned:
-            cells = _ledger_cells(_rated(over_ranges(plan, ranges)), [dims[i] for i in binned]) if ranges else \
+            cells = _ledger_cells(_rated(over_ranges(plan, ranges, judged=True)), [dims[i] for i in binned]) if ranges else \
                 [{} for _ in binned]
             for j, i in enumerate(binned):
                 hist = cells[j]
@@ -279,7 +282,7 @@ def _counts_via_rollup(plan: Plan, dims: Sequence[Dimension], kinds: Sequence[li
                 n[1] += missing[1]
         total = {"rated": sum(int(r["rated"]) for r in totals), "negative": sum(int(r["negative"]) for r in totals)}
         if ranges:
-            more, more_total = _counts(_rated(over_ranges(plan, ranges)), [dims[i] for i in held],
+            more, more_total = _counts(_rated(over_ranges(plan, ranges, judged=True)), [dims[i] for i in held],
                                        {j: edges[i] for j, i in enumerate(held) if i in edges},
                                        [kinds[i] for i in held])
             _add(per_key, more, held)

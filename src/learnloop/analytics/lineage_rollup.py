@@ -53,6 +53,14 @@ def _days(conn: Conn, scope: Scope, all_projects: bool) -> Days | None:
     return rollup.readable_days(conn, scope.tenant_id, _projects(conn, scope, all_projects), None, None)
 
 
+def _judged_in(ranges: list[rollup.Range]) -> tuple[sql.Composable, list[Any]]:
+    """The stretches over the analytics rows ``v``: with ``v.feedback_count > 0``, the
+    judged rows' own (project, time) index finds them, and it holds every column these
+    readers use (an index-only scan, where a join from the ledger's index probed the
+    summary of each of the stretches' generations)."""
+    return rollup.ranges_frag(ranges, table="v", time="generated_at")
+
+
 def _rollup_rows(conn: Conn, tenant: UUID, days: Days, dims: list[str], value: str) -> list[dict[str, Any]]:
     q = sql.SQL("SELECT r.dim, {value} AS v, sum(r.attempts) AS attempts, sum(r.negative) AS negative,"
                 " sum(r.regenerated) AS regenerated, sum(r.fixed) AS fixed, sum(r.reviewed) AS reviewed,"
@@ -82,12 +90,11 @@ def all_time_tags(conn: Conn, scope: Scope, all_projects: bool) -> list[TagRow] 
                 count[r["v"]] += int(r["feedback_rows"])
                 gens[r["v"]] += int(r["attempts"])
         if days[2]:
-            where, params = rollup.ranges_frag(days[2])  # g in the stretches, by its time index
+            where, params = _judged_in(days[2])
             # The stretches' rated generations, then their feedback rows' tags.
             q = sql.SQL(
-                "WITH v AS MATERIALIZED (SELECT v.generation_id, v.tags FROM learnloop.generations g"
-                " JOIN learnloop.verdicts v ON v.tenant_id = g.tenant_id AND v.generation_id = g.id"
-                " WHERE g.tenant_id = %s AND {where} AND v.feedback_count > 0)"
+                "WITH v AS MATERIALIZED (SELECT v.generation_id, v.tags FROM learnloop.verdicts v"
+                " WHERE v.tenant_id = %s AND {where} AND v.feedback_count > 0)"
                 " SELECT NULL AS tag, count(*) AS n, count(*) AS gens FROM v"
                 " UNION ALL SELECT x.tag, count(*), count(DISTINCT f.generation_id) FROM v"
                 " JOIN learnloop.feedback f ON f.tenant_id = %s AND f.generation_id = v.generation_id"
@@ -118,19 +125,20 @@ def all_time_corrections(conn: Conn, scope: Scope, all_projects: bool) -> Correc
             if r["dim"] == "tree":
                 trees[int(r["v"])] += int(r["attempts"])
         if days[2]:
-            where, params = rollup.ranges_frag(days[2])  # g in the stretches, by its time index
+            where, params = _judged_in(days[2])
             q = sql.SQL(
                 "SELECT count(*) FILTER (WHERE v.verdict = 'NEGATIVE') AS negative,"
                 " count(*) FILTER (WHERE {regenerated}) AS regenerated, count(*) FILTER (WHERE {fixed}) AS fixed"
-                " FROM learnloop.generations g JOIN learnloop.verdicts v ON v.tenant_id = g.tenant_id"
-                " AND v.generation_id = g.id WHERE g.tenant_id = %s AND {where} AND v.feedback_count > 0").format(
+                " FROM learnloop.verdicts v WHERE v.tenant_id = %s AND {where} AND v.feedback_count > 0").format(
                 regenerated=sql.SQL(rollup.regenerated_sql("%s")), fixed=sql.SQL(rollup.fixed_sql("%s")), where=where)
             more = conn.execute(q, [tenant, tenant, tenant, *params]).fetchone() or {}
             for m in totals:
                 totals[m] += int(more.get(m) or 0)
+            where, params = rollup.ranges_frag(days[2])  # g in the stretches, by its time index
             q = sql.SQL(
                 "SELECT fp, count(*) AS n FROM (SELECT {fp} AS fp FROM learnloop.generations g"
-                " WHERE g.tenant_id = %s AND {where} AND g.parent_id IS NULL) x WHERE fp IS NOT NULL GROUP BY fp"
+                " WHERE g.tenant_id = %s AND {where} AND g.parent_id IS NULL OFFSET 0) x"  # once a root, not
+                " WHERE fp IS NOT NULL GROUP BY fp"  # again for this filter (OFFSET 0: not pulled up)
             ).format(fp=sql.SQL(rollup.first_positive_sql("%s", "g.id", "g.parent_id")), where=where)
             for r in conn.execute(q, [tenant, tenant, *params]).fetchall():
                 trees[int(r["fp"])] += int(r["n"])

@@ -539,18 +539,20 @@ def subtract(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def ranges_frag(ranges: Sequence[Range]) -> tuple[sql.Composable, list[Any]]:
-    """``(project = p AND created_at >= a AND created_at < b) OR ...`` over the ledger."""
+def ranges_frag(ranges: Sequence[Range], table: str = "g", time: str = "created_at") -> tuple[sql.Composable, list[Any]]:
+    """``(project = p AND created_at >= a AND created_at < b) OR ...`` over the ledger
+    (``g``), or over the analytics rows ``table`` with their copy of the time, ``time``."""
     parts: list[sql.Composable] = []
     params: list[Any] = []
+    project, at = sql.Identifier(table, "project_id"), sql.Identifier(table, time)
     for p, a, b in ranges:
-        conds = [sql.SQL("g.project_id = %s")]
+        conds = [sql.SQL("{} = %s").format(project)]
         params.append(p)
         if a is not None:
-            conds.append(sql.SQL("g.created_at >= %s"))
+            conds.append(sql.SQL("{} >= %s").format(at))
             params.append(a)
         if b is not None:
-            conds.append(sql.SQL("g.created_at < %s"))
+            conds.append(sql.SQL("{} < %s").format(at))
             params.append(b)
         parts.append(sql.SQL("({})").format(sql.SQL(" AND ").join(conds)))
     return sql.SQL("({})").format(sql.SQL(" OR ").join(parts)), params
