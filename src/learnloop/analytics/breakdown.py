@@ -47,6 +47,7 @@ MAX_GROUPS = 10_000
 SAMPLE_ROWS = 2000  # newest generations read to learn which document holds a bare key
 EDGE_SAMPLE = 50_000  # rows sampled for equal-count bin edges over a large table
 EDGE_SAMPLE_MIN = 5_000  # numbers the sample must hold per key, else edges are exact
+LATENCY_WORK_MEM = "64MB"  # groups' collected latencies (8 bytes a row) hashed without spilling to 10M rows
 
 
 class Frag:
@@ -486,7 +487,7 @@ def _grouped(plan: Plan, edges: Sequence[list[float] | None], latency: bool) -> 
     plain = Frag.join(" ", [Frag("SELECT"), plan.inner(), Frag("FROM"), plan.from_(), Frag("WHERE"), plan.where])
     if latency:
         # A tag dimension repeats generations: its total is its own statement.
-        rows = plan.execute(_with_latency(q, n, total=not has_tag), hashed=True).fetchall()
+        rows = plan.execute(_with_latency(q, n, total=not has_tag), hashed=True, work_mem=LATENCY_WORK_MEM).fetchall()
         if has_tag:
             rows += plan.execute(_with_latency(plain, 0, total=True)).fetchall()
     elif n:
