@@ -24,6 +24,7 @@ minutes, so a 10M run can be resumed in another session).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -150,7 +151,13 @@ def export(ll: Any, folder: Path, duck: Any) -> None:
         duck.execute(f"COPY (SELECT * FROM read_csv('{csv}', header=true, types={types!r}))"  # noqa: S608
                      f" TO '{pq}' (FORMAT parquet)")
         csv.unlink()
-        duck.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{pq}')")  # noqa: S608
+    views(folder, duck)
+
+
+def views(folder: Path, duck: Any) -> None:
+    """DuckDB's views over the exported Parquet files."""
+    for name in EXPORTS:
+        duck.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{folder / name}.parquet')")  # noqa: S608
 
 
 @contextmanager
@@ -179,8 +186,6 @@ def _server(n: int) -> Iterator[tuple[Any, Path, bool]]:
 
 
 def run_size(n: int, repeat: int) -> dict[str, Any]:
-    import json
-
     import duckdb
 
     out: dict[str, Any] = {"rows": n}
@@ -190,8 +195,7 @@ def run_size(n: int, repeat: int) -> dict[str, Any]:
             print(f"  {n:,} generations: reusing the ledger loaded in {folder.parent}", flush=True)
             duck = duckdb.connect()
             duck.execute("SET threads = 2")
-            for name in EXPORTS:
-                duck.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{folder / name}.parquet')")  # noqa: S608
+            views(folder, duck)
             return _measure(ll, n, repeat, duck, out)
         t0 = time.perf_counter()
         gens, fbs = analytics_data.load(ll, n)

@@ -47,7 +47,7 @@ MAX_GROUPS = 10_000
 SAMPLE_ROWS = 2000  # newest generations read to learn which document holds a bare key
 EDGE_SAMPLE = 50_000  # rows sampled for equal-count bin edges over a large table
 EDGE_SAMPLE_MIN = 5_000  # numbers the sample must hold per key, else edges are exact
-LATENCY_WORK_MEM = "64MB"  # groups' collected latencies (8 bytes a row) hashed without spilling to 10M rows
+LATENCY_WORK_MEM = "64MB"  # the total's sort of the collected latencies stays in memory (2.5M at 10M rows)
 
 
 class Frag:
@@ -298,21 +298,16 @@ class Plan:
         rows = float(row["n"]) if row else 0.0
         return 100.0 * EDGE_SAMPLE / rows if rows > 4 * EDGE_SAMPLE else None
 
-    def execute(self, q: Frag, *, work_mem: str | None = None, hashed: bool = False) -> psycopg.Cursor[Any]:
+    def execute(self, q: Frag, *, work_mem: str | None = None) -> psycopg.Cursor[Any]:
         """Run an analytics statement. Plans may use parallel workers: a group-by over a JSON
         key is estimated at thousands of groups, which makes the planner's default costs
         shun the partial aggregates that halve these scans on two cores. ``work_mem`` (one
-        of this package's constants) raises the memory for this statement only. ``hashed``
-        groups by hashing, never by sorting the rows first: for the same misestimate the
-        planner would sort every row of each worker's part to group collected latencies (a
-        hash table that outgrows its memory spills to disk, it does not fail). Inside a
-        caller's transaction none is set: the caller's settings stand."""
+        of this package's constants) raises the memory for this statement only. Inside a
+        caller's transaction neither is set: the caller's settings stand."""
         try:
             if self.conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
                 with self.conn.transaction():
                     self.conn.execute(_PARALLEL)
-                    if hashed:
-                        self.conn.execute("SET LOCAL enable_sort = off")
                     if work_mem is not None:
                         self.conn.execute("SELECT set_config('work_mem', %s, true)", [work_mem])
                     return q.run(self.conn)
@@ -484,10 +479,11 @@ def _grouped(plan: Plan, edges: Sequence[list[float] | None], latency: bool) -> 
     inner = Frag.join(", ", [*(Frag.join(" ", [_dim_expr(plan, d, e), Frag(f"AS d{i}")])
                                for i, (d, e) in enumerate(zip(plan.dims, edges, strict=True))), plan.inner()])
     q = Frag.join(" ", [Frag("SELECT"), inner, Frag("FROM"), plan.from_(has_tag), Frag("WHERE"), plan.where])
+    # A tag dimension's total: every selected generation once, without the tags.
     plain = Frag.join(" ", [Frag("SELECT"), plan.inner(), Frag("FROM"), plan.from_(), Frag("WHERE"), plan.where])
     if latency:
         # A tag dimension repeats generations: its total is its own statement.
-        rows = plan.execute(_with_latency(q, n, total=not has_tag), hashed=True, work_mem=LATENCY_WORK_MEM).fetchall()
+        rows = plan.execute(_with_latency(q, n, total=not has_tag), work_mem=LATENCY_WORK_MEM).fetchall()
         if has_tag:
             rows += plan.execute(_with_latency(plain, 0, total=True)).fetchall()
     elif n:
