@@ -522,3 +522,40 @@ def test_a_regeneration_and_its_vote_move_the_parents_day(client):
     with client.db.connection() as conn:  # learnloop never deletes a generation; an operator may
         conn.execute("DELETE FROM learnloop.generations WHERE tenant_id = %s AND id = %s", (ll.scope.tenant_id, child.id))
     check((2, 1, 0, {1: 1}, 2), {"TOO_DARK": 2})
+
+
+@pytest.fixture(scope="module")
+def two_projects_built(client):
+    """A tenant with two projects, a generation every 5 hours over 20 days in each, built."""
+    tenant = f"r{uuid.uuid4().hex[:10]}"
+    for name in ("east", "west"):
+        ll = client.scoped(tenant=tenant, project=name)
+        ll.bulk_log([{"kind": "image", "config": {"style_preset": "MINIMAL"}, "created_at": BASE + timedelta(hours=h)}
+                     for h in range(0, 20 * 24, 5)])
+    ll.analytics.refresh()
+    with client.db.connection() as conn:
+        rows = conn.execute("SELECT DISTINCT b.project_id, b.day FROM learnloop.analytics_built b"
+                            " WHERE b.tenant_id = %s ORDER BY 1, 2", [ll.scope.tenant_id]).fetchall()
+    return ll, [(r["project_id"], r["day"]) for r in rows]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(picks=st.lists(st.booleans(), min_size=60, max_size=60), spans=st.sampled_from([1, 50]))
+def test_days_as_spans_read_the_same_rollup_rows_as_the_pairs(two_projects_built, monkeypatch, picks, spans):
+    """Any subset of built (project, day) pairs, holes included, selects the same rollup
+    rows written as spans per project as listed pair by pair (and with more projects than
+    spans, as the pairs themselves)."""
+    ll, pairs = two_projects_built
+    assert len({p for p, _ in pairs}) == 2 and 40 <= len(pairs) <= 60  # 20 days (21 calendar days) each
+    monkeypatch.setattr(rollup, "MAX_DAY_SPANS", spans)
+    chosen = [p for p, keep in zip(pairs, picks, strict=False) if keep]
+    text, params = rollup.days_frag([p for p, _ in chosen], [d for _, d in chosen])
+    from psycopg import sql
+    count = sql.SQL("SELECT count(*) AS n, coalesce(sum(r.attempts), 0) AS a FROM learnloop.analytics_days r"
+                    " WHERE r.tenant_id = %s AND ")
+    with ll.db.connection() as conn:
+        got = conn.execute(count + text, [ll.scope.tenant_id, *params]).fetchone()
+        want = conn.execute(count + sql.SQL("(r.project_id, r.day) IN (SELECT * FROM unnest(%s::uuid[], %s::date[]))"),
+                            [ll.scope.tenant_id, [p for p, _ in chosen], [d for _, d in chosen]]).fetchone()
+    assert got == want
+    assert (got["a"] > 0) == bool(chosen)

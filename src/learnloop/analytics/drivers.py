@@ -237,16 +237,17 @@ def _counts_via_rollup(plan: Plan, dims: Sequence[Dimension], kinds: Sequence[li
             return None
         days_p, days_d, ranges = days
         narrow = [c for c in ("kind", "model", "provider") if getattr(plan.f, c)]
+        in_days, day_params = rollup.days_frag(days_p, days_d)
         q = sql.SQL(
             "SELECT r.dim, r.key, r.value, r.num, r.kind, sum(r.rated) AS rated, sum(r.negative) AS negative,"
             " CASE WHEN r.num IS NULL OR r.num = 'Infinity' THEN NULL WHEN r.value IS NULL THEN r.num"
             " ELSE {cell} END AS cell"
-            " FROM learnloop.analytics_days r WHERE r.tenant_id = %s"
-            " AND (r.project_id, r.day) IN (SELECT * FROM unnest(%s::uuid[], %s::date[]))"
+            " FROM learnloop.analytics_days r WHERE r.tenant_id = %s AND {in_days}"
             " AND (r.dim = '' OR (r.dim, r.key) IN (SELECT * FROM unnest(%s::text[], %s::text[]))){narrow}"
-            " GROUP BY 1, 2, 3, 4, 5").format(cell=sql.SQL(rollup.grid_sql("r.value::numeric")), narrow=sql.SQL("").join(
+            " GROUP BY 1, 2, 3, 4, 5").format(cell=sql.SQL(rollup.grid_sql("r.value::numeric")), in_days=in_days,
+                                              narrow=sql.SQL("").join(
                 sql.SQL(" AND r.{} = ANY(%s)").format(sql.Identifier(c)) for c in narrow))
-        rows = conn.execute(q, [tenant, days_p, days_d, [dims[i].source for i in held], [dims[i].key for i in held],
+        rows = conn.execute(q, [tenant, *day_params, [dims[i].source for i in held], [dims[i].key for i in held],
                                 *(getattr(plan.f, c) for c in narrow)]).fetchall()
         totals = [r for r in rows if r["dim"] == ""]
         mine = {i: [r for r in rows if r["dim"] == dims[i].source and r["key"] == dims[i].key] for i in held}

@@ -62,12 +62,12 @@ def _judged_in(ranges: list[rollup.Range]) -> tuple[sql.Composable, list[Any]]:
 
 
 def _rollup_rows(conn: Conn, tenant: UUID, days: Days, dims: list[str], value: str) -> list[dict[str, Any]]:
+    in_days, day_params = rollup.days_frag(days[0], days[1])
     q = sql.SQL("SELECT r.dim, {value} AS v, sum(r.attempts) AS attempts, sum(r.negative) AS negative,"
                 " sum(r.regenerated) AS regenerated, sum(r.fixed) AS fixed, sum(r.reviewed) AS reviewed,"
                 " sum(r.feedback_rows) AS feedback_rows FROM learnloop.analytics_days r WHERE r.tenant_id = %s"
-                " AND (r.project_id, r.day) IN (SELECT * FROM unnest(%s::uuid[], %s::date[]))"
-                " AND r.dim = ANY(%s) GROUP BY 1, 2").format(value=sql.SQL(value))
-    return [dict(r) for r in conn.execute(q, [tenant, days[0], days[1], dims]).fetchall()]
+                " AND {in_days} AND r.dim = ANY(%s) GROUP BY 1, 2").format(value=sql.SQL(value), in_days=in_days)
+    return [dict(r) for r in conn.execute(q, [tenant, *day_params, dims]).fetchall()]
 
 
 def all_time_tags(conn: Conn, scope: Scope, all_projects: bool) -> list[TagRow] | None:

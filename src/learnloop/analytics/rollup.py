@@ -482,8 +482,9 @@ def read(conn: Conn, tenant: UUID, f: Any, dims: Sequence[Any], edges: Sequence[
         expr, p = _expr(d, e)
         cols.append(sql.SQL("{} AS {}").format(expr, sql.Identifier(f"d{i}")))
         params += p
-    conds: list[sql.Composable] = [sql.SQL("r.tenant_id = %s"), sql.SQL("(r.project_id, r.day) IN (SELECT * FROM unnest(%s::uuid[], %s::date[]))")]
-    params += [tenant, projects, days]
+    in_days, day_params = days_frag(projects, days)
+    conds: list[sql.Composable] = [sql.SQL("r.tenant_id = %s"), in_days]
+    params += [tenant, *day_params]
     for col in ("kind", "model", "provider"):
         vals = getattr(f, col)
         if vals:
@@ -544,6 +545,36 @@ def subtract(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {m: int(a.get(m) or 0) - int(b.get(m) or 0) for m in MEASURES if m != "cost"}
     out["cost"] = float(a.get("cost") or 0) - float(b.get("cost") or 0) if out["costs"] else None
     return out
+
+
+MAX_DAY_SPANS = 50  # projects whose read days are written as spans, else as a list of pairs
+
+
+def days_frag(projects: Sequence[UUID], days: Sequence[date], table: str = "r") -> tuple[sql.Composable, list[Any]]:
+    """The rollup rows of these (project, day) pairs, written per project as the span of its
+    days less the days missing from it: ``project = p AND day BETWEEN a AND b AND day <>
+    ALL(holes)``. The same rows as ``(project, day) IN (SELECT * FROM unnest(...))``, but the
+    planner estimates a span from the day column's statistics, where it took ~900 unnested
+    pairs at 10M generations for 200 and read the all-time rollup through a serial index
+    loop (drivers: 1.45 s of a 2.0 s call). Many projects keep the list of pairs."""
+    project, day = sql.Identifier(table, "project_id"), sql.Identifier(table, "day")
+    by: dict[UUID, set[date]] = {}
+    for p, d in zip(projects, days, strict=True):
+        by.setdefault(p, set()).add(d)
+    if not by:
+        return sql.SQL("false"), []
+    if len(by) > MAX_DAY_SPANS:
+        return (sql.SQL("({}, {}) IN (SELECT * FROM unnest(%s::uuid[], %s::date[]))").format(project, day),
+                [list(projects), list(days)])
+    parts: list[sql.Composable] = []
+    params: list[Any] = []
+    for p, ds in by.items():
+        lo, hi = min(ds), max(ds)
+        holes = [lo + timedelta(days=k) for k in range((hi - lo).days + 1) if lo + timedelta(days=k) not in ds]
+        text = "({p} = %s AND {d} BETWEEN %s AND %s" + (" AND {d} <> ALL(%s::date[]))" if holes else ")")
+        parts.append(sql.SQL(text).format(p=project, d=day))
+        params += [p, lo, hi, *([holes] if holes else [])]
+    return sql.SQL("({})").format(sql.SQL(" OR ").join(parts)), params
 
 
 def ranges_frag(ranges: Sequence[Range], table: str = "g", time: str = "created_at") -> tuple[sql.Composable, list[Any]]:
