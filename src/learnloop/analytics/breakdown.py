@@ -27,6 +27,7 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
+import numpy as np
 import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
@@ -47,7 +48,7 @@ MAX_GROUPS = 10_000
 SAMPLE_ROWS = 2000  # newest generations read to learn which document holds a bare key
 EDGE_SAMPLE = 50_000  # rows sampled for equal-count bin edges over a large table
 EDGE_SAMPLE_MIN = 5_000  # numbers the sample must hold per key, else edges are exact
-LATENCY_WORK_MEM = "64MB"  # the total's sort of the collected latencies stays in memory (2.5M at 10M rows)
+LATENCY_WORK_MEM = "64MB"  # the groups' collected latencies stay in the hash table (2.5M at 10M rows)
 
 
 class Frag:
@@ -63,8 +64,8 @@ class Frag:
     def join(sep: str, frags: Sequence[Frag]) -> Frag:
         return Frag(sql.SQL(sep).join(f.sql for f in frags), [p for f in frags for p in f.params])
 
-    def run(self, conn: Conn) -> psycopg.Cursor[Any]:
-        return conn.execute(self.sql, self.params)
+    def run(self, conn: Conn, *, binary: bool = False) -> psycopg.Cursor[Any]:
+        return conn.execute(self.sql, self.params, binary=binary)
 
 
 def wilson(k: int, n: int, z: float = Z95) -> tuple[float | None, float | None]:
@@ -298,7 +299,7 @@ class Plan:
         rows = float(row["n"]) if row else 0.0
         return 100.0 * EDGE_SAMPLE / rows if rows > 4 * EDGE_SAMPLE else None
 
-    def execute(self, q: Frag, *, work_mem: str | None = None) -> psycopg.Cursor[Any]:
+    def execute(self, q: Frag, *, work_mem: str | None = None, binary: bool = False) -> psycopg.Cursor[Any]:
         """Run an analytics statement. Plans may use parallel workers: a group-by over a JSON
         key is estimated at thousands of groups, which makes the planner's default costs
         shun the partial aggregates that halve these scans on two cores. ``work_mem`` (one
@@ -310,8 +311,8 @@ class Plan:
                     self.conn.execute(_PARALLEL)
                     if work_mem is not None:
                         self.conn.execute("SELECT set_config('work_mem', %s, true)", [work_mem])
-                    return q.run(self.conn)
-            return q.run(self.conn)
+                    return q.run(self.conn, binary=binary)
+            return q.run(self.conn, binary=binary)
         except psycopg.errors.NumericValueOutOfRange:
             raise InvalidInput("a number under a banded key is too large to compare (beyond float8)",
                                field="by") from None
@@ -328,7 +329,6 @@ _MEASURES = """count(*) AS attempts, count(verdict) AS rated,
     coalesce(sum(rating_sum), 0) AS rating_sum, coalesce(sum(rating_count), 0) AS rating_count,
     coalesce(sum(tokens_in), 0) AS tokens_in, coalesce(sum(tokens_out), 0) AS tokens_out,
     sum(cost)::float8 AS cost"""
-_TOTAL_HEAD = "SELECT 1 AS grp, " + _MEASURES + " FROM ("  # noqa: S608 (this module's text)
 
 
 _UTC = ("UTC", "Etc/UTC", "Etc/GMT", "GMT", "Zulu", "Etc/Zulu", "Universal", "Etc/Universal")
@@ -481,55 +481,45 @@ def _grouped(plan: Plan, edges: Sequence[list[float] | None], latency: bool) -> 
     q = Frag.join(" ", [Frag("SELECT"), inner, Frag("FROM"), plan.from_(has_tag), Frag("WHERE"), plan.where])
     # A tag dimension's total: every selected generation once, without the tags.
     plain = Frag.join(" ", [Frag("SELECT"), plan.inner(), Frag("FROM"), plan.from_(), Frag("WHERE"), plan.where])
-    if latency:
-        # A tag dimension repeats generations: its total is its own statement.
-        rows = plan.execute(_with_latency(q, n, total=not has_tag), work_mem=LATENCY_WORK_MEM).fetchall()
-        if has_tag:
-            rows += plan.execute(_with_latency(plain, 0, total=True)).fetchall()
-    elif n:
-        # Each worker aggregates its part of the scan; the total of groups that partition
-        # the rows is their sum, else (a tag dimension) its own statement.
-        rows = plan.execute(Frag.join(" ", [Frag(sql.SQL("SELECT {}, 0 AS grp, {} FROM (").format(names, sql.SQL(_MEASURES))),
-                                            q, Frag(sql.SQL(") x GROUP BY {}").format(names))])).fetchall()
-        if not has_tag:
-            return rows, _summed(rows)
-        rows += plan.execute(Frag.join(" ", [Frag(_TOTAL_HEAD), plain, Frag(") x")])).fetchall()
+    lat = sql.SQL(_LATENCIES if latency else "")
+    if not n:
+        total = plan.execute(Frag.join(" ", [Frag(sql.SQL("SELECT {}{} FROM (").format(sql.SQL(_MEASURES), lat)), q,
+                                             Frag(") x")]), binary=latency).fetchone()
+        assert total is not None  # an aggregate over no GROUP BY returns one row
+        return [], _with_percentiles(total, [total]) if latency else total
+    # Each worker aggregates its part of the scan; the total of groups that partition the
+    # rows is their sum, else (a tag dimension) its own statement.
+    rows = plan.execute(Frag.join(" ", [Frag(sql.SQL("SELECT {}, {}{} FROM (").format(names, sql.SQL(_MEASURES), lat)), q,
+                                        Frag(sql.SQL(") x GROUP BY {}").format(names))]),
+                        binary=latency, work_mem=LATENCY_WORK_MEM if latency else None).fetchall()
+    if has_tag:
+        total = plan.execute(Frag.join(" ", [Frag(sql.SQL("SELECT {}{} FROM (").format(sql.SQL(_MEASURES), lat)), plain,
+                                             Frag(") x")]), binary=latency).fetchone()
+        assert total is not None
     else:
-        rows = plan.execute(Frag.join(" ", [Frag(_TOTAL_HEAD), q, Frag(") x")])).fetchall()
-    total_row = next(r for r in rows if r["grp"])  # an aggregate over no GROUP BY returns one row
-    return [r for r in rows if not r["grp"]], total_row
+        total = _summed(rows)
+    if not latency:
+        return rows, total
+    return [_with_percentiles(r, [r]) for r in rows], _with_percentiles(total, [total] if has_tag else rows)
 
 
-# Latency percentiles without an ordered-set aggregate over the scan: PostgreSQL cannot
-# split one across parallel workers, so the whole filtered row set went through one
-# process (Gather Merge, then a sort per grouping set: at 1M, most of a 2-D breakdown).
-# Each worker instead collects its groups' latencies (``array_agg`` combines across
-# workers), and the exact percentiles are taken from each group's array; the total's
-# from all of them. The counts and sums of the total add up the groups'.
-_PCT = "(SELECT percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY l) FROM {} l)"
-_TOTALS = ", ".join(f"coalesce(sum({c}), 0)::bigint AS {c}" for c in _SUMMED) + ", sum(cost)::float8 AS cost"
+# Latency percentiles in this process, not in SQL: PostgreSQL cannot split an ordered-set
+# aggregate across parallel workers, so ``percentile_cont`` over the scan sent every
+# filtered row through one process, and over collected arrays it still sorted each group's
+# latencies and then all of them again for the total in the leader (~1.3 s of a 2-D
+# breakdown at 10M). Each worker appends its groups' latencies to a bytea of big-endian
+# float8 (``string_agg``, combined across workers; NULLs skipped, as percentile_cont
+# skips them), fetched in binary; numpy takes the exact p50/p95 of each group and of all
+# of them with linear interpolation, percentile_cont's definition.
+_LATENCIES = ", string_agg(float8send(latency_ms), ''::bytea) AS lat"
 
 
-def _with_latency(q: Frag, n: int, *, total: bool) -> Frag:
-    """Groups by the ``n`` dimensions ``d0``.. (grp 0) and, with ``total``, their total
-    (grp 1), latency percentiles included, over the rows of ``q``; with no dimensions, the
-    total alone."""
-    dims = [sql.Identifier(f"d{i}") for i in range(n)]
-    keys = sql.SQL("").join(sql.SQL("{}, ").format(d) for d in dims)
-    nulls = sql.SQL("NULL, " * n)
-    group = sql.SQL("GROUP BY {}").format(sql.SQL(", ").join(dims)) if n else sql.SQL("")
-    selects: list[sql.Composable] = []
-    if n:
-        selects.append(sql.SQL("SELECT {}0 AS grp, {}, {} AS latency FROM grp").format(
-            keys, sql.SQL(", ".join([*_SUMMED, "cost"])), sql.SQL(_PCT.format("unnest(lat)"))))
-    if total or not n:
-        selects.append(sql.SQL("SELECT {}1 AS grp, {}, {} AS latency FROM grp").format(
-            nulls, sql.SQL(_TOTALS), sql.SQL(_PCT.format("grp, unnest(grp.lat)"))))
-    return Frag.join(" ", [
-        Frag(sql.SQL("WITH grp AS MATERIALIZED (SELECT {}{}, array_agg(latency_ms) AS lat FROM (").format(
-            keys, sql.SQL(_MEASURES))),
-        q,
-        Frag(sql.SQL(") x {}) {}").format(group, sql.SQL(" UNION ALL ").join(selects)))])
+def _with_percentiles(row: Mapping[str, Any], parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """``row`` with ``latency``: [p50, p95] of the latencies collected in ``parts``."""
+    arrays = [np.frombuffer(p["lat"], dtype=">f8") for p in parts if p.get("lat")]
+    out = {k: v for k, v in row.items() if k != "lat"}
+    out["latency"] = [float(x) for x in np.percentile(np.concatenate(arrays), (50, 95))] if arrays else None
+    return out
 
 
 def _project_ids(plan: Plan) -> list[UUID]:
