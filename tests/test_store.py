@@ -340,3 +340,57 @@ def test_json_read_back_loses_no_digits(client):
             row = conn.execute("SELECT %s::jsonb AS b, %s::json AS j",
                                (json.dumps(doc), json.dumps(doc))).fetchone()
             assert row["b"] == doc and row["j"] == doc
+
+
+@pytest.mark.parametrize(("cpus", "setting", "expected"), [
+    (2, None, "sync"),  # this kind of machine: reads in the scanning process
+    (1, None, "sync"),
+    (8, None, None),  # PostgreSQL's own default (worker) where it was not measured
+    (2, "worker", "worker"),  # an explicit setting wins
+    (8, "io_uring", "io_uring"),
+])
+def test_io_method_is_sync_on_two_cpus_unless_set(monkeypatch, tmp_path, cpus, setting, expected):
+    from learnloop.config import get_settings
+    from learnloop.store import embedded
+
+    monkeypatch.setattr(embedded, "usable_cpus", lambda: cpus)
+    text = embedded._conf_text(get_settings(home=tmp_path, **({"io_method": setting} if setting else {})))
+    if expected is None:
+        assert "io_method" not in text
+    else:
+        assert f"io_method = '{expected}'" in text
+
+
+def test_an_unknown_io_method_is_refused(tmp_path):
+    from learnloop.config import get_settings
+    from learnloop.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="io_method .*'sync', 'worker' or 'io_uring'"):
+        get_settings(home=tmp_path, io_method="threads")
+
+
+@pytest.mark.parametrize(("quota", "expected"), [
+    ("150000 100000", 2),  # 1.5 CPUs of quota round up to 2
+    ("100000 100000", 1),
+    ("max 100000", None),  # no quota: the affinity's count
+])
+def test_usable_cpus_honour_a_container_quota(monkeypatch, tmp_path, quota, expected):
+    from learnloop.store import embedded
+
+    (tmp_path / "cpu.max").write_text(quota + "\n")
+    monkeypatch.setattr(embedded, "CGROUP_CPU_FILE", str(tmp_path / "cpu.max"))
+    affinity = len(os.sched_getaffinity(0))
+    assert embedded.usable_cpus() == (min(affinity, expected) if expected else affinity)
+
+
+def test_the_test_server_runs_with_the_default_io_method(pg_server):
+    """PostgreSQL accepts the setting learnloop writes, and the server runs with it."""
+    from learnloop.store import embedded
+
+    from .fix_db import CITUS_URL
+
+    if CITUS_URL is not None:
+        pytest.skip("a Citus cluster: learnloop does not configure it")
+    with psycopg.connect(pg_server) as conn:
+        (got,) = conn.execute("SHOW io_method").fetchone()
+    assert got == (embedded.default_io_method() or "worker")
