@@ -161,11 +161,11 @@ def test_the_planner_expects_few_groups_for_time_buckets_and_json_keys(fresh_cli
     plans: list[Any] = []
     run = bd.Frag.run
 
-    def explain(self: Any, conn: Any) -> Any:
+    def explain(self: Any, conn: Any, **kw: Any) -> Any:
         if "GROUP BY" in self.sql.as_string(conn):
             cur = conn.execute(bd.sql.SQL("EXPLAIN (FORMAT JSON) ") + self.sql, self.params)
             plans.append(cur.fetchone())
-        return run(self, conn)
+        return run(self, conn, **kw)
 
     bd.Frag.run = explain  # type: ignore[method-assign]
     try:
