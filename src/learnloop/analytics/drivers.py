@@ -26,6 +26,7 @@ aggregate with one set per key, given the memory to hash every set in one pass
 from __future__ import annotations
 
 import bisect
+import copy
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -79,8 +80,9 @@ def drivers(conn: Conn, scope: Scope, where: Any = None, *, filters: Any = None,
     verdicts.settle(conn, scope.tenant_id)
     plan = _rated(Plan(conn, scope, f, []))
     # The newest rated generations: through the judged rows' (project, time) index, or
-    # with a filter on a ledger-only column through the ledger's.
-    newest = _rated(Plan(conn, scope, f, []))
+    # with a filter on a ledger-only column through the ledger's. The same plan, its where
+    # narrowed (a second Plan would look up the filter's bare keys again).
+    newest = copy.copy(plan)
     if not newest.ledger:
         newest.where = Frag.join(" AND ", [newest.where, Frag("g.feedback_count > 0")])
     frm = newest.from_()

@@ -570,7 +570,7 @@ def days_frag(projects: Sequence[UUID], days: Sequence[date], table: str = "r") 
     params: list[Any] = []
     for p, ds in by.items():
         lo, hi = min(ds), max(ds)
-        holes = [lo + timedelta(days=k) for k in range((hi - lo).days + 1) if lo + timedelta(days=k) not in ds]
+        holes = [d for d in (lo + timedelta(days=k) for k in range((hi - lo).days + 1)) if d not in ds]
         text = "({p} = %s AND {d} BETWEEN %s AND %s" + (" AND {d} <> ALL(%s::date[]))" if holes else ")")
         parts.append(sql.SQL(text).format(p=project, d=day))
         params += [p, lo, hi, *([holes] if holes else [])]
