@@ -370,3 +370,26 @@ def test_drivers_compare_a_key_among_the_kinds_that_carry_it(client):
     images = ll.analytics.drivers(min_rated=20, kind=["image"])
     same = next(x for x in images.drivers if x.key == "style_preset")
     assert [g.model_dump() for g in same.groups] == [g.model_dump() for g in preset.groups]
+
+
+def test_two_banded_keys_list_every_band_against_the_others_missing_value(client):
+    """Two banded dimensions: the whole grid of bands, and each band against the other's
+    missing values (found by the hypothesis test above: the row of generations without a
+    demand listed only the bands that had rows). A group of nothing but missing values is
+    listed only when generations fall in it."""
+    ll = client.scoped(tenant=f"t{uuid.uuid4().hex[:10]}", project="hub")
+    ll.bulk_log([{"kind": "image", "config": {"style_preset": "MINIMAL"}, "context": {"demand_kw": 50}},
+                 {"kind": "image", "config": {"style_preset": "MINIMAL"}, "context": {}},
+                 {"kind": "image", "config": {"style_preset": "MINIMAL"}, "context": {"cost_eur": 10}}])
+    b = ll.analytics.breakdown(["demand_kw:bands=0,100,500", "context.cost_eur:bands=100"], latency=False)
+    got = {(g.by[0].band, g.by[1].band): g.attempts for g in b.groups}
+    for kw in range(4):  # every demand band, against each cost band and against the missing cost
+        for cost in (0, 1, None):  # one edge: below 100, from 100
+            assert (kw, cost) in got, (kw, cost)
+    for cost in range(2):  # and every cost band against the missing demand (which occurs)
+        assert (None, cost) in got, cost
+    assert got[(1, None)] == 1 and got[(None, 0)] == 1 and got[(None, None)] == 1
+    assert sum(got.values()) == 3
+    only = ll.analytics.breakdown(["demand_kw:bands=0,100,500", "context.cost_eur:bands=100"], latency=False,
+                                  where={"demand_kw": {"exists": True}})
+    assert (None, None) not in {(g.by[0].band, g.by[1].band) for g in only.groups}

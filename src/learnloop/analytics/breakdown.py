@@ -601,20 +601,25 @@ def _from_rollup(plan: Plan, edges: Sequence[list[float] | None]
 
 def _with_empty_bands(dims: Sequence[Dimension], edges: Sequence[list[float] | None],
                       keys: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """Every band of a banded dimension, for each value of the other dimension present."""
-    if not any(d.kind in ("bands", "bins") for d in dims):
+    """Every band of a banded dimension, for each value of the other dimension present,
+    its null band (missing or not a number) included when that occurs: two banded keys
+    give the whole grid, and a row of each's nulls against the other's bands."""
+    banded = [d.kind in ("bands", "bins") and bool(edges[i]) for i, d in enumerate(dims)]
+    if not any(banded):
         return keys
     domains: list[list[Any]] = []
-    for i, d in enumerate(dims):
+    for i in range(len(dims)):
         present = list(dict.fromkeys(k[i] for k in keys))
-        if d.kind in ("bands", "bins") and edges[i]:
-            domains.append(list(range(len(edges[i]) + 1)))  # type: ignore[arg-type]
+        if banded[i]:
+            domains.append(list(range(len(edges[i]) + 1)) + ([None] if None in present else []))  # type: ignore[arg-type]
         else:
             domains.append(present)
     out: list[tuple[Any, ...]] = [()]
     for dom in domains:
         out = [k + (v,) for k in out for v in dom]
-    # the null band (missing or not a number) only where it occurs
+    # The null band is listed only where it occurs, never as a group of nothing but nulls.
+    found = set(keys)
+    out = [k for k in out if k in found or any(banded[i] and v is not None for i, v in enumerate(k))]
     return list(dict.fromkeys(out + keys))
 
 
